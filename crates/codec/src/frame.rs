@@ -1,0 +1,133 @@
+//! Size-prefixed framing: every Kafka request and response is a big-endian
+//! `int32` size followed by that many bytes.
+//!
+//! The decoder is incremental: [`FrameDecoder::decode`] returns `Ok(None)`
+//! until a whole frame is buffered. The declared size is checked against a
+//! configurable maximum *before* anything is reserved, so a hostile or
+//! confused peer (an HTTP `GET ` read as a size is 1,195,725,856) costs a
+//! typed error, not memory.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::CodecError;
+
+/// Default maximum frame size: 100 MiB, the Java client's
+/// `socket.request.max.bytes` default on the broker side.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 100 * 1024 * 1024;
+
+/// Incremental decoder of size-prefixed frames.
+#[derive(Debug, Clone)]
+pub struct FrameDecoder {
+    max_frame_size: usize,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_FRAME_SIZE)
+    }
+}
+
+impl FrameDecoder {
+    /// A decoder that rejects frames larger than `max_frame_size` bytes.
+    pub fn new(max_frame_size: usize) -> Self {
+        Self { max_frame_size }
+    }
+
+    /// The configured maximum.
+    pub fn max_frame_size(&self) -> usize {
+        self.max_frame_size
+    }
+
+    /// Takes one whole frame (without its size prefix) off the front of
+    /// `buf`, or returns `Ok(None)` when more bytes are needed. On `Ok(None)`
+    /// the buffer is left as it was, and at most the declared frame's bytes
+    /// are reserved (never more than the maximum).
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        let Some(prefix) = buf.get(..4) else {
+            return Ok(None);
+        };
+        let size = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+        if size < 0 {
+            return Err(CodecError::NegativeFrameSize(size));
+        }
+        let len = size as usize;
+        if len > self.max_frame_size {
+            return Err(CodecError::FrameTooLarge {
+                size,
+                max: self.max_frame_size,
+            });
+        }
+        if buf.len() < 4 + len {
+            buf.reserve(4 + len - buf.len());
+            return Ok(None);
+        }
+        buf.advance(4);
+        Ok(Some(buf.split_to(len).freeze()))
+    }
+}
+
+/// Writes a size-prefixed frame whose body is produced by `body`, patching the
+/// size once the body is written. Returns the body length.
+pub fn write_frame<E>(
+    dst: &mut BytesMut,
+    body: impl FnOnce(&mut BytesMut) -> Result<(), E>,
+) -> Result<usize, E> {
+    let start = dst.len();
+    dst.put_i32(0);
+    body(dst)?;
+    let len = dst.len() - start - 4;
+    // A frame never exceeds i32::MAX: callers encode bounded messages, and the
+    // broker would reject anything larger anyway.
+    let size = i32::try_from(len).unwrap_or(i32::MAX);
+    dst[start..start + 4].copy_from_slice(&size.to_be_bytes());
+    Ok(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needs_more_until_whole() {
+        let d = FrameDecoder::default();
+        let mut b = BytesMut::new();
+        assert_eq!(d.decode(&mut b).unwrap(), None);
+        b.extend_from_slice(&[0, 0, 0, 3, 1, 2]);
+        assert_eq!(d.decode(&mut b).unwrap(), None);
+        assert_eq!(b.len(), 6);
+        b.extend_from_slice(&[3, 0, 0]);
+        assert_eq!(d.decode(&mut b).unwrap().unwrap().as_ref(), &[1, 2, 3]);
+        assert_eq!(b.as_ref(), &[0, 0]);
+    }
+
+    #[test]
+    fn http_get_is_rejected_before_allocation() {
+        let d = FrameDecoder::default();
+        let mut b = BytesMut::from(&b"GET / HTTP/1.1\r\n"[..]);
+        let cap = b.capacity();
+        match d.decode(&mut b) {
+            Err(CodecError::FrameTooLarge { size, .. }) => assert_eq!(size, 1_195_725_856),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(b.capacity(), cap);
+    }
+
+    #[test]
+    fn negative_size() {
+        let d = FrameDecoder::default();
+        let mut b = BytesMut::from(&[0xff, 0xff, 0xff, 0xfe][..]);
+        assert_eq!(d.decode(&mut b), Err(CodecError::NegativeFrameSize(-2)));
+    }
+
+    #[test]
+    fn write_then_read() {
+        let mut b = BytesMut::new();
+        write_frame::<()>(&mut b, |b| {
+            b.put_slice(b"hello");
+            Ok(())
+        })
+        .unwrap();
+        let d = FrameDecoder::new(5);
+        assert_eq!(d.decode(&mut b).unwrap().unwrap().as_ref(), b"hello");
+    }
+}

@@ -1,0 +1,33 @@
+//! # exactly-codec
+//!
+//! The pure wire codec of `exactly`: size-prefixed framing, request/response
+//! headers chosen per API and version, version negotiation from ApiVersions,
+//! and Kafka's error codes as a typed enum.
+//!
+//! It does no I/O and depends on no runtime: decoders are incremental
+//! (`Ok(None)` means "need more bytes") and encoders write into the caller's
+//! buffer, so the same code serves a tokio connection, a fuzzer and a test.
+//!
+//! Message structs come from the [`kafka_protocol`] crate (re-exported as
+//! [`messages`] and [`protocol`]); its `anyhow` errors are converted to
+//! [`CodecError`] at this boundary.
+//!
+//! Status: framing, headers, version negotiation and error codes are in place.
+//! The zero-copy RecordBatch v2 encoder/decoder and compression are not yet.
+
+mod error;
+mod error_code;
+pub mod frame;
+pub mod message;
+pub mod versions;
+
+pub use error::CodecError;
+pub use error_code::ErrorCode;
+pub use frame::{FrameDecoder, DEFAULT_MAX_FRAME_SIZE};
+pub use message::{decode_response, encode_request, peek_correlation_id};
+pub use versions::VersionTable;
+
+/// The generated Kafka message structs (requests, responses, headers).
+pub use kafka_protocol::messages;
+/// Low-level protocol traits and types (`Request`, `StrBytes`, `VersionRange`).
+pub use kafka_protocol::protocol;

@@ -1,0 +1,1 @@
+//! exactly-consumer (work in progress).

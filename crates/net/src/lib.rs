@@ -1,0 +1,1 @@
+//! exactly-net (work in progress).

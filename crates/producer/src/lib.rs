@@ -1,0 +1,1 @@
+//! exactly-producer (work in progress).

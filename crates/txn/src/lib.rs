@@ -1,0 +1,1 @@
+//! exactly-txn (work in progress).
