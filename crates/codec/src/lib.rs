@@ -15,12 +15,16 @@
 //! Status: framing, headers, version negotiation and error codes are in place.
 //! The zero-copy RecordBatch v2 encoder/decoder and compression are not yet.
 
+pub mod apis;
 mod error;
 mod error_code;
 pub mod frame;
 pub mod message;
 pub mod versions;
 
+pub use apis::{
+    client_versions, decode_request, decode_response_kind, encode_response, CLIENT_APIS,
+};
 pub use error::CodecError;
 pub use error_code::ErrorCode;
 pub use frame::{FrameDecoder, DEFAULT_MAX_FRAME_SIZE};

@@ -77,6 +77,14 @@ impl VersionTable {
         Ok(common.max)
     }
 
+    /// The version to use for `api` given the range this client implements
+    /// ([`crate::client_versions`]). An API the client does not implement is
+    /// reported as unsupported with a client range of `-1..=-1`.
+    pub fn pick_client(&self, api: ApiKey) -> Result<i16, CodecError> {
+        let client = crate::client_versions(api).unwrap_or(VersionRange { min: -1, max: -1 });
+        self.pick(api, client)
+    }
+
     /// The finalized level of a feature, if the broker reported it.
     pub fn finalized_feature(&self, name: &str) -> Option<i16> {
         self.finalized.get(name).copied()
@@ -133,6 +141,12 @@ mod tests {
             5
         );
         assert_eq!(t.transaction_version(), 2);
+        assert_eq!(t.pick_client(ApiKey::Produce).unwrap(), 12);
+        assert_eq!(t.pick_client(ApiKey::EndTxn).unwrap(), 5);
+        assert!(matches!(
+            t.pick_client(ApiKey::AlterConfigs),
+            Err(CodecError::UnsupportedVersion { client_max: -1, .. })
+        ));
     }
 
     #[test]
