@@ -71,6 +71,9 @@ pub enum CodecError {
         /// Highest version this client can speak.
         client_max: i16,
     },
+    /// A record batch was malformed.
+    #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
     /// A raw API key that is not a Kafka API.
     #[error("unknown API key {0}")]
     UnknownApiKey(i16),

@@ -12,23 +12,29 @@
 //! [`messages`] and [`protocol`]); its `anyhow` errors are converted to
 //! [`CodecError`] at this boundary.
 //!
-//! Status: framing, headers, version negotiation and error codes are in place.
-//! The zero-copy RecordBatch v2 encoder/decoder and compression are not yet.
+//! Record batches (magic v2) are our own: [`record::BatchBuilder`] appends
+//! records into an open buffer and [`record::ClosedBatch::stamp`] writes the
+//! producer fields and CRC last; [`record::RecordBatch`] and
+//! [`record::Batches`] decode zero-copy. [`compression`] is pure Rust.
 
 pub mod apis;
+pub mod compression;
 mod error;
 mod error_code;
 pub mod frame;
 pub mod message;
+pub mod record;
 pub mod versions;
 
 pub use apis::{
     client_versions, decode_request, decode_response_kind, encode_response, CLIENT_APIS,
 };
+pub use compression::Compression;
 pub use error::CodecError;
 pub use error_code::ErrorCode;
 pub use frame::{FrameDecoder, DEFAULT_MAX_FRAME_SIZE};
 pub use message::{decode_response, encode_request, peek_correlation_id};
+pub use record::{BatchBuilder, Batches, ClosedBatch, ProducerStamp, RecordBatch, RecordError};
 pub use versions::VersionTable;
 
 /// The generated Kafka message structs (requests, responses, headers).

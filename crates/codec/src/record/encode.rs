@@ -1,0 +1,434 @@
+//! Writing v2 batches: records are appended straight into an open buffer; the
+//! header is finalized in two steps (close, then stamp) so that the producer's
+//! transaction core can decide the producer fields last.
+//!
+//! Invariants kept here:
+//! - a [`ClosedBatch`] always holds a complete, CRC-valid batch (blank producer
+//!   fields until stamped);
+//! - stamping touches only attributes, producer id, epoch and base sequence and
+//!   the CRC; the records bytes never change after close, and their CRC is
+//!   computed once at close and combined with the header's on every stamp.
+
+use bytes::{Bytes, BytesMut};
+
+use super::varint::{put_varint, put_varlong, varint_len, varlong_len};
+use super::{
+    offsets, Attributes, RecordError, BATCH_HEADER_LEN, CRC_START, LOG_OVERHEAD, MAGIC_V2,
+};
+use crate::compression::{compress, Compression};
+
+/// One record header (KIP-82): a string key and a nullable value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader<'a> {
+    /// The header key.
+    pub key: &'a str,
+    /// The header value; `None` is null.
+    pub value: Option<&'a [u8]>,
+}
+
+/// The producer fields of a batch, decided by the transaction core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProducerStamp {
+    /// Producer id (-1 when not idempotent).
+    pub producer_id: i64,
+    /// Producer epoch (-1 when not idempotent).
+    pub producer_epoch: i16,
+    /// Sequence of the first record (-1 when not idempotent).
+    pub base_sequence: i32,
+    /// Whether the batch belongs to a transaction.
+    pub transactional: bool,
+}
+
+impl ProducerStamp {
+    /// The fields of a batch from a producer that is neither idempotent nor
+    /// transactional.
+    pub const NONE: ProducerStamp = ProducerStamp {
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        transactional: false,
+    };
+}
+
+/// An open batch: records are encoded into it as they are appended.
+///
+/// The buffer starts with a blank 61-byte header; records follow uncompressed.
+/// Batch-level fields (compression, producer fields) are kept once here, not
+/// per record.
+#[derive(Debug, Clone)]
+pub struct BatchBuilder {
+    buf: Vec<u8>,
+    compression: Compression,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    count: i32,
+}
+
+/// Upper bound of a record's framing bytes beside key, value and headers:
+/// length (5), attributes (1), timestamp delta (10), offset delta (5), key
+/// length (5), value length (5), header count (5).
+const RECORD_FRAMING_MAX: usize = 36;
+
+impl BatchBuilder {
+    /// An empty batch whose records will be compressed with `compression`.
+    pub fn new(compression: Compression) -> Self {
+        Self::with_capacity(compression, 1024)
+    }
+
+    /// An empty batch with room for `capacity` bytes of records.
+    pub fn with_capacity(compression: Compression, capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(BATCH_HEADER_LEN + capacity);
+        buf.resize(BATCH_HEADER_LEN, 0);
+        Self {
+            buf,
+            compression,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            count: 0,
+        }
+    }
+
+    /// An upper bound of the bytes a record adds to a batch (uncompressed).
+    pub fn max_record_size(
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[RecordHeader<'_>],
+    ) -> usize {
+        let h: usize = headers
+            .iter()
+            .map(|h| 10 + h.key.len() + h.value.map_or(0, <[u8]>::len))
+            .sum();
+        RECORD_FRAMING_MAX + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len) + h
+    }
+
+    /// Appends a record. Its offset delta is the number of records before it;
+    /// the first record's timestamp becomes the batch's base timestamp.
+    #[inline]
+    pub fn append(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[RecordHeader<'_>],
+    ) -> Result<(), RecordError> {
+        if self.count == i32::MAX {
+            return Err(RecordError::Overflow);
+        }
+        if self.count == 0 {
+            self.base_timestamp = timestamp;
+            self.max_timestamp = timestamp;
+        } else if timestamp > self.max_timestamp {
+            self.max_timestamp = timestamp;
+        }
+        let ts_delta = timestamp.wrapping_sub(self.base_timestamp);
+        let offset_delta = self.count;
+        let key_len = nullable_len(key)?;
+        let value_len = nullable_len(value)?;
+        let header_count = i32::try_from(headers.len()).map_err(|_| RecordError::Overflow)?;
+
+        let mut headers_len = 0usize;
+        for h in headers {
+            let k = i32::try_from(h.key.len()).map_err(|_| RecordError::Overflow)?;
+            let v = nullable_len(h.value)?;
+            headers_len +=
+                varint_len(k) + h.key.len() + varint_len(v) + h.value.map_or(0, <[u8]>::len);
+        }
+        let body_len = 1
+            + varlong_len(ts_delta)
+            + varint_len(offset_delta)
+            + varint_len(key_len)
+            + key.map_or(0, <[u8]>::len)
+            + varint_len(value_len)
+            + value.map_or(0, <[u8]>::len)
+            + varint_len(header_count)
+            + headers_len;
+        let body_len_i32 = i32::try_from(body_len).map_err(|_| RecordError::Overflow)?;
+
+        self.buf.reserve(body_len + 5);
+        let mut s = [0u8; 32];
+        let mut n = put_varint(&mut s, body_len_i32);
+        s[n] = 0; // record attributes: unused
+        n += 1;
+        n += put_varlong(&mut s[n..], ts_delta);
+        n += put_varint(&mut s[n..], offset_delta);
+        n += put_varint(&mut s[n..], key_len);
+        self.buf.extend_from_slice(&s[..n]);
+        if let Some(k) = key {
+            self.buf.extend_from_slice(k);
+        }
+        let mut n = put_varint(&mut s, value_len);
+        if let Some(v) = value {
+            self.buf.extend_from_slice(&s[..n]);
+            self.buf.extend_from_slice(v);
+            n = 0;
+        }
+        n += put_varint(&mut s[n..], header_count);
+        self.buf.extend_from_slice(&s[..n]);
+        for h in headers {
+            // lengths were checked above
+            let n = put_varint(&mut s, h.key.len() as i32);
+            self.buf.extend_from_slice(&s[..n]);
+            self.buf.extend_from_slice(h.key.as_bytes());
+            let n = put_varint(&mut s, h.value.map_or(-1, |v| v.len() as i32));
+            self.buf.extend_from_slice(&s[..n]);
+            if let Some(v) = h.value {
+                self.buf.extend_from_slice(v);
+            }
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Records appended so far.
+    pub fn record_count(&self) -> i32 {
+        self.count
+    }
+
+    /// Whether no record was appended.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes of the batch so far, header included, before compression.
+    pub fn size_in_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The codec the batch will be compressed with.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// Finishes the batch: compresses the records and fills the header, with
+    /// blank producer fields ([`ProducerStamp::NONE`]) and a valid CRC.
+    pub fn close(self) -> Result<ClosedBatch, RecordError> {
+        if self.count == 0 {
+            return Err(RecordError::EmptyBatch);
+        }
+        let mut buf = if self.compression == Compression::None {
+            self.buf
+        } else {
+            let records = &self.buf[BATCH_HEADER_LEN..];
+            let mut out = Vec::with_capacity(BATCH_HEADER_LEN + records.len() / 2 + 64);
+            out.resize(BATCH_HEADER_LEN, 0);
+            compress(self.compression, records, &mut out)?;
+            out
+        };
+        let batch_length =
+            i32::try_from(buf.len() - LOG_OVERHEAD).map_err(|_| RecordError::Overflow)?;
+        let attributes = Attributes {
+            compression: self.compression,
+            ..Attributes::default()
+        };
+        let h = &mut buf[..BATCH_HEADER_LEN];
+        h[..8].copy_from_slice(&0i64.to_be_bytes());
+        put(h, offsets::BATCH_LENGTH, &batch_length.to_be_bytes());
+        put(h, offsets::PARTITION_LEADER_EPOCH, &(-1i32).to_be_bytes());
+        h[offsets::MAGIC] = MAGIC_V2 as u8;
+        put(
+            h,
+            offsets::LAST_OFFSET_DELTA,
+            &(self.count - 1).to_be_bytes(),
+        );
+        put(
+            h,
+            offsets::BASE_TIMESTAMP,
+            &self.base_timestamp.to_be_bytes(),
+        );
+        put(h, offsets::MAX_TIMESTAMP, &self.max_timestamp.to_be_bytes());
+        put(h, offsets::RECORD_COUNT, &self.count.to_be_bytes());
+        let records_crc = crc32c::crc32c(&buf[BATCH_HEADER_LEN..]);
+        let mut batch = ClosedBatch {
+            buf: BytesMut::new().freeze(),
+            records_crc,
+            record_count: self.count,
+            attributes,
+            stamp: ProducerStamp::NONE,
+        };
+        write_stamp(&mut buf, attributes, ProducerStamp::NONE, records_crc);
+        batch.buf = Bytes::from(buf);
+        Ok(batch)
+    }
+}
+
+#[inline(always)]
+fn put(h: &mut [u8], at: usize, v: &[u8]) {
+    h[at..at + v.len()].copy_from_slice(v);
+}
+
+#[inline]
+fn nullable_len(v: Option<&[u8]>) -> Result<i32, RecordError> {
+    match v {
+        None => Ok(-1),
+        Some(v) => i32::try_from(v.len()).map_err(|_| RecordError::Overflow),
+    }
+}
+
+/// Writes the producer fields and the CRC into a whole batch whose records
+/// section has CRC `records_crc`.
+fn write_stamp(buf: &mut [u8], attributes: Attributes, stamp: ProducerStamp, records_crc: u32) {
+    let attributes = Attributes {
+        transactional: stamp.transactional,
+        ..attributes
+    };
+    put(
+        buf,
+        offsets::ATTRIBUTES,
+        &attributes.to_bits().to_be_bytes(),
+    );
+    put(buf, offsets::PRODUCER_ID, &stamp.producer_id.to_be_bytes());
+    put(
+        buf,
+        offsets::PRODUCER_EPOCH,
+        &stamp.producer_epoch.to_be_bytes(),
+    );
+    put(
+        buf,
+        offsets::BASE_SEQUENCE,
+        &stamp.base_sequence.to_be_bytes(),
+    );
+    let header_crc = crc32c::crc32c(&buf[CRC_START..BATCH_HEADER_LEN]);
+    let crc = crc32c::crc32c_combine(header_crc, records_crc, buf.len() - BATCH_HEADER_LEN);
+    put(buf, offsets::CRC, &crc.to_be_bytes());
+}
+
+/// A finished batch: records encoded (and compressed), header filled, CRC
+/// valid. Its producer fields are those of the last [`ClosedBatch::stamp`]
+/// ([`ProducerStamp::NONE`] before the first).
+#[derive(Debug, Clone)]
+pub struct ClosedBatch {
+    buf: Bytes,
+    records_crc: u32,
+    record_count: i32,
+    pub(super) attributes: Attributes,
+    stamp: ProducerStamp,
+}
+
+impl ClosedBatch {
+    /// Writes the producer fields and re-computes the CRC, returning the bytes
+    /// to send. A plain retry resends these same bytes; stamping again (after
+    /// an epoch bump) changes only the header and costs O(1) beside a copy of
+    /// the batch when the previous bytes are still shared.
+    pub fn stamp(&mut self, stamp: ProducerStamp) -> Bytes {
+        let buf = std::mem::take(&mut self.buf);
+        let mut m = match buf.try_into_mut() {
+            Ok(m) => m,
+            Err(shared) => BytesMut::from(&shared[..]),
+        };
+        write_stamp(&mut m, self.attributes, stamp, self.records_crc);
+        self.stamp = stamp;
+        self.buf = m.freeze();
+        self.buf.clone()
+    }
+
+    /// The batch bytes as last stamped.
+    pub fn bytes(&self) -> &Bytes {
+        &self.buf
+    }
+
+    /// The producer fields last stamped.
+    pub fn producer_stamp(&self) -> ProducerStamp {
+        self.stamp
+    }
+
+    /// Records in the batch.
+    pub fn record_count(&self) -> i32 {
+        self.record_count
+    }
+
+    /// Size of the batch on the wire.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Always false: a closed batch holds at least one record.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// The codec of the records section.
+    pub fn compression(&self) -> Compression {
+        self.attributes.compression
+    }
+}
+
+/// Sets the base offset of a whole batch in place (as a broker does on
+/// append). The base offset is outside the CRC, which stays valid.
+pub fn set_base_offset(batch: &mut [u8], base_offset: i64) -> Result<(), RecordError> {
+    match batch.get_mut(..8) {
+        Some(b) => {
+            b.copy_from_slice(&base_offset.to_be_bytes());
+            Ok(())
+        }
+        None => Err(RecordError::Truncated("base offset")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RecordBatch;
+
+    #[test]
+    fn close_and_stamp_give_valid_crc() {
+        let mut b = BatchBuilder::new(Compression::None);
+        b.append(1000, Some(b"k"), Some(b"v"), &[]).unwrap();
+        b.append(
+            999,
+            None,
+            Some(b"v2"),
+            &[RecordHeader {
+                key: "h",
+                value: None,
+            }],
+        )
+        .unwrap();
+        let mut closed = b.close().unwrap();
+        let blank = RecordBatch::decode(closed.bytes().clone()).unwrap();
+        assert_eq!(blank.header().producer_id, -1);
+        assert_eq!(blank.header().base_timestamp, 1000);
+        assert_eq!(blank.header().max_timestamp, 1000);
+        let s = ProducerStamp {
+            producer_id: 77,
+            producer_epoch: 3,
+            base_sequence: 10,
+            transactional: true,
+        };
+        let sent = closed.stamp(s);
+        let d = RecordBatch::decode(sent.clone()).unwrap();
+        assert_eq!(d.header().producer_id, 77);
+        assert_eq!(d.header().producer_epoch, 3);
+        assert_eq!(d.header().base_sequence, 10);
+        assert!(d.header().attributes.transactional);
+        // re-stamp while the first bytes are still held (copy path)
+        let bumped = closed.stamp(ProducerStamp {
+            producer_epoch: 4,
+            base_sequence: 0,
+            ..s
+        });
+        assert_eq!(&sent[61..], &bumped[61..]);
+        assert_ne!(sent[17..21], bumped[17..21]);
+        let d = RecordBatch::decode(bumped).unwrap();
+        assert_eq!(d.header().producer_epoch, 4);
+        assert_eq!(d.header().base_sequence, 0);
+    }
+
+    #[test]
+    fn stamp_in_place_when_unique() {
+        let mut b = BatchBuilder::new(Compression::None);
+        b.append(0, None, Some(&[7; 100]), &[]).unwrap();
+        let mut closed = b.close().unwrap();
+        let p1 = closed.bytes().as_ptr();
+        drop(closed.stamp(ProducerStamp::NONE));
+        let p2 = closed.stamp(ProducerStamp::NONE).as_ptr();
+        assert_eq!(p1, p2, "stamping a unique batch must not copy it");
+    }
+
+    #[test]
+    fn empty_batch_is_an_error() {
+        assert_eq!(
+            BatchBuilder::new(Compression::Lz4).close().unwrap_err(),
+            RecordError::EmptyBatch
+        );
+    }
+}
