@@ -2,6 +2,8 @@
 //! real broker and captured from Fetch responses: they must decode exactly.
 //! See tests/golden/README.md for how they were produced.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use bytes::Bytes;
 use exactly_codec::record::{ControlRecordKind, RecordBatch};
 use exactly_codec::{Batches, Compression};
@@ -33,8 +35,14 @@ fn check_plain(name: &str, codec: Compression, producer_id: i64) {
     let h = b.header();
     assert_eq!(h.attributes.compression, codec);
     assert!(!h.attributes.transactional && !h.attributes.control);
-    assert_eq!((h.base_offset, h.last_offset_delta, h.record_count), (0, 19, 20));
-    assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (producer_id, 0, 0));
+    assert_eq!(
+        (h.base_offset, h.last_offset_delta, h.record_count),
+        (0, 19, 20)
+    );
+    assert_eq!(
+        (h.producer_id, h.producer_epoch, h.base_sequence),
+        (producer_id, 0, 0)
+    );
     assert_eq!((h.base_timestamp, h.max_timestamp), (T0, T0 + 19));
     assert_eq!(h.partition_leader_epoch, 0);
     assert_eq!(b.control_record().unwrap(), None);
@@ -47,7 +55,11 @@ fn check_plain(name: &str, codec: Compression, producer_id: i64) {
         let key = (i != 3).then(|| format!("key-{i:02}"));
         assert_eq!(r.key(), key.as_deref().map(str::as_bytes), "{name} key {i}");
         let value = (i != 5).then(|| filler(i));
-        assert_eq!(r.value(), value.as_deref().map(str::as_bytes), "{name} value {i}");
+        assert_eq!(
+            r.value(),
+            value.as_deref().map(str::as_bytes),
+            "{name} value {i}"
+        );
         if let Some(v) = r.value_bytes() {
             assert_eq!(v.as_ref(), value.unwrap().as_bytes());
         }
@@ -126,7 +138,12 @@ fn java_transactions_with_markers() {
             Some(c) => {
                 assert_eq!(h.base_sequence, -1);
                 assert_eq!(c.version, 0);
-                Marker(h.base_offset, h.producer_epoch, c.kind, c.coordinator_epoch.unwrap())
+                Marker(
+                    h.base_offset,
+                    h.producer_epoch,
+                    c.kind,
+                    c.coordinator_epoch.unwrap(),
+                )
             }
             None => {
                 let r = b.records().next().unwrap().unwrap();
