@@ -22,6 +22,9 @@ pub mod compression;
 mod error;
 mod error_code;
 pub mod frame;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod message;
 pub mod record;
 pub mod versions;
