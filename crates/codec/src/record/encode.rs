@@ -11,7 +11,8 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::varint::{put_varint, put_varlong, varint_len, varlong_len};
+use super::crc::ZerosOperator;
+use super::varint::{encoded_len, put_at, zigzag32, zigzag64};
 use super::{
     offsets, Attributes, RecordError, BATCH_HEADER_LEN, CRC_START, LOG_OVERHEAD, MAGIC_V2,
 };
@@ -57,7 +58,11 @@ impl ProducerStamp {
 /// per record.
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
+    /// Allocated (and zero-filled) ahead of use: `buf[..len]` is the batch so
+    /// far, the rest is room (and scratch for wide varint stores) to write
+    /// records into without growing a `Vec` per append.
     buf: Vec<u8>,
+    len: usize,
     compression: Compression,
     base_timestamp: i64,
     max_timestamp: i64,
@@ -77,10 +82,9 @@ impl BatchBuilder {
 
     /// An empty batch with room for `capacity` bytes of records.
     pub fn with_capacity(compression: Compression, capacity: usize) -> Self {
-        let mut buf = Vec::with_capacity(BATCH_HEADER_LEN + capacity);
-        buf.resize(BATCH_HEADER_LEN, 0);
         Self {
-            buf,
+            buf: vec![0; BATCH_HEADER_LEN + capacity],
+            len: BATCH_HEADER_LEN,
             compression,
             base_timestamp: 0,
             max_timestamp: 0,
@@ -114,69 +118,152 @@ impl BatchBuilder {
         if self.count == i32::MAX {
             return Err(RecordError::Overflow);
         }
+        if headers.is_empty() {
+            // Fast path: without headers the body's length lies within
+            // [6 + k + v, 27 + k + v]; when both bounds take the same number
+            // of varint bytes, the body is written first and its length
+            // filled in after, with no separate sizing pass.
+            let kv = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
+            if kv < 1 << 28 {
+                let prefix = encoded_len(zigzag32(27 + kv as i32));
+                if prefix == encoded_len(zigzag32(6 + kv as i32)) {
+                    self.append_without_headers(prefix, 27 + kv, timestamp, key, value);
+                    return Ok(());
+                }
+            }
+        }
+        self.append_general(timestamp, key, value, headers)
+    }
+
+    #[inline(always)]
+    fn note_timestamp(&mut self, timestamp: i64) -> u64 {
         if self.count == 0 {
             self.base_timestamp = timestamp;
             self.max_timestamp = timestamp;
         } else if timestamp > self.max_timestamp {
             self.max_timestamp = timestamp;
         }
-        let ts_delta = timestamp.wrapping_sub(self.base_timestamp);
-        let offset_delta = self.count;
-        let key_len = nullable_len(key)?;
-        let value_len = nullable_len(value)?;
-        let header_count = i32::try_from(headers.len()).map_err(|_| RecordError::Overflow)?;
+        zigzag64(timestamp.wrapping_sub(self.base_timestamp))
+    }
+
+    /// Appends a header-less record whose length prefix takes exactly
+    /// `prefix` bytes and whose body takes at most `max_body` bytes.
+    #[inline(always)]
+    fn append_without_headers(
+        &mut self,
+        prefix: usize,
+        max_body: usize,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) {
+        let ts_delta = self.note_timestamp(timestamp);
+        let start = self.len;
+        let room = start + prefix + max_body + 8;
+        if room > self.buf.len() {
+            self.grow(room);
+        }
+        let out = &mut self.buf[..room];
+        let body = start + prefix;
+        out[body] = 0; // record attributes: unused
+        let mut p = put_at(out, body + 1, ts_delta);
+        p = put_at(out, p, zigzag32(self.count));
+        for field in [key, value] {
+            match field {
+                Some(f) => {
+                    // f.len() < 2^28 was checked by the caller
+                    p = put_at(out, p, zigzag32(f.len() as i32));
+                    out[p..p + f.len()].copy_from_slice(f);
+                    p += f.len();
+                }
+                None => {
+                    out[p] = 1; // zig-zag of -1: null
+                    p += 1;
+                }
+            }
+        }
+        out[p] = 0; // no headers
+        p += 1;
+        put_exact(out, start, zigzag32((p - body) as i32), prefix);
+        self.len = p;
+        self.count += 1;
+    }
+
+    fn append_general(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[RecordHeader<'_>],
+    ) -> Result<(), RecordError> {
+        let ts_delta = self.note_timestamp(timestamp);
+        let offset_delta = zigzag32(self.count);
+        let key_len = zigzag32(nullable_len(key)?);
+        let value_len = zigzag32(nullable_len(value)?);
+        let header_count = zigzag32(i32::try_from(headers.len()).map_err(|_| RecordError::Overflow)?);
 
         let mut headers_len = 0usize;
         for h in headers {
             let k = i32::try_from(h.key.len()).map_err(|_| RecordError::Overflow)?;
             let v = nullable_len(h.value)?;
-            headers_len +=
-                varint_len(k) + h.key.len() + varint_len(v) + h.value.map_or(0, <[u8]>::len);
+            headers_len += encoded_len(zigzag32(k))
+                + h.key.len()
+                + encoded_len(zigzag32(v))
+                + h.value.map_or(0, <[u8]>::len);
         }
+        let key_bytes = key.unwrap_or_default();
+        let value_bytes = value.unwrap_or_default();
         let body_len = 1
-            + varlong_len(ts_delta)
-            + varint_len(offset_delta)
-            + varint_len(key_len)
-            + key.map_or(0, <[u8]>::len)
-            + varint_len(value_len)
-            + value.map_or(0, <[u8]>::len)
-            + varint_len(header_count)
+            + encoded_len(ts_delta)
+            + encoded_len(offset_delta)
+            + encoded_len(key_len)
+            + key_bytes.len()
+            + encoded_len(value_len)
+            + value_bytes.len()
+            + encoded_len(header_count)
             + headers_len;
-        let body_len_i32 = i32::try_from(body_len).map_err(|_| RecordError::Overflow)?;
+        let body_len = zigzag32(i32::try_from(body_len).map_err(|_| RecordError::Overflow)?);
 
-        self.buf.reserve(body_len + 5);
-        let mut s = [0u8; 32];
-        let mut n = put_varint(&mut s, body_len_i32);
-        s[n] = 0; // record attributes: unused
-        n += 1;
-        n += put_varlong(&mut s[n..], ts_delta);
-        n += put_varint(&mut s[n..], offset_delta);
-        n += put_varint(&mut s[n..], key_len);
-        self.buf.extend_from_slice(&s[..n]);
-        if let Some(k) = key {
-            self.buf.extend_from_slice(k);
+        // Room for the record plus 8 bytes of slack for the wide varint stores.
+        let start = self.len;
+        let end = start + encoded_len(body_len) + (body_len >> 1) as usize;
+        if end + 8 > self.buf.len() {
+            self.grow(end + 8);
         }
-        let mut n = put_varint(&mut s, value_len);
-        if let Some(v) = value {
-            self.buf.extend_from_slice(&s[..n]);
-            self.buf.extend_from_slice(v);
-            n = 0;
-        }
-        n += put_varint(&mut s[n..], header_count);
-        self.buf.extend_from_slice(&s[..n]);
+        let out = &mut self.buf[..end + 8];
+        let mut p = put_at(out, start, body_len);
+        out[p] = 0; // record attributes: unused
+        p = put_at(out, p + 1, ts_delta);
+        p = put_at(out, p, offset_delta);
+        p = put_at(out, p, key_len);
+        out[p..p + key_bytes.len()].copy_from_slice(key_bytes);
+        p = put_at(out, p + key_bytes.len(), value_len);
+        out[p..p + value_bytes.len()].copy_from_slice(value_bytes);
+        p = put_at(out, p + value_bytes.len(), header_count);
         for h in headers {
             // lengths were checked above
-            let n = put_varint(&mut s, h.key.len() as i32);
-            self.buf.extend_from_slice(&s[..n]);
-            self.buf.extend_from_slice(h.key.as_bytes());
-            let n = put_varint(&mut s, h.value.map_or(-1, |v| v.len() as i32));
-            self.buf.extend_from_slice(&s[..n]);
-            if let Some(v) = h.value {
-                self.buf.extend_from_slice(v);
+            p = put_at(out, p, zigzag32(h.key.len() as i32));
+            out[p..p + h.key.len()].copy_from_slice(h.key.as_bytes());
+            p += h.key.len();
+            match h.value {
+                Some(v) => {
+                    p = put_at(out, p, zigzag32(v.len() as i32));
+                    out[p..p + v.len()].copy_from_slice(v);
+                    p += v.len();
+                }
+                None => p = put_at(out, p, zigzag32(-1)),
             }
         }
+        debug_assert_eq!(p, end);
+        self.len = end;
         self.count += 1;
         Ok(())
+    }
+
+    #[cold]
+    fn grow(&mut self, needed: usize) {
+        let target = needed.max(self.buf.len().saturating_mul(2));
+        self.buf.resize(target, 0);
     }
 
     /// Records appended so far.
@@ -191,7 +278,7 @@ impl BatchBuilder {
 
     /// Bytes of the batch so far, header included, before compression.
     pub fn size_in_bytes(&self) -> usize {
-        self.buf.len()
+        self.len
     }
 
     /// The codec the batch will be compressed with.
@@ -205,10 +292,12 @@ impl BatchBuilder {
         if self.count == 0 {
             return Err(RecordError::EmptyBatch);
         }
+        let mut buf = self.buf;
+        buf.truncate(self.len);
         let mut buf = if self.compression == Compression::None {
-            self.buf
+            buf
         } else {
-            let records = &self.buf[BATCH_HEADER_LEN..];
+            let records = &buf[BATCH_HEADER_LEN..];
             let mut out = Vec::with_capacity(BATCH_HEADER_LEN + records.len() / 2 + 64);
             out.resize(BATCH_HEADER_LEN, 0);
             compress(self.compression, records, &mut out)?;
@@ -238,17 +327,27 @@ impl BatchBuilder {
         put(h, offsets::MAX_TIMESTAMP, &self.max_timestamp.to_be_bytes());
         put(h, offsets::RECORD_COUNT, &self.count.to_be_bytes());
         let records_crc = crc32c::crc32c(&buf[BATCH_HEADER_LEN..]);
-        let mut batch = ClosedBatch {
-            buf: BytesMut::new().freeze(),
+        let shift = ZerosOperator::new(buf.len() - BATCH_HEADER_LEN);
+        write_stamp(&mut buf, attributes, ProducerStamp::NONE, records_crc, shift);
+        Ok(ClosedBatch {
+            buf: Bytes::from(buf),
             records_crc,
+            shift,
             record_count: self.count,
             attributes,
             stamp: ProducerStamp::NONE,
-        };
-        write_stamp(&mut buf, attributes, ProducerStamp::NONE, records_crc);
-        batch.buf = Bytes::from(buf);
-        Ok(batch)
+        })
     }
+}
+
+/// Writes `u` as a varint of exactly `len` bytes (its minimal length).
+#[inline(always)]
+fn put_exact(out: &mut [u8], at: usize, mut u: u64, len: usize) {
+    for b in &mut out[at..at + len - 1] {
+        *b = (u as u8) | 0x80;
+        u >>= 7;
+    }
+    out[at + len - 1] = u as u8;
 }
 
 #[inline(always)]
@@ -265,8 +364,14 @@ fn nullable_len(v: Option<&[u8]>) -> Result<i32, RecordError> {
 }
 
 /// Writes the producer fields and the CRC into a whole batch whose records
-/// section has CRC `records_crc`.
-fn write_stamp(buf: &mut [u8], attributes: Attributes, stamp: ProducerStamp, records_crc: u32) {
+/// section has CRC `records_crc` and length `shift`'s.
+fn write_stamp(
+    buf: &mut [u8],
+    attributes: Attributes,
+    stamp: ProducerStamp,
+    records_crc: u32,
+    shift: ZerosOperator,
+) {
     let attributes = Attributes {
         transactional: stamp.transactional,
         ..attributes
@@ -288,7 +393,7 @@ fn write_stamp(buf: &mut [u8], attributes: Attributes, stamp: ProducerStamp, rec
         &stamp.base_sequence.to_be_bytes(),
     );
     let header_crc = crc32c::crc32c(&buf[CRC_START..BATCH_HEADER_LEN]);
-    let crc = crc32c::crc32c_combine(header_crc, records_crc, buf.len() - BATCH_HEADER_LEN);
+    let crc = shift.combine(header_crc, records_crc);
     put(buf, offsets::CRC, &crc.to_be_bytes());
 }
 
@@ -299,6 +404,7 @@ fn write_stamp(buf: &mut [u8], attributes: Attributes, stamp: ProducerStamp, rec
 pub struct ClosedBatch {
     buf: Bytes,
     records_crc: u32,
+    shift: ZerosOperator,
     record_count: i32,
     pub(super) attributes: Attributes,
     stamp: ProducerStamp,
@@ -315,7 +421,7 @@ impl ClosedBatch {
             Ok(m) => m,
             Err(shared) => BytesMut::from(&shared[..]),
         };
-        write_stamp(&mut m, self.attributes, stamp, self.records_crc);
+        write_stamp(&mut m, self.attributes, stamp, self.records_crc, self.shift);
         self.stamp = stamp;
         self.buf = m.freeze();
         self.buf.clone()

@@ -29,6 +29,7 @@
 //! concatenated batches of a Fetch response.
 
 mod control;
+mod crc;
 mod decode;
 mod encode;
 pub(crate) mod varint;

@@ -13,12 +13,14 @@ pub(crate) const MAX_VARINT_LEN: usize = 5;
 pub(crate) const MAX_VARLONG_LEN: usize = 10;
 
 /// Zig-zag encodes `v` into `out`, returning how many bytes were written.
+#[cfg(test)]
 #[inline(always)]
 pub(crate) fn put_varint(out: &mut [u8], v: i32) -> usize {
     put_unsigned(out, ((v << 1) ^ (v >> 31)) as u32 as u64)
 }
 
 /// Zig-zag encodes `v` into `out`, returning how many bytes were written.
+#[cfg(test)]
 #[inline(always)]
 pub(crate) fn put_varlong(out: &mut [u8], v: i64) -> usize {
     put_unsigned(out, ((v << 1) ^ (v >> 63)) as u64)
@@ -37,22 +39,86 @@ fn put_unsigned(out: &mut [u8], mut u: u64) -> usize {
 }
 
 /// How many bytes `v` takes as a zig-zag varint.
+#[cfg(test)]
 #[inline(always)]
 pub(crate) const fn varint_len(v: i32) -> usize {
     unsigned_len(((v << 1) ^ (v >> 31)) as u32 as u64)
 }
 
 /// How many bytes `v` takes as a zig-zag varlong.
+#[cfg(test)]
 #[inline(always)]
 pub(crate) const fn varlong_len(v: i64) -> usize {
     unsigned_len(((v << 1) ^ (v >> 63)) as u64)
 }
 
+/// Encoded length by count of leading zero bits: 1 byte per started group of
+/// 7 significant bits, at least 1.
+const LEN_BY_LEADING_ZEROS: [u8; 65] = {
+    let mut t = [0u8; 65];
+    let mut lz = 0;
+    while lz <= 64 {
+        let bits = 64 - lz;
+        t[lz] = if bits == 0 { 1 } else { bits.div_ceil(7) as u8 };
+        lz += 1;
+    }
+    t
+};
+
 #[inline(always)]
 const fn unsigned_len(u: u64) -> usize {
-    // 1 byte per started group of 7 bits, at least 1.
-    let bits = 64 - (u | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
+    LEN_BY_LEADING_ZEROS[u.leading_zeros() as usize] as usize
+}
+
+/// Zig-zag of a 32-bit value, widened.
+#[inline(always)]
+pub(crate) const fn zigzag32(v: i32) -> u64 {
+    ((v << 1) ^ (v >> 31)) as u32 as u64
+}
+
+/// Zig-zag of a 64-bit value.
+#[inline(always)]
+pub(crate) const fn zigzag64(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Length of an already zig-zagged value.
+#[inline(always)]
+pub(crate) const fn encoded_len(u: u64) -> usize {
+    unsigned_len(u)
+}
+
+/// Writes an already zig-zagged value at `out[at..]`, returning the new
+/// position. Values that take up to 8 bytes are written with one 8-byte
+/// store, so `out` must have 8 bytes of room at `at` for them (the bytes past
+/// the varint are scratch the caller overwrites next).
+#[inline(always)]
+pub(crate) fn put_at(out: &mut [u8], at: usize, u: u64) -> usize {
+    if u < 0x80 {
+        out[at] = u as u8;
+        return at + 1;
+    }
+    if u < 1 << 14 {
+        out[at] = (u as u8) | 0x80;
+        out[at + 1] = (u >> 7) as u8;
+        return at + 2;
+    }
+    if u < 1 << 56 {
+        if let Some(dst) = out.get_mut(at..at + 8) {
+            let mut enc = 0u64;
+            let mut x = u;
+            let mut shift = 0;
+            while x >= 0x80 {
+                enc |= ((x & 0x7f) | 0x80) << shift;
+                x >>= 7;
+                shift += 8;
+            }
+            enc |= x << shift;
+            dst.copy_from_slice(&enc.to_le_bytes());
+            return at + shift / 8 + 1;
+        }
+    }
+    at + put_unsigned(&mut out[at..], u)
 }
 
 /// Reads a zig-zag varint at `*pos`, advancing it.
