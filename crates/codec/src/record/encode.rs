@@ -3,15 +3,16 @@
 //! transaction core can decide the producer fields last.
 //!
 //! Invariants kept here:
-//! - a [`ClosedBatch`] always holds a complete, CRC-valid batch (blank producer
-//!   fields until stamped);
-//! - stamping touches only attributes, producer id, epoch and base sequence and
-//!   the CRC; the records bytes never change after close, and their CRC is
-//!   computed once at close and combined with the header's on every stamp.
+//! - a [`ClosedBatch`] holds a complete batch whose producer fields and CRC are
+//!   blank until [`ClosedBatch::stamp`] writes them (the architecture's "header
+//!   left blank until the transaction core decides");
+//! - stamping touches only attributes, producer id, epoch, base sequence and
+//!   the CRC; the records bytes never change after close. Each stamp computes
+//!   the CRC in one pass over the batch, so the common path (close, stamp once,
+//!   resend the same bytes on retry) reads the records once for the CRC.
 
 use bytes::{Bytes, BytesMut};
 
-use super::crc::ZerosOperator;
 use super::varint::{encoded_len, put_at, zigzag32, zigzag64};
 use super::{
     offsets, Attributes, RecordError, BATCH_HEADER_LEN, CRC_START, LOG_OVERHEAD, MAGIC_V2,
@@ -200,7 +201,8 @@ impl BatchBuilder {
         let offset_delta = zigzag32(self.count);
         let key_len = zigzag32(nullable_len(key)?);
         let value_len = zigzag32(nullable_len(value)?);
-        let header_count = zigzag32(i32::try_from(headers.len()).map_err(|_| RecordError::Overflow)?);
+        let header_count =
+            zigzag32(i32::try_from(headers.len()).map_err(|_| RecordError::Overflow)?);
 
         let mut headers_len = 0usize;
         for h in headers {
@@ -286,8 +288,8 @@ impl BatchBuilder {
         self.compression
     }
 
-    /// Finishes the batch: compresses the records and fills the header, with
-    /// blank producer fields ([`ProducerStamp::NONE`]) and a valid CRC.
+    /// Finishes the batch: compresses the records and fills the header except
+    /// the producer fields and the CRC, which [`ClosedBatch::stamp`] writes.
     pub fn close(self) -> Result<ClosedBatch, RecordError> {
         if self.count == 0 {
             return Err(RecordError::EmptyBatch);
@@ -326,16 +328,12 @@ impl BatchBuilder {
         );
         put(h, offsets::MAX_TIMESTAMP, &self.max_timestamp.to_be_bytes());
         put(h, offsets::RECORD_COUNT, &self.count.to_be_bytes());
-        let records_crc = crc32c::crc32c(&buf[BATCH_HEADER_LEN..]);
-        let shift = ZerosOperator::new(buf.len() - BATCH_HEADER_LEN);
-        write_stamp(&mut buf, attributes, ProducerStamp::NONE, records_crc, shift);
+        put(h, offsets::ATTRIBUTES, &attributes.to_bits().to_be_bytes());
         Ok(ClosedBatch {
             buf: Bytes::from(buf),
-            records_crc,
-            shift,
             record_count: self.count,
             attributes,
-            stamp: ProducerStamp::NONE,
+            stamp: None,
         })
     }
 }
@@ -363,15 +361,8 @@ fn nullable_len(v: Option<&[u8]>) -> Result<i32, RecordError> {
     }
 }
 
-/// Writes the producer fields and the CRC into a whole batch whose records
-/// section has CRC `records_crc` and length `shift`'s.
-fn write_stamp(
-    buf: &mut [u8],
-    attributes: Attributes,
-    stamp: ProducerStamp,
-    records_crc: u32,
-    shift: ZerosOperator,
-) {
+/// Writes the producer fields and the CRC into a whole batch.
+fn write_stamp(buf: &mut [u8], attributes: Attributes, stamp: ProducerStamp) {
     let attributes = Attributes {
         transactional: stamp.transactional,
         ..attributes
@@ -392,48 +383,46 @@ fn write_stamp(
         offsets::BASE_SEQUENCE,
         &stamp.base_sequence.to_be_bytes(),
     );
-    let header_crc = crc32c::crc32c(&buf[CRC_START..BATCH_HEADER_LEN]);
-    let crc = shift.combine(header_crc, records_crc);
+    let crc = crc32c::crc32c(&buf[CRC_START..]);
     put(buf, offsets::CRC, &crc.to_be_bytes());
 }
 
-/// A finished batch: records encoded (and compressed), header filled, CRC
-/// valid. Its producer fields are those of the last [`ClosedBatch::stamp`]
-/// ([`ProducerStamp::NONE`] before the first).
+/// A finished batch: records encoded (and compressed), header filled but for
+/// the producer fields and the CRC, which the last [`ClosedBatch::stamp`]
+/// wrote (blank and invalid before the first stamp: not sendable).
 #[derive(Debug, Clone)]
 pub struct ClosedBatch {
     buf: Bytes,
-    records_crc: u32,
-    shift: ZerosOperator,
     record_count: i32,
     pub(super) attributes: Attributes,
-    stamp: ProducerStamp,
+    stamp: Option<ProducerStamp>,
 }
 
 impl ClosedBatch {
-    /// Writes the producer fields and re-computes the CRC, returning the bytes
-    /// to send. A plain retry resends these same bytes; stamping again (after
-    /// an epoch bump) changes only the header and costs O(1) beside a copy of
-    /// the batch when the previous bytes are still shared.
+    /// Writes the producer fields and computes the CRC, returning the bytes to
+    /// send. A plain retry resends these same bytes; stamping again (after an
+    /// epoch bump) changes only the header and re-computes the CRC, copying
+    /// the batch first only if the previous bytes are still shared.
     pub fn stamp(&mut self, stamp: ProducerStamp) -> Bytes {
         let buf = std::mem::take(&mut self.buf);
         let mut m = match buf.try_into_mut() {
             Ok(m) => m,
             Err(shared) => BytesMut::from(&shared[..]),
         };
-        write_stamp(&mut m, self.attributes, stamp, self.records_crc, self.shift);
-        self.stamp = stamp;
+        write_stamp(&mut m, self.attributes, stamp);
+        self.stamp = Some(stamp);
         self.buf = m.freeze();
         self.buf.clone()
     }
 
-    /// The batch bytes as last stamped.
+    /// The batch bytes as last stamped (producer fields and CRC blank before
+    /// the first stamp).
     pub fn bytes(&self) -> &Bytes {
         &self.buf
     }
 
-    /// The producer fields last stamped.
-    pub fn producer_stamp(&self) -> ProducerStamp {
+    /// The producer fields last stamped, `None` before the first stamp.
+    pub fn producer_stamp(&self) -> Option<ProducerStamp> {
         self.stamp
     }
 
@@ -490,7 +479,12 @@ mod tests {
         )
         .unwrap();
         let mut closed = b.close().unwrap();
-        let blank = RecordBatch::decode(closed.bytes().clone()).unwrap();
+        assert!(
+            RecordBatch::decode(closed.bytes().clone()).is_err(),
+            "no CRC yet"
+        );
+        assert_eq!(closed.producer_stamp(), None);
+        let blank = RecordBatch::decode(closed.stamp(ProducerStamp::NONE)).unwrap();
         assert_eq!(blank.header().producer_id, -1);
         assert_eq!(blank.header().base_timestamp, 1000);
         assert_eq!(blank.header().max_timestamp, 1000);

@@ -29,7 +29,6 @@
 //! concatenated batches of a Fetch response.
 
 mod control;
-mod crc;
 mod decode;
 mod encode;
 pub(crate) mod varint;
