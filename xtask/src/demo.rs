@@ -39,7 +39,10 @@ pub(crate) fn run(tv: TransactionVersion) -> Result<()> {
             "topic {} ({} partitions, leader(s) {:?})",
             t.name.as_ref().map_or("?", |n| n.as_str()),
             t.partitions.len(),
-            t.partitions.iter().map(|p| p.leader_id.0).collect::<Vec<_>>()
+            t.partitions
+                .iter()
+                .map(|p| p.leader_id.0)
+                .collect::<Vec<_>>()
         );
     }
     println!(

@@ -220,7 +220,11 @@ fn test(no_lint: bool) -> Result<()> {
     // Fail early and clearly if the broker cannot be had (Java/Maven missing).
     let t = Instant::now();
     let libs = jars::ensure_jars()?;
-    eprintln!("==> broker jars: {} ({:.1} s)", libs.display(), t.elapsed().as_secs_f64());
+    eprintln!(
+        "==> broker jars: {} ({:.1} s)",
+        libs.display(),
+        t.elapsed().as_secs_f64()
+    );
     times.push((
         "tests",
         run(

@@ -47,11 +47,7 @@ pub(crate) fn check() -> Result<()> {
     let tree = String::from_utf8_lossy(&out.stdout);
     let mut offenders: Vec<&str> = tree
         .lines()
-        .filter(|l| {
-            l.split_whitespace()
-                .next()
-                .is_some_and(is_c_machinery)
-        })
+        .filter(|l| l.split_whitespace().next().is_some_and(is_c_machinery))
         .collect();
     offenders.sort();
     offenders.dedup();
@@ -61,7 +57,10 @@ pub(crate) fn check() -> Result<()> {
             offenders.join("\n  ")
         );
     }
-    eprintln!("==> no-C check: {} crates, none builds C", tree.lines().count());
+    eprintln!(
+        "==> no-C check: {} crates, none builds C",
+        tree.lines().count()
+    );
     let target = root().join("target").join("no-c");
     run(
         "no-C build (CC=false CXX=false)",
