@@ -67,6 +67,27 @@ pub struct ProducerReport {
     pub acks: Vec<(i32, i64, String)>,
 }
 
+/// Options of [`JavaTools::transactional_message_copier`].
+#[derive(Debug, Clone)]
+pub struct CopierOptions<'a> {
+    /// Input topic.
+    pub input_topic: &'a str,
+    /// The one input partition this copier reads.
+    pub input_partition: i32,
+    /// Output topic.
+    pub output_topic: &'a str,
+    /// Records to copy before exiting.
+    pub max_messages: u64,
+    /// Records per transaction.
+    pub transaction_size: u32,
+    /// `transactional.id`.
+    pub transactional_id: &'a str,
+    /// Consumer group (offsets are committed through the transaction).
+    pub group: &'a str,
+    /// Abort about a third of the transactions at random.
+    pub random_aborts: bool,
+}
+
 /// One batch as `DumpLogSegments` prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DumpedBatch {
@@ -302,6 +323,49 @@ impl JavaTools {
             return Err(tool_error(class, &run, "exited with an error"));
         }
         Ok(records)
+    }
+
+    /// `TransactionalMessageCopier`: copies `max_messages` records of one
+    /// input partition to `output_topic` in transactions of
+    /// `transaction_size` (a third aborted at random when `random_aborts`),
+    /// reading `read_committed` and committing offsets with the transaction.
+    /// Returns its JSON status lines.
+    pub fn transactional_message_copier(
+        &self,
+        opts: &CopierOptions<'_>,
+        timeout: Duration,
+    ) -> Result<Vec<Value>> {
+        let class = "org.apache.kafka.tools.TransactionalMessageCopier";
+        let mut args: Vec<String> = [
+            "--broker-list",
+            &self.bootstrap,
+            "--input-topic",
+            opts.input_topic,
+            "--input-partition",
+            &opts.input_partition.to_string(),
+            "--output-topic",
+            opts.output_topic,
+            "--max-messages",
+            &opts.max_messages.to_string(),
+            "--transaction-size",
+            &opts.transaction_size.to_string(),
+            "--transactional-id",
+            opts.transactional_id,
+            "--consumer-group",
+            opts.group,
+            "--use-group-metadata",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        if opts.random_aborts {
+            args.push("--enable-random-aborts".into());
+        }
+        let run = self.run(class, &args, timeout)?;
+        if run.timed_out || run.status.is_some_and(|s| !s.success()) {
+            return Err(tool_error(class, &run, "did not finish cleanly"));
+        }
+        Ok(json_lines(&run.stdout).collect())
     }
 
     /// `DumpLogSegments` over segment files: one entry per batch.
