@@ -63,8 +63,21 @@ pub struct ProducerReport {
     pub sent: u64,
     /// Records the broker acknowledged.
     pub acked: u64,
-    /// (partition, offset) of every acknowledged record with its value.
-    pub acks: Vec<(i32, i64, String)>,
+    /// Every acknowledged record.
+    pub acks: Vec<AckedRecord>,
+}
+
+/// One record the Java `VerifiableProducer` saw acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AckedRecord {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key (None = null).
+    pub key: Option<String>,
+    /// Value.
+    pub value: String,
 }
 
 /// Options of [`JavaTools::transactional_message_copier`].
@@ -128,7 +141,7 @@ impl JavaTools {
         &self.bootstrap
     }
 
-    /// Writes a properties file for `--producer.config`/`--command-config`.
+    /// Writes a properties file for `--command-config`.
     pub fn config_file(&self, name: &str, props: &[(&str, &str)]) -> Result<PathBuf> {
         std::fs::create_dir_all(&self.work_dir)
             .ctx(|| format!("creating {}", self.work_dir.display()))?;
@@ -238,9 +251,22 @@ impl JavaTools {
         props: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<ProducerReport> {
+        self.verifiable_producer_with(topic, max_messages, &[], props, timeout)
+    }
+
+    /// [`JavaTools::verifiable_producer`] with extra tool arguments (e.g.
+    /// `["--repeating-keys", "10000"]` for keys `"0".."9999"`).
+    pub fn verifiable_producer_with(
+        &self,
+        topic: &str,
+        max_messages: u64,
+        extra_args: &[&str],
+        props: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<ProducerReport> {
         let cfg = self.config_file(&format!("vp-{topic}.properties"), props)?;
         let class = "org.apache.kafka.tools.VerifiableProducer";
-        let args = vec![
+        let mut args = vec![
             "--bootstrap-server".into(),
             self.bootstrap.clone(),
             "--topic".into(),
@@ -250,6 +276,7 @@ impl JavaTools {
             "--command-config".into(),
             cfg.display().to_string(),
         ];
+        args.extend(extra_args.iter().map(|a| (*a).to_owned()));
         let run = self.run(class, &args, timeout)?;
         let mut report = ProducerReport {
             sent: 0,
@@ -258,11 +285,12 @@ impl JavaTools {
         };
         for v in json_lines(&run.stdout) {
             match v["name"].as_str() {
-                Some("producer_send_success") => report.acks.push((
-                    v["partition"].as_i64().unwrap_or(-1) as i32,
-                    v["offset"].as_i64().unwrap_or(-1),
-                    v["value"].as_str().unwrap_or_default().to_owned(),
-                )),
+                Some("producer_send_success") => report.acks.push(AckedRecord {
+                    partition: v["partition"].as_i64().unwrap_or(-1) as i32,
+                    offset: v["offset"].as_i64().unwrap_or(-1),
+                    key: v["key"].as_str().map(str::to_owned),
+                    value: v["value"].as_str().unwrap_or_default().to_owned(),
+                }),
                 Some("tool_data") => {
                     report.sent = v["sent"].as_u64().unwrap_or(0);
                     report.acked = v["acked"].as_u64().unwrap_or(0);

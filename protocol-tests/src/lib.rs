@@ -33,7 +33,9 @@ pub mod process;
 pub use broker::{Broker, DetachedState};
 pub use config::{BrokerConfig, ExtraListener, TransactionVersion};
 pub use error::{HarnessError, Result};
-pub use java::{ConsumedRecord, CopierOptions, DumpedBatch, JavaTools, ProducerReport};
+pub use java::{
+    AckedRecord, ConsumedRecord, CopierOptions, DumpedBatch, JavaTools, ProducerReport,
+};
 pub use probe::ProbeClient;
 
 /// A topic name unique within this process, for tests sharing a broker.

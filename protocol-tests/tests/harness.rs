@@ -116,7 +116,11 @@ fn java_verifiable_producer_and_consumer_agree() {
         );
     }
     // The producer's acknowledgements and the consumer's view agree.
-    let mut acked: Vec<(i32, i64, String)> = report.acks.clone();
+    let mut acked: Vec<(i32, i64, String)> = report
+        .acks
+        .iter()
+        .map(|a| (a.partition, a.offset, a.value.clone()))
+        .collect();
     acked.sort();
     let mut seen: Vec<(i32, i64, String)> = records
         .iter()
