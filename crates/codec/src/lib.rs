@@ -15,7 +15,22 @@
 //! Record batches (magic v2) are our own: [`record::BatchBuilder`] appends
 //! records into an open buffer and [`record::ClosedBatch::stamp`] writes the
 //! producer fields and CRC last; [`record::RecordBatch`] and
-//! [`record::Batches`] decode zero-copy. [`compression`] is pure Rust.
+//! [`record::Batches`] decode zero-copy. [`compression`] is pure Rust, with
+//! decompression capped against bombs.
+//!
+//! [`apis`] lists the version range this client implements per API
+//! ([`client_versions`]) and offers the broker side of the wire
+//! ([`decode_request`], [`encode_response`]) for fake brokers in tests.
+//!
+//! What it does not do: no sockets, no timers, no retries, no correlation-id
+//! bookkeeping (that is `exactly-net`), no transaction decisions (that is
+//! `exactly-txn`; this crate only writes the producer fields it is given).
+//!
+//! Known limit: message bodies are decoded by `kafka-protocol` 0.18, whose
+//! array decoders reserve capacity from the element count on the wire before
+//! reading any element; a hostile peer can make such a reservation huge (see
+//! `fuzz/README.md`). Record batches, frames and compression are ours and do
+//! not have this problem.
 
 pub mod apis;
 pub mod compression;
