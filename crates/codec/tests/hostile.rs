@@ -284,6 +284,23 @@ fn batch_magic_not_two() {
 }
 
 #[test]
+fn legacy_message_set_is_named_as_such() {
+    // a magic v1 message: offset, size 30, crc, magic 1, attributes, ...
+    let mut m = vec![0u8; 12 + 30];
+    m[8..12].copy_from_slice(&30i32.to_be_bytes());
+    m[16] = 1;
+    let b = Bytes::from(m);
+    assert_eq!(
+        RecordBatch::decode(b.clone()).unwrap_err(),
+        RecordError::UnsupportedMagic(1)
+    );
+    assert_eq!(
+        Batches::new(b).next().unwrap().unwrap_err(),
+        RecordError::UnsupportedMagic(1)
+    );
+}
+
+#[test]
 fn batch_record_count_negative_or_too_large() {
     let good = valid_batch(Compression::None);
     for count in [-1i32, i32::MIN, 1_000_000, i32::MAX] {

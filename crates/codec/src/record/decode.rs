@@ -140,6 +140,11 @@ impl RecordBatch {
         if raw.len() < LOG_OVERHEAD {
             return Err(RecordError::Truncated("batch header"));
         }
+        if let Some(&magic) = raw.get(offsets::MAGIC) {
+            if magic as i8 != MAGIC_V2 {
+                return Err(RecordError::UnsupportedMagic(magic as i8));
+            }
+        }
         let length = i32_at(&raw, offsets::BATCH_LENGTH);
         if length < MIN_BATCH_LENGTH {
             return Err(RecordError::InvalidBatchLength(length));
@@ -560,6 +565,14 @@ impl Iterator for Batches {
         if rest.len() < LOG_OVERHEAD {
             self.done = true;
             return None;
+        }
+        // Legacy message sets (magic 0 and 1) keep the magic at the same
+        // place: name the format before judging a length it defines otherwise.
+        if let Some(&magic) = rest.get(offsets::MAGIC) {
+            if magic as i8 != MAGIC_V2 {
+                self.done = true;
+                return Some(Err(RecordError::UnsupportedMagic(magic as i8)));
+            }
         }
         let length = i32_at(rest, offsets::BATCH_LENGTH);
         if length < MIN_BATCH_LENGTH {
