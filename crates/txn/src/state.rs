@@ -136,9 +136,11 @@ pub enum InitReason {
         /// Groups whose offsets the abort discarded.
         rewind: Vec<(String, Vec<TopicPartition>)>,
     },
-    /// Flow v1: a commit's EndTxn was once unanswered; bump the epoch before
-    /// any new transaction (KAFKA-17754).
-    AfterUnknownEndTxn,
+    /// Flow v1: a request of the committed transaction that carries no
+    /// sequence (its EndTxn, KAFKA-17754, or a TxnOffsetCommit) was once
+    /// unanswered and may still land; bump the epoch before any new
+    /// transaction so that it is fenced instead of deciding a later one.
+    FenceLateRequests,
     /// EndTxn v5 answered without a usable identity.
     MissingIdentity,
 }
@@ -177,6 +179,10 @@ pub struct Transaction {
     /// The epoch may have moved under us (KIP-588): abort by InitProducerId
     /// with the current identity.
     pub recover_epoch: bool,
+    /// A TxnOffsetCommit of this transaction went unanswered: under flow v1
+    /// it could land in a later transaction of the same epoch (found by the
+    /// simulation), so the epoch is bumped after this one.
+    pub late_request_risk: bool,
 }
 
 impl Transaction {
@@ -189,6 +195,7 @@ impl Transaction {
             offsets: Vec::new(),
             started: false,
             recover_epoch: false,
+            late_request_risk: false,
         }
     }
 

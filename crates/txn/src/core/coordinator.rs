@@ -125,6 +125,9 @@ impl ProducerCore {
                         self.invalidate_coordinator(None, generation)
                     }
                     PendingKind::TxnOffsetCommit { group, generation } => {
+                        if maybe && self.current_txn(identity) {
+                            self.mark_late_request_risk();
+                        }
                         self.invalidate_coordinator(Some(&group), generation)
                     }
                     _ => {}
@@ -195,6 +198,13 @@ impl ProducerCore {
                         (class, code, tp)
                     })
                     .max_by_key(|(class, _, _)| rank(*class));
+                if worst
+                    .as_ref()
+                    .is_some_and(|(_, code, _)| *code == ErrorCode::RequestTimedOut)
+                {
+                    // The write to the offsets log may still complete.
+                    self.mark_late_request_risk();
+                }
                 match worst {
                     None => self.advance_offsets(OffsetsStep::Commit, OffsetsStep::Done),
                     Some((class, code, tp)) => self.on_txn_error(
@@ -229,6 +239,12 @@ impl ProducerCore {
                     ..Self::local_error(Severity::Fatal, ErrorReason::ProtocolViolation)
                 });
             }
+        }
+    }
+
+    fn mark_late_request_risk(&mut self) {
+        if let Some(txn) = self.state.transaction_mut() {
+            txn.late_request_risk = true;
         }
     }
 
@@ -466,9 +482,11 @@ impl ProducerCore {
             (Flow::V2, None) => TxnState::Initializing {
                 reason: InitReason::MissingIdentity,
             },
-            (Flow::V1, _) if end == EndTxnStatus::OutcomeUnknown => TxnState::Initializing {
-                reason: InitReason::AfterUnknownEndTxn,
-            },
+            (Flow::V1, _) if end == EndTxnStatus::OutcomeUnknown || txn.late_request_risk => {
+                TxnState::Initializing {
+                    reason: InitReason::FenceLateRequests,
+                }
+            }
             (Flow::V1, _) => TxnState::Ready,
         };
     }
