@@ -29,6 +29,9 @@ fn simulated_schedules_keep_exactly_once() {
                 break;
             }
         }
+        for (k, v) in &s.stats.fatal_reasons {
+            *total.fatal_reasons.entry(k.clone()).or_default() += v;
+        }
         total.committed += s.stats.committed;
         total.aborted += s.stats.aborted;
         total.fatal += s.stats.fatal;

@@ -72,6 +72,7 @@ struct PlannedTxn {
 /// What one schedule did, for the summary.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
+    pub fatal_reasons: BTreeMap<String, usize>,
     pub committed: usize,
     pub aborted: usize,
     pub fatal: usize,
@@ -115,6 +116,7 @@ pub struct Sim {
     /// Violations of the epoch invariant, seen when requests are sent.
     violations: Vec<String>,
     trace: bool,
+    fenced: bool,
     group: GroupMetadata,
 }
 
@@ -189,6 +191,7 @@ impl Sim {
             end_txns: BTreeMap::new(),
             retired: BTreeSet::new(),
             violations: Vec::new(),
+            fenced: false,
             trace: std::env::var_os("EXACTLY_SIM_TRACE").is_some(),
             group: GroupMetadata {
                 group_id: "g".into(),
@@ -424,7 +427,12 @@ impl Sim {
             Event::AbortableError { .. } => {
                 let _ = self.core.abort(Millis(self.now));
             }
-            Event::Fatal { .. } => {
+            Event::Fatal { error } => {
+                let key = format!(
+                    "{:?}/{:?}/{:?}/fenced={}",
+                    error.api, error.code, error.reason, self.fenced
+                );
+                *self.stats.fatal_reasons.entry(key).or_default() += 1;
                 self.fatal = true;
                 if let Some(t) = self.current.take() {
                     self.txn_outcomes.insert(t, TxnOutcome::Unknown);
@@ -606,7 +614,10 @@ impl Sim {
                         }
                         self.core.handle_outcome(Millis(self.now), id, outcome)
                     }
-                    Ev::Fence => self.broker.fence("txn", self.now),
+                    Ev::Fence => {
+                        self.fenced = true;
+                        self.broker.fence("txn", self.now)
+                    }
                 }
             }
         }
