@@ -140,8 +140,8 @@ impl Recorder {
         apply(&mut self.core, &input)
     }
 
-    /// The core (read-only: every change must go through [`apply`]
-    /// (Recorder::apply)).
+    /// The core (read-only: every change must go through
+    /// [`apply`](Recorder::apply)).
     pub fn core(&self) -> &ProducerCore {
         &self.core
     }

@@ -47,7 +47,7 @@ impl ProducerIdentity {
     /// exhausted (`i16::MAX`) and the producer id must rotate (librdkafka
     /// #3720, KAFKA-19367: never wrap an epoch).
     pub fn bumped(self) -> Option<Self> {
-        if self.epoch >= i16::MAX || self.epoch < 0 {
+        if self.epoch == i16::MAX || self.epoch < 0 {
             None
         } else {
             Some(Self::new(self.producer_id, self.epoch + 1))

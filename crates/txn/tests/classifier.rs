@@ -1,6 +1,7 @@
 //! The classifier's table: every error code each API the core uses can
 //! return, with its class, per context. Then totality over every known code.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 use exactly_txn::{classify, ApiKey, ClassifyContext, ErrorClass, ErrorCode};
 
 use ErrorClass::*;

@@ -1,6 +1,7 @@
 //! One test per known bug of other clients (PROTOCOL-NOTES.md), each showing
 //! the core designs it out.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
 use common::*;

@@ -4,6 +4,7 @@
 //! checked after every step. Every case is also recorded and replayed, and the
 //! replay must reproduce every output exactly.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 use std::collections::{BTreeMap, BTreeSet};
 
 use exactly_txn::record::{replay, Input, Output, Recorder};

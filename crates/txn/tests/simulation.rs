@@ -6,6 +6,7 @@
 //! failing seed is printed and can be re-run alone with
 //! `EXACTLY_SIM_SEED=<seed> EXACTLY_SIM_SCHEDULES=1`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 mod sim;
 
 fn env_u64(name: &str, default: u64) -> u64 {

@@ -1,6 +1,7 @@
 //! Table-driven tests of every command in every state, then the transitions
 //! driven by responses, timeouts and outcomes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
 use common::*;

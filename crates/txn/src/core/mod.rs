@@ -12,8 +12,8 @@
 //!    [`handle_outcome`](ProducerCore::handle_outcome) once per request, and
 //!    [`handle_timeout`](ProducerCore::handle_timeout) when the deadline from
 //!    [`poll_timeout`](ProducerCore::poll_timeout) passes.
-//! 4. After any of them, drain the outputs: [`poll_request`]
-//!    (ProducerCore::poll_request) until `None`, then
+//! 4. After any of them, drain the outputs:
+//!    [`poll_request`](ProducerCore::poll_request) until `None`, then
 //!    [`poll_event`](ProducerCore::poll_event) until `None`, then re-arm the
 //!    timer from `poll_timeout`.
 //!
@@ -105,8 +105,8 @@ pub struct ProducerCore {
 
 impl ProducerCore {
     /// A new core in [`TxnState::Uninitialized`]. `broker` is what the driver
-    /// negotiated so far; update it with [`set_broker_info`]
-    /// (ProducerCore::set_broker_info).
+    /// negotiated so far; update it with
+    /// [`set_broker_info`](ProducerCore::set_broker_info).
     pub fn new(config: Config, broker: BrokerInfo) -> Self {
         Self {
             config,

@@ -29,9 +29,9 @@ impl ProducerCore {
         self.next_produce_request()
     }
 
-    /// The earliest instant at which [`handle_timeout`]
-    /// (ProducerCore::handle_timeout) or [`poll_request`]
-    /// (ProducerCore::poll_request) has something new to do: a batch's
+    /// The earliest instant at which
+    /// [`handle_timeout`](ProducerCore::handle_timeout) or
+    /// [`poll_request`](ProducerCore::poll_request) has something new to do: a batch's
     /// delivery deadline or the end of a backoff. `None`: nothing is timed.
     pub fn poll_timeout(&self) -> Option<Millis> {
         if matches!(self.state, TxnState::Fatal { .. }) {
@@ -326,11 +326,13 @@ impl ProducerCore {
                     choice = Some((tp.clone(), i));
                     break;
                 }
-                Some(NextSend::Stamp(i)) if may_stamp && ledger.prepare_stamp(identity) => {
-                    if ledger.stamp_at(i, identity, transactional).is_some() {
-                        choice = Some((tp.clone(), i));
-                        break;
-                    }
+                Some(NextSend::Stamp(i))
+                    if may_stamp
+                        && ledger.prepare_stamp(identity)
+                        && ledger.stamp_at(i, identity, transactional).is_some() =>
+                {
+                    choice = Some((tp.clone(), i));
+                    break;
                 }
                 _ => {}
             }

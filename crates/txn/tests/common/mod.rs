@@ -1,5 +1,5 @@
 //! A small harness to drive the core by hand in unit tests.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use exactly_txn::*;
 

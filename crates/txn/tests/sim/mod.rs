@@ -44,7 +44,6 @@ impl Rng {
 enum Ev {
     Arrive {
         id: RequestId,
-        target: Target,
         request: Request,
         sent_at: u64,
         zombie: bool,
@@ -287,7 +286,6 @@ impl Sim {
             arrive,
             Ev::Arrive {
                 id,
-                target,
                 request,
                 sent_at,
                 zombie,
