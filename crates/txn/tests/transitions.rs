@@ -1143,3 +1143,76 @@ fn invalid_identity_from_broker_is_fatal() {
     );
     assert_eq!(h.state_name(), "Fatal");
 }
+
+#[test]
+fn v2_end_txn_without_identity_reinitializes() {
+    let mut h = H::txn(BrokerInfo::v2());
+    h.init(id(PID, 0));
+    h.core.begin(h.now).unwrap();
+    h.core.enqueue(h.now, tp(0), 1).unwrap();
+    let (r, _) = h.req();
+    h.produce_ok(r, 0);
+    h.core.commit(h.now).unwrap();
+    let (r, _) = h.req();
+    h.end_ok(r, None);
+    assert!(h.events().contains(&Event::Committed {
+        identity: id(PID, 0)
+    }));
+    assert!(matches!(
+        h.core.state(),
+        TxnState::Initializing {
+            reason: InitReason::MissingIdentity
+        }
+    ));
+    let init = h.answer_init(id(PID, 1));
+    assert!(matches!(init, Request::InitProducerId { current: Some(c), .. } if c == id(PID, 0)));
+    assert_eq!(h.state_name(), "Ready");
+}
+
+#[test]
+fn coordinator_answer_of_the_wrong_kind_is_fatal() {
+    let mut h = H::txn(BrokerInfo::v2());
+    h.core.init(h.now).unwrap();
+    let (r, _) = h.req();
+    h.answer(
+        r,
+        4,
+        Response::EndTxn {
+            error: None,
+            identity: None,
+        },
+    );
+    match h.core.state() {
+        TxnState::Fatal { error } => {
+            assert_eq!(error.reason, ErrorReason::ProtocolViolation);
+            assert_eq!(error.api, Some(ApiKey::FindCoordinator));
+            assert!(error.is_fatal() && !error.is_abortable() && !error.is_retriable());
+        }
+        s => panic!("{s:?}"),
+    }
+}
+
+#[test]
+fn getters_and_error_predicates() {
+    let mut h = H::idempotent();
+    assert_eq!(h.core.config(), &Config::default());
+    assert!(!h.core.is_transactional());
+    h.init(id(PID, 0));
+    h.core.enqueue(h.now, tp(0), 1).unwrap();
+    h.core.enqueue(h.now, tp(1), 1).unwrap();
+    assert_eq!(h.core.unresolved_batches(), 2);
+    let (r, req) = h.req();
+    assert_eq!(req.api(), ApiKey::Produce);
+    assert_eq!(h.core.requests_in_flight(), 1);
+    h.produce_err(r, 12, ErrorCode::InvalidRecord);
+    let ev = h.events();
+    let Some(Event::DeliveryFailed { error, .. }) = ev.first() else {
+        panic!("{ev:?}")
+    };
+    assert!(!error.is_retriable());
+    assert_eq!(h.core.unresolved_batches(), 1);
+    assert_eq!(BrokerInfo::default(), BrokerInfo::v2());
+    assert_eq!(format!("{}", id(3, 4)), "pid 3 epoch 4");
+    assert_eq!(format!("{}", tp(2)), "t-2");
+    assert_eq!(format!("{}", Millis(5)), "5ms");
+}
