@@ -47,8 +47,9 @@ pub enum CState {
 pub struct TxnMeta {
     pub pid: i64,
     pub epoch: i16,
-    /// The epoch before the last bump (KIP-360/588 retries and recovery).
-    pub last_epoch: Option<i16>,
+    /// The identity before the last bump, even across a producer id rotation
+    /// (KIP-360/588 retries and recovery).
+    pub last: Option<ProducerIdentity>,
     /// The identity before the last EndTxn v2 bump, and that EndTxn's result.
     pub last_end: Option<(ProducerIdentity, bool)>,
     pub state: CState,
@@ -104,11 +105,10 @@ impl Broker {
     fn bump(&mut self, id: &str) {
         let fresh = self.new_pid();
         let m = self.txns.get_mut(id).expect("txn");
-        m.last_epoch = Some(m.epoch);
+        m.last = Some(ProducerIdentity::new(m.pid, m.epoch));
         if m.epoch == i16::MAX {
             m.pid = fresh;
             m.epoch = 0;
-            m.last_epoch = None;
         } else {
             m.epoch += 1;
         }
@@ -186,7 +186,7 @@ impl Broker {
         let ongoing = m.state == CState::Ongoing;
         self.bump(id);
         if let Some(m) = self.txns.get_mut(id) {
-            m.last_epoch = None;
+            m.last = None;
         }
         if ongoing {
             self.begin_completion(id, false, now, 1);
@@ -338,7 +338,7 @@ impl Broker {
                 TxnMeta {
                     pid,
                     epoch: self.first_epoch,
-                    last_epoch: None,
+                    last: None,
                     last_end: None,
                     state: CState::Empty,
                     partitions: BTreeSet::new(),
@@ -357,14 +357,11 @@ impl Broker {
             return resp(err(ErrorCode::ConcurrentTransactions), -1, -1);
         }
         if let Some(cur) = current {
-            if cur.producer_id != m.pid {
-                return resp(err(ErrorCode::ProducerFenced), -1, -1);
-            }
-            if Some(cur.epoch) == m.last_epoch && m.state != CState::Ongoing {
+            if Some(cur) == m.last && m.state != CState::Ongoing {
                 // A retry, or recovery after a timeout abort (KIP-588).
                 return resp(None, m.pid, m.epoch);
             }
-            if cur.epoch != m.epoch {
+            if cur != ProducerIdentity::new(m.pid, m.epoch) {
                 return resp(err(ErrorCode::ProducerFenced), -1, -1);
             }
         }
