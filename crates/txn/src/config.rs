@@ -12,7 +12,10 @@ pub struct Config {
     /// `transaction.timeout.ms`, sent in InitProducerId.
     pub transaction_timeout_ms: i32,
     /// `delivery.timeout.ms`: how long a batch may wait for its outcome,
-    /// from `enqueue` on.
+    /// from `enqueue` on. A batch whose request is in flight expires only
+    /// once that request's outcome is reported (the driver's request timeout
+    /// bounds the wait), so an expiry always knows whether the batch may have
+    /// been written.
     pub delivery_timeout_ms: u64,
     /// `retry.backoff.ms`: the first backoff of a produce retry, and the fixed
     /// backoff of a coordinator request retry.

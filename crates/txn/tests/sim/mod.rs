@@ -314,14 +314,18 @@ impl Sim {
         // Errors before the request is applied.
         let pre = if self.faulty(6) {
             Some(match &request {
-                Request::Produce { .. } => {
-                    if self.rng.pct(50) {
-                        ErrorCode::NotLeaderOrFollower
-                    } else {
-                        ErrorCode::NotEnoughReplicas
-                    }
-                }
+                Request::Produce { .. } => match self.rng.below(20) {
+                    // A definitive rejection: the batch fails, unwritten.
+                    0 => ErrorCode::MessageTooLarge,
+                    1..=10 => ErrorCode::NotLeaderOrFollower,
+                    _ => ErrorCode::NotEnoughReplicas,
+                },
                 Request::FindCoordinator { .. } => ErrorCode::CoordinatorNotAvailable,
+                Request::AddPartitionsToTxn { .. } | Request::TxnOffsetCommit { .. }
+                    if self.rng.pct(5) =>
+                {
+                    ErrorCode::TransactionAbortable
+                }
                 _ => match self.rng.below(3) {
                     0 => ErrorCode::NotCoordinator,
                     1 => ErrorCode::CoordinatorLoadInProgress,
