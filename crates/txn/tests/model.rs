@@ -452,7 +452,11 @@ impl Model {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+    // `EXACTLY_MODEL_CASES` raises the case count for a longer local run.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("EXACTLY_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1500),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn invariants_hold_under_random_commands_and_broker_behaviour(
