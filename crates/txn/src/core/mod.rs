@@ -1,0 +1,476 @@
+//! [`ProducerCore`]: the sans-IO idempotent and transactional producer.
+//!
+//! How to drive it (as quinn-proto's `Connection`):
+//! 1. *Getters* ([`ProducerCore::state`], [`ProducerCore::identity`]) never
+//!    change anything.
+//! 2. *Commands* from the user ([`init`](ProducerCore::init),
+//!    [`begin`](ProducerCore::begin), [`enqueue`](ProducerCore::enqueue),
+//!    [`add_offsets`](ProducerCore::add_offsets),
+//!    [`commit`](ProducerCore::commit), [`abort`](ProducerCore::abort)) either
+//!    change the state or return a [`UsageError`] and change nothing.
+//! 3. *Inputs* from the network and the clock:
+//!    [`handle_outcome`](ProducerCore::handle_outcome) once per request, and
+//!    [`handle_timeout`](ProducerCore::handle_timeout) when the deadline from
+//!    [`poll_timeout`](ProducerCore::poll_timeout) passes.
+//! 4. After any of them, drain the outputs:
+//!    [`poll_request`](ProducerCore::poll_request) until `None`, then
+//!    [`poll_event`](ProducerCore::poll_event) until `None`, then re-arm the
+//!    timer from `poll_timeout`.
+//!
+//! `now` only moves forward; a smaller `now` is treated as the largest seen.
+
+mod coordinator;
+mod poll;
+mod produce;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::config::{BrokerInfo, Config, Flow};
+use crate::error::{DeliveryError, DeliveryFailure, ErrorReason, Severity, TxnError, UsageError};
+use crate::io::{CoordinatorType, Event, Outcome};
+use crate::ledger::{Batch, Ledger};
+use crate::state::{EndTxnStatus, InitReason, OffsetsJob, OffsetsStep, Transaction, TxnState};
+use crate::types::{
+    BatchId, GroupMetadata, Millis, NodeId, OffsetCommit, ProducerIdentity, RequestId,
+    TopicPartition,
+};
+
+/// A coordinator as last found, with a generation so that an error from a
+/// request sent to an older coordinator never invalidates a newer one.
+#[derive(Debug, Clone, Default)]
+struct Coordinator {
+    node: Option<NodeId>,
+    generation: u64,
+}
+
+/// A request awaiting its outcome, with the identity it was issued under.
+#[derive(Debug, Clone)]
+struct Pending {
+    identity: Option<ProducerIdentity>,
+    kind: PendingKind,
+}
+
+#[derive(Debug, Clone)]
+enum PendingKind {
+    FindCoordinator {
+        key_type: CoordinatorType,
+        key: String,
+    },
+    InitProducerId,
+    AddPartitions {
+        partitions: Vec<TopicPartition>,
+        generation: u64,
+    },
+    AddOffsets {
+        generation: u64,
+    },
+    TxnOffsetCommit {
+        group: String,
+        generation: u64,
+    },
+    EndTxn {
+        commit: bool,
+        generation: u64,
+    },
+    Produce {
+        partition: TopicPartition,
+        batch: BatchId,
+    },
+}
+
+impl PendingKind {
+    fn is_coordinator_request(&self) -> bool {
+        !matches!(self, PendingKind::Produce { .. })
+    }
+}
+
+/// The idempotent and transactional producer core. No I/O, deterministic:
+/// the same inputs give the same outputs.
+#[derive(Debug, Clone)]
+pub struct ProducerCore {
+    config: Config,
+    broker: BrokerInfo,
+    state: TxnState,
+    identity: Option<ProducerIdentity>,
+    ledgers: BTreeMap<TopicPartition, Ledger>,
+    next_batch: u64,
+    next_request: u64,
+    pending: BTreeMap<RequestId, Pending>,
+    txn_coordinator: Coordinator,
+    group_coordinators: BTreeMap<String, Coordinator>,
+    coordinator_not_before: Millis,
+    events: VecDeque<Event>,
+    now: Millis,
+}
+
+impl ProducerCore {
+    /// A new core in [`TxnState::Uninitialized`]. `broker` is what the driver
+    /// negotiated so far; update it with
+    /// [`set_broker_info`](ProducerCore::set_broker_info).
+    pub fn new(config: Config, broker: BrokerInfo) -> Self {
+        Self {
+            config,
+            broker,
+            state: TxnState::Uninitialized,
+            identity: None,
+            ledgers: BTreeMap::new(),
+            next_batch: 0,
+            next_request: 0,
+            pending: BTreeMap::new(),
+            txn_coordinator: Coordinator::default(),
+            group_coordinators: BTreeMap::new(),
+            coordinator_not_before: Millis(0),
+            events: VecDeque::new(),
+            now: Millis(0),
+        }
+    }
+
+    // ----- getters -----
+
+    /// The current state.
+    pub fn state(&self) -> &TxnState {
+        &self.state
+    }
+
+    /// The current (producer id, epoch), once initialized.
+    pub fn identity(&self) -> Option<ProducerIdentity> {
+        self.identity
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// What the core believes about the brokers.
+    pub fn broker_info(&self) -> BrokerInfo {
+        self.broker
+    }
+
+    /// Whether the producer is transactional.
+    pub fn is_transactional(&self) -> bool {
+        self.config.transactional_id.is_some()
+    }
+
+    /// Batches accepted and not yet resolved (delivered or failed).
+    pub fn unresolved_batches(&self) -> usize {
+        self.ledgers.values().map(|l| l.batches.len()).sum()
+    }
+
+    /// Requests emitted whose outcome has not been reported yet.
+    pub fn requests_in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    // ----- commands -----
+
+    /// Updates the negotiated versions and finalized `transaction.version`.
+    /// An open transaction keeps the flow it began with.
+    pub fn set_broker_info(&mut self, broker: BrokerInfo) {
+        self.broker = broker;
+    }
+
+    /// Starts initialization (InitProducerId). Allowed once, from
+    /// Uninitialized.
+    pub fn init(&mut self, now: Millis) -> Result<(), UsageError> {
+        self.advance(now);
+        match self.state {
+            TxnState::Uninitialized => {
+                self.state = TxnState::Initializing {
+                    reason: InitReason::First,
+                };
+                Ok(())
+            }
+            _ => Err(self.refuse("init")),
+        }
+    }
+
+    /// Begins a transaction. The flow (v1 or v2) is chosen now from the
+    /// broker info and kept until the transaction ends.
+    pub fn begin(&mut self, now: Millis) -> Result<(), UsageError> {
+        self.advance(now);
+        if !self.is_transactional() {
+            return Err(UsageError::NotTransactional);
+        }
+        match (&self.state, self.identity) {
+            (TxnState::Ready, Some(identity)) => {
+                self.state = TxnState::InTransaction {
+                    txn: Transaction::new(self.broker.flow(), identity),
+                };
+                Ok(())
+            }
+            _ => Err(self.refuse("begin")),
+        }
+    }
+
+    /// Accepts a closed batch of `record_count` records for `partition`. The
+    /// core decides when it goes and with which stamp. A transactional
+    /// producer accepts batches only inside a transaction; an idempotent one
+    /// in any live state (they wait for the identity).
+    pub fn enqueue(
+        &mut self,
+        now: Millis,
+        partition: TopicPartition,
+        record_count: u32,
+    ) -> Result<BatchId, UsageError> {
+        self.advance(now);
+        if record_count == 0 || record_count > i32::MAX as u32 {
+            return Err(UsageError::EmptyBatch);
+        }
+        if self.is_transactional() {
+            match &mut self.state {
+                TxnState::InTransaction { txn } => {
+                    if txn.flow == Flow::V1 && !txn.partitions.contains(&partition) {
+                        txn.pending_partitions.insert(partition.clone());
+                    }
+                }
+                _ => return Err(self.refuse("enqueue")),
+            }
+        } else if let TxnState::Fatal { error } = &self.state {
+            return Err(UsageError::Fatal(error.clone()));
+        }
+        let id = BatchId(self.next_batch);
+        self.next_batch += 1;
+        self.ledgers
+            .entry(partition)
+            .or_default()
+            .batches
+            .push_back(Batch::new(id, record_count, now));
+        Ok(id)
+    }
+
+    /// Adds consumed offsets to the transaction (KIP-447 group metadata).
+    /// Flow v1: AddOffsetsToTxn then TxnOffsetCommit; flow v2: TxnOffsetCommit
+    /// v5 only.
+    pub fn add_offsets(
+        &mut self,
+        now: Millis,
+        group: GroupMetadata,
+        offsets: Vec<OffsetCommit>,
+    ) -> Result<(), UsageError> {
+        self.advance(now);
+        if !self.is_transactional() {
+            return Err(UsageError::NotTransactional);
+        }
+        let refused = self.refuse("add_offsets");
+        match &mut self.state {
+            TxnState::InTransaction { txn } => {
+                let step = match txn.flow {
+                    Flow::V1 => OffsetsStep::AddToTxn,
+                    Flow::V2 => OffsetsStep::Commit,
+                };
+                txn.offsets.push(OffsetsJob {
+                    group,
+                    offsets,
+                    step,
+                });
+                Ok(())
+            }
+            _ => Err(refused),
+        }
+    }
+
+    /// Commits the transaction: waits for every batch and offset commit,
+    /// then sends EndTxn(commit). Refused once any batch of the transaction
+    /// failed (KAFKA-9279). The result comes as [`Event::Committed`] or
+    /// [`Event::AbortableError`] / [`Event::Fatal`].
+    pub fn commit(&mut self, now: Millis) -> Result<(), UsageError> {
+        self.advance(now);
+        if !self.is_transactional() {
+            return Err(UsageError::NotTransactional);
+        }
+        match std::mem::replace(&mut self.state, TxnState::Ready) {
+            TxnState::InTransaction { txn } => {
+                self.state = TxnState::Committing {
+                    txn,
+                    end: EndTxnStatus::Waiting,
+                };
+                Ok(())
+            }
+            other => {
+                self.state = other;
+                Err(self.refuse("commit"))
+            }
+        }
+    }
+
+    /// Aborts the transaction. Allowed in a transaction, after an abortable
+    /// error, and during a commit whose EndTxn was not sent yet. Batches not
+    /// in flight fail at once; the result comes as [`Event::Aborted`].
+    pub fn abort(&mut self, now: Millis) -> Result<(), UsageError> {
+        self.advance(now);
+        if !self.is_transactional() {
+            return Err(UsageError::NotTransactional);
+        }
+        match std::mem::replace(&mut self.state, TxnState::Ready) {
+            TxnState::InTransaction { txn }
+            | TxnState::AbortableError { txn, .. }
+            | TxnState::Committing {
+                txn,
+                end: EndTxnStatus::Waiting,
+            } => {
+                self.state = TxnState::Aborting {
+                    txn,
+                    end: EndTxnStatus::Waiting,
+                };
+                self.fail_idle_batches(DeliveryFailure::Aborted);
+                Ok(())
+            }
+            other => {
+                self.state = other;
+                Err(self.refuse("abort"))
+            }
+        }
+    }
+
+    // ----- inputs -----
+
+    /// Reports what became of request `id`. Unknown ids (a second outcome,
+    /// an id never issued) are ignored.
+    pub fn handle_outcome(&mut self, now: Millis, id: RequestId, outcome: Outcome) {
+        self.advance(now);
+        let Some(pending) = self.pending.remove(&id) else {
+            return;
+        };
+        match pending.kind {
+            PendingKind::Produce { partition, batch } => {
+                self.on_produce(id, partition, batch, outcome)
+            }
+            kind => self.on_coordinator_outcome(pending.identity, kind, outcome),
+        }
+    }
+
+    /// Lets time pass: expires batches past `delivery.timeout.ms`.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        self.advance(now);
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ----- internals shared by the submodules -----
+
+    fn advance(&mut self, now: Millis) {
+        if now > self.now {
+            self.now = now;
+        }
+        self.expire_batches();
+    }
+
+    fn refuse(&self, command: &'static str) -> UsageError {
+        match &self.state {
+            TxnState::Fatal { error } => UsageError::Fatal(error.clone()),
+            TxnState::AbortableError { error, .. } if command != "abort" => {
+                UsageError::MustAbort(error.clone())
+            }
+            state => UsageError::InvalidState {
+                command,
+                state: state.name(),
+            },
+        }
+    }
+
+    fn next_request_id(&mut self) -> RequestId {
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        id
+    }
+
+    fn coordinator_busy(&self) -> bool {
+        self.pending
+            .values()
+            .any(|p| p.kind.is_coordinator_request())
+    }
+
+    fn backoff_coordinator(&mut self, ms: u64) {
+        self.coordinator_not_before = self.now.plus(ms);
+    }
+
+    /// Enters Fatal: every batch fails, nothing is sent any more.
+    fn fatal(&mut self, error: TxnError) {
+        if matches!(self.state, TxnState::Fatal { .. }) {
+            return;
+        }
+        let error = TxnError {
+            severity: Severity::Fatal,
+            ..error
+        };
+        self.state = TxnState::Fatal {
+            error: error.clone(),
+        };
+        let ledgers = std::mem::take(&mut self.ledgers);
+        for (partition, ledger) in ledgers {
+            for b in ledger.batches {
+                self.fail_batch(&partition, &b, DeliveryFailure::ProducerFatal);
+            }
+        }
+        self.events.push_back(Event::Fatal { error });
+    }
+
+    /// Records an abortable error: a transaction in progress (or a commit
+    /// waiting for its batches) must now be aborted.
+    fn abortable(&mut self, error: TxnError, recover_epoch: bool) {
+        if recover_epoch && !self.broker.can_bump_epoch() {
+            self.fatal(error);
+            return;
+        }
+        let error = TxnError {
+            severity: Severity::Abortable,
+            ..error
+        };
+        match std::mem::replace(&mut self.state, TxnState::Ready) {
+            TxnState::InTransaction { mut txn } | TxnState::Committing { mut txn, .. } => {
+                txn.recover_epoch |= recover_epoch;
+                self.state = TxnState::AbortableError {
+                    txn,
+                    error: error.clone(),
+                };
+                self.events.push_back(Event::AbortableError { error });
+            }
+            TxnState::AbortableError { mut txn, error } => {
+                txn.recover_epoch |= recover_epoch;
+                self.state = TxnState::AbortableError { txn, error };
+            }
+            TxnState::Aborting { mut txn, end } => {
+                txn.recover_epoch |= recover_epoch;
+                self.state = TxnState::Aborting { txn, end };
+            }
+            other => self.state = other,
+        }
+    }
+
+    fn fail_batch(&mut self, partition: &TopicPartition, batch: &Batch, failure: DeliveryFailure) {
+        self.events.push_back(Event::DeliveryFailed {
+            batch: batch.id,
+            error: DeliveryError {
+                failure,
+                partition: partition.clone(),
+                maybe_written: batch.maybe_written(),
+            },
+        });
+    }
+
+    /// Fails every batch not in flight (abort, fatal).
+    fn fail_idle_batches(&mut self, failure: DeliveryFailure) {
+        let mut failed = Vec::new();
+        for (tp, ledger) in self.ledgers.iter_mut() {
+            let (busy, idle): (VecDeque<Batch>, VecDeque<Batch>) =
+                ledger.batches.drain(..).partition(Batch::in_flight);
+            ledger.batches = busy;
+            if !idle.is_empty() {
+                // A gap may now exist behind the in-flight batches.
+                ledger.needs_reset |= idle.iter().any(|b| b.stamp().is_some());
+            }
+            failed.extend(idle.into_iter().map(|b| (tp.clone(), b)));
+        }
+        for (tp, b) in failed {
+            self.fail_batch(&tp, &b, failure);
+        }
+    }
+
+    fn local_error(severity: Severity, reason: ErrorReason) -> TxnError {
+        TxnError::local(severity, reason)
+    }
+}

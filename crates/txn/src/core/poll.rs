@@ -1,0 +1,373 @@
+//! Outputs: which request goes next, and when the core wants to be woken.
+//!
+//! Requests are derived from the state each time: at most one coordinator
+//! request (FindCoordinator, InitProducerId, AddPartitionsToTxn,
+//! AddOffsetsToTxn, TxnOffsetCommit, EndTxn) is in flight at a time, as in the
+//! Java client; Produce requests are not paused meanwhile, because each
+//! partition is gated on its own (flow v1: its AddPartitionsToTxn succeeded)
+//! and EndTxn waits until no batch is outstanding.
+
+use super::{Pending, PendingKind, ProducerCore};
+use crate::config::Flow;
+use crate::io::{CoordinatorType, Event, Request, Target};
+use crate::ledger::{BatchState, NextSend};
+use crate::state::{EndTxnStatus, InitReason, OffsetsStep, TxnState};
+use crate::types::{Millis, ProducerIdentity, RequestId, TopicPartition};
+
+impl ProducerCore {
+    /// The next request to send, with its id and target. Call until `None`.
+    pub fn poll_request(&mut self, now: Millis) -> Option<(RequestId, Target, Request)> {
+        self.advance(now);
+        if matches!(self.state, TxnState::Fatal { .. }) {
+            return None;
+        }
+        self.maybe_reset_partitions();
+        self.progress();
+        if let Some(r) = self.next_coordinator_request() {
+            return Some(r);
+        }
+        self.next_produce_request()
+    }
+
+    /// The earliest instant at which
+    /// [`handle_timeout`](ProducerCore::handle_timeout) or
+    /// [`poll_request`](ProducerCore::poll_request) has something new to do: a batch's
+    /// delivery deadline or the end of a backoff. `None`: nothing is timed.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        if matches!(self.state, TxnState::Fatal { .. }) {
+            return None;
+        }
+        let now = self.now;
+        let mut earliest: Option<Millis> = None;
+        let mut consider = |t: Millis| {
+            if t > now && earliest.is_none_or(|e| t < e) {
+                earliest = Some(t);
+            }
+        };
+        for ledger in self.ledgers.values() {
+            for b in &ledger.batches {
+                if !b.in_flight() {
+                    consider(b.created.plus(self.config.delivery_timeout_ms));
+                }
+                if let BatchState::Stamped(_) = b.state {
+                    consider(b.not_before);
+                }
+            }
+        }
+        consider(self.coordinator_not_before);
+        earliest
+    }
+
+    /// Local transitions that need no request: ending an empty transaction,
+    /// deciding how a commit or abort ends once nothing is outstanding.
+    fn progress(&mut self) {
+        let quiet = !self.coordinator_busy() && self.ledgers.values().all(|l| l.batches.is_empty());
+        match std::mem::replace(&mut self.state, TxnState::Ready) {
+            TxnState::Committing {
+                txn,
+                end: EndTxnStatus::Waiting,
+            } if quiet
+                && txn.pending_partitions.is_empty()
+                && txn.offsets.iter().all(|j| j.step == OffsetsStep::Done) =>
+            {
+                if txn.started {
+                    self.state = TxnState::Committing {
+                        txn,
+                        end: EndTxnStatus::Sent,
+                    };
+                } else {
+                    self.events.push_back(Event::Committed {
+                        identity: txn.identity,
+                    });
+                }
+            }
+            TxnState::Aborting {
+                txn,
+                end: EndTxnStatus::Waiting,
+            } if quiet => {
+                if !txn.started {
+                    self.events.push_back(Event::Aborted {
+                        identity: txn.identity,
+                        rewind: txn.rewind_list(),
+                    });
+                } else if txn.flow == Flow::V1 || txn.recover_epoch {
+                    self.state = TxnState::Initializing {
+                        reason: InitReason::Abort {
+                            aborted: txn.identity,
+                            rewind: txn.rewind_list(),
+                        },
+                    };
+                } else {
+                    self.state = TxnState::Aborting {
+                        txn,
+                        end: EndTxnStatus::Sent,
+                    };
+                }
+            }
+            other => self.state = other,
+        }
+    }
+
+    fn emit(
+        &mut self,
+        target: Target,
+        request: Request,
+        kind: PendingKind,
+        identity: Option<ProducerIdentity>,
+    ) -> Option<(RequestId, Target, Request)> {
+        let id = self.next_request_id();
+        self.pending.insert(id, Pending { identity, kind });
+        Some((id, target, request))
+    }
+
+    fn find_coordinator(
+        &mut self,
+        key_type: CoordinatorType,
+        key: String,
+    ) -> Option<(RequestId, Target, Request)> {
+        self.emit(
+            Target::AnyBroker,
+            Request::FindCoordinator {
+                key_type,
+                key: key.clone(),
+            },
+            PendingKind::FindCoordinator { key_type, key },
+            None,
+        )
+    }
+
+    fn next_coordinator_request(&mut self) -> Option<(RequestId, Target, Request)> {
+        if self.coordinator_busy() || self.now < self.coordinator_not_before {
+            return None;
+        }
+        let Some(txn_id) = self.config.transactional_id.clone() else {
+            // Idempotent-only: InitProducerId to any broker, no coordinator.
+            if let TxnState::Initializing { .. } = self.state {
+                return self.emit(
+                    Target::AnyBroker,
+                    Request::InitProducerId {
+                        transactional_id: None,
+                        transaction_timeout_ms: i32::MAX,
+                        current: None,
+                    },
+                    PendingKind::InitProducerId,
+                    self.identity,
+                );
+            }
+            return None;
+        };
+        let coordinator = self.txn_coordinator.node;
+        let generation = self.txn_coordinator.generation;
+        // What the state wants from the transaction coordinator.
+        let want = match &self.state {
+            TxnState::Initializing { reason } => {
+                let current = match reason {
+                    InitReason::First => None,
+                    _ if self.broker.can_bump_epoch() => self.identity,
+                    _ => None,
+                };
+                Some((
+                    Request::InitProducerId {
+                        transactional_id: Some(txn_id.clone()),
+                        transaction_timeout_ms: self.config.transaction_timeout_ms,
+                        current,
+                    },
+                    PendingKind::InitProducerId,
+                    self.identity,
+                ))
+            }
+            TxnState::InTransaction { txn }
+            | TxnState::Committing {
+                txn,
+                end: EndTxnStatus::Waiting,
+            } => {
+                if txn.flow == Flow::V1 && !txn.pending_partitions.is_empty() {
+                    let partitions: Vec<TopicPartition> =
+                        txn.pending_partitions.iter().cloned().collect();
+                    Some((
+                        Request::AddPartitionsToTxn {
+                            transactional_id: txn_id.clone(),
+                            identity: txn.identity,
+                            partitions: partitions.clone(),
+                        },
+                        PendingKind::AddPartitions {
+                            partitions,
+                            generation,
+                        },
+                        Some(txn.identity),
+                    ))
+                } else {
+                    match txn.offsets.iter().find(|j| j.step != OffsetsStep::Done) {
+                        Some(job) if job.step == OffsetsStep::AddToTxn => Some((
+                            Request::AddOffsetsToTxn {
+                                transactional_id: txn_id.clone(),
+                                identity: txn.identity,
+                                group_id: job.group.group_id.clone(),
+                            },
+                            PendingKind::AddOffsets { generation },
+                            Some(txn.identity),
+                        )),
+                        Some(job) => {
+                            // TxnOffsetCommit goes to the group coordinator.
+                            let group_id = job.group.group_id.clone();
+                            let gc = self.group_coordinators.get(&group_id).cloned();
+                            let request = Request::TxnOffsetCommit {
+                                transactional_id: txn_id.clone(),
+                                identity: txn.identity,
+                                group: job.group.clone(),
+                                offsets: job.offsets.clone(),
+                                flow: txn.flow,
+                            };
+                            let identity = txn.identity;
+                            return match gc.and_then(|c| c.node.map(|n| (n, c.generation))) {
+                                None => self.find_coordinator(CoordinatorType::Group, group_id),
+                                Some((node, generation)) => {
+                                    if let Some(t) = self.state.transaction_mut() {
+                                        t.started = true;
+                                    }
+                                    self.emit(
+                                        Target::GroupCoordinator {
+                                            group_id: group_id.clone(),
+                                            node,
+                                        },
+                                        request,
+                                        PendingKind::TxnOffsetCommit {
+                                            group: group_id,
+                                            generation,
+                                        },
+                                        Some(identity),
+                                    )
+                                }
+                            };
+                        }
+                        None => None,
+                    }
+                }
+            }
+            TxnState::Committing { txn, .. } | TxnState::Aborting { txn, .. } => {
+                let commit = matches!(self.state, TxnState::Committing { .. });
+                if matches!(
+                    self.state,
+                    TxnState::Aborting {
+                        end: EndTxnStatus::Waiting,
+                        ..
+                    }
+                ) {
+                    None
+                } else {
+                    Some((
+                        Request::EndTxn {
+                            transactional_id: txn_id.clone(),
+                            identity: txn.identity,
+                            commit,
+                            flow: txn.flow,
+                        },
+                        PendingKind::EndTxn { commit, generation },
+                        Some(txn.identity),
+                    ))
+                }
+            }
+            _ => None,
+        };
+        let (request, kind, identity) = want?;
+        let Some(node) = coordinator else {
+            return self.find_coordinator(CoordinatorType::Transaction, txn_id);
+        };
+        if matches!(
+            kind,
+            PendingKind::AddPartitions { .. } | PendingKind::AddOffsets { .. }
+        ) {
+            if let Some(t) = self.state.transaction_mut() {
+                t.started = true;
+            }
+        }
+        self.emit(
+            Target::TransactionCoordinator(node),
+            request,
+            kind,
+            identity,
+        )
+    }
+
+    fn next_produce_request(&mut self) -> Option<(RequestId, Target, Request)> {
+        let transactional = self.is_transactional();
+        let limit = self.config.in_flight_limit();
+        let now = self.now;
+        // Whether resends and new stamps may go in this state.
+        let (may_resend, may_stamp, flow) = match &self.state {
+            TxnState::Ready | TxnState::Uninitialized | TxnState::Initializing { .. }
+                if !transactional =>
+            {
+                (true, self.state == TxnState::Ready, None)
+            }
+            TxnState::InTransaction { txn }
+            | TxnState::Committing {
+                txn,
+                end: EndTxnStatus::Waiting,
+            } => (true, true, Some(txn.flow)),
+            _ => (false, false, None),
+        };
+        if !may_resend {
+            return None;
+        }
+        let identity = self.identity?;
+        let mut choice = None;
+        for (tp, ledger) in self.ledgers.iter_mut() {
+            if flow == Some(Flow::V1)
+                && !self
+                    .state
+                    .transaction()
+                    .is_some_and(|t| t.partitions.contains(tp))
+            {
+                continue;
+            }
+            match ledger.next_send(now, limit) {
+                Some(NextSend::Resend(i)) => {
+                    choice = Some((tp.clone(), i));
+                    break;
+                }
+                Some(NextSend::Stamp(i))
+                    if may_stamp
+                        && ledger.prepare_stamp(identity)
+                        && ledger.stamp_at(i, identity, transactional).is_some() =>
+                {
+                    choice = Some((tp.clone(), i));
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let (tp, index) = choice?;
+        if flow == Some(Flow::V2) {
+            if let Some(txn) = self.state.transaction_mut() {
+                txn.partitions.insert(tp.clone());
+                txn.started = true;
+            }
+        }
+        let id = self.next_request_id();
+        let ledger = self.ledgers.get_mut(&tp)?;
+        let batch = ledger.batches.get_mut(index)?;
+        let stamp = batch.stamp()?;
+        batch.state = BatchState::InFlight(stamp, id);
+        batch.sends += 1;
+        let request = Request::Produce {
+            partition: tp.clone(),
+            batch: batch.id,
+            record_count: batch.record_count,
+            stamp,
+            transactional_id: self.config.transactional_id.clone(),
+            flow,
+        };
+        self.pending.insert(
+            id,
+            Pending {
+                identity: Some(stamp.identity()),
+                kind: PendingKind::Produce {
+                    partition: tp.clone(),
+                    batch: batch.id,
+                },
+            },
+        );
+        Some((id, Target::Leader(tp), request))
+    }
+}

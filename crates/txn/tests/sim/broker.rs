@@ -1,0 +1,588 @@
+//! A scripted broker model that keeps Kafka's server-side rules the core
+//! relies on: per (producer, partition) sequence checks with a dedup window
+//! of 5 batches, epoch fencing, the transaction coordinator's states (v1 and
+//! v2), transaction markers, partition verification (KIP-890 part 1), the
+//! implicit add of v2, transaction timeouts that bump the epoch (KIP-588),
+//! InitProducerId with the current identity (KIP-360), and group offsets.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use exactly_txn::*;
+
+#[derive(Debug, Clone)]
+pub enum LogEntry {
+    Data {
+        pid: i64,
+        batch: BatchId,
+        transactional: bool,
+    },
+    Marker {
+        pid: i64,
+        commit: bool,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+struct ProducerState {
+    epoch: i16,
+    /// (first seq, last seq, offset) of the last 5 batches of this epoch.
+    batches: VecDeque<(i32, i32, i64)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PartitionLog {
+    pub entries: Vec<LogEntry>,
+    producers: BTreeMap<i64, ProducerState>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CState {
+    Empty,
+    Ongoing,
+    Prepare { commit: bool },
+    Complete { commit: bool },
+}
+
+#[derive(Debug, Clone)]
+pub struct TxnMeta {
+    pub pid: i64,
+    pub epoch: i16,
+    /// The identity before the last bump, even across a producer id rotation
+    /// (KIP-360/588 retries and recovery).
+    pub last: Option<ProducerIdentity>,
+    /// The identity before the last EndTxn v2 bump, and that EndTxn's result.
+    pub last_end: Option<(ProducerIdentity, bool)>,
+    pub state: CState,
+    pub partitions: BTreeSet<TopicPartition>,
+    pub groups: BTreeSet<String>,
+    pub pending_offsets: Vec<(String, TopicPartition, i64)>,
+    pub started_at: u64,
+    pub tv2: bool,
+    /// Marker epoch of the pending completion.
+    marker_epoch: i16,
+    /// The producer id the open transaction's data uses.
+    txn_pid: i64,
+}
+
+pub struct Broker {
+    pub tv2: bool,
+    pub first_epoch: i16,
+    pub timeout_ms: u64,
+    pub logs: BTreeMap<TopicPartition, PartitionLog>,
+    pub txns: BTreeMap<String, TxnMeta>,
+    pub committed_offsets: BTreeMap<(String, TopicPartition), i64>,
+    pub group_generation: i32,
+    next_pid: i64,
+    /// Transactions waiting for their markers: (due time, transactional id).
+    pub completions: Vec<(u64, String)>,
+}
+
+fn err(code: ErrorCode) -> Option<ErrorCode> {
+    Some(code)
+}
+
+impl Broker {
+    pub fn new(tv2: bool, first_epoch: i16, timeout_ms: u64) -> Self {
+        Self {
+            tv2,
+            first_epoch,
+            timeout_ms,
+            logs: BTreeMap::new(),
+            txns: BTreeMap::new(),
+            committed_offsets: BTreeMap::new(),
+            group_generation: 1,
+            next_pid: 1000,
+            completions: Vec::new(),
+        }
+    }
+
+    fn new_pid(&mut self) -> i64 {
+        self.next_pid += 1;
+        self.next_pid
+    }
+
+    /// Bumps the coordinator's epoch, rotating the producer id at exhaustion.
+    fn bump(&mut self, id: &str) {
+        let fresh = self.new_pid();
+        let m = self.txns.get_mut(id).expect("txn");
+        m.last = Some(ProducerIdentity::new(m.pid, m.epoch));
+        if m.epoch == i16::MAX {
+            m.pid = fresh;
+            m.epoch = 0;
+        } else {
+            m.epoch += 1;
+        }
+    }
+
+    fn begin_completion(&mut self, id: &str, commit: bool, now: u64, delay: u64) {
+        let m = self.txns.get_mut(id).expect("txn");
+        m.state = CState::Prepare { commit };
+        m.marker_epoch = m.epoch;
+        self.completions.push((now + delay, id.to_string()));
+    }
+
+    /// Writes the markers of transactions whose completion is due.
+    pub fn complete_due(&mut self, now: u64) {
+        let due: Vec<String> = self
+            .completions
+            .iter()
+            .filter(|(t, _)| *t <= now)
+            .map(|(_, id)| id.clone())
+            .collect();
+        self.completions.retain(|(t, _)| *t > now);
+        for id in due {
+            let Some(m) = self.txns.get_mut(&id) else {
+                continue;
+            };
+            let CState::Prepare { commit } = m.state else {
+                continue;
+            };
+            let (pid, epoch) = (m.pid, m.marker_epoch);
+            // Markers go under the producer id the data used (a bump at
+            // epoch exhaustion rotated the id).
+            let data_pid = m.txn_pid;
+            for tp in std::mem::take(&mut m.partitions) {
+                let log = self.logs.entry(tp).or_default();
+                log.entries.push(LogEntry::Marker {
+                    pid: data_pid,
+                    commit,
+                });
+                let st = log.producers.entry(data_pid).or_default();
+                if data_pid == pid && epoch > st.epoch {
+                    st.epoch = epoch;
+                    st.batches.clear();
+                }
+            }
+            if commit {
+                for (g, tp, o) in std::mem::take(&mut m.pending_offsets) {
+                    self.committed_offsets.insert((g, tp), o);
+                }
+            }
+            m.pending_offsets.clear();
+            m.groups.clear();
+            m.state = CState::Complete { commit };
+        }
+    }
+
+    /// Aborts transactions open for longer than their timeout, bumping the
+    /// epoch (KIP-588).
+    pub fn expire_transactions(&mut self, now: u64) {
+        let ids: Vec<String> = self
+            .txns
+            .iter()
+            .filter(|(_, m)| m.state == CState::Ongoing && now >= m.started_at + self.timeout_ms)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in ids {
+            self.bump(&id);
+            self.begin_completion(&id, false, now, 1);
+        }
+    }
+
+    /// Another instance with the same transactional id calls
+    /// InitProducerId: the running one is fenced.
+    pub fn fence(&mut self, id: &str, now: u64) {
+        let Some(m) = self.txns.get(id) else { return };
+        let ongoing = m.state == CState::Ongoing;
+        self.bump(id);
+        if let Some(m) = self.txns.get_mut(id) {
+            m.last = None;
+        }
+        if ongoing {
+            self.begin_completion(id, false, now, 1);
+        }
+    }
+
+    pub fn handle(&mut self, now: u64, req: &Request) -> Response {
+        match req {
+            Request::FindCoordinator { .. } => Response::FindCoordinator {
+                error: None,
+                node: 1,
+            },
+            Request::InitProducerId {
+                transactional_id,
+                current,
+                ..
+            } => self.init_producer_id(now, transactional_id.as_deref(), *current),
+            Request::AddPartitionsToTxn {
+                transactional_id,
+                identity,
+                partitions,
+            } => {
+                let e = self.check_coordinator(transactional_id, *identity);
+                let e = e.or_else(|| {
+                    let m = self
+                        .txns
+                        .get_mut(transactional_id.as_str())
+                        .expect("checked");
+                    if m.state != CState::Ongoing {
+                        m.state = CState::Ongoing;
+                        m.started_at = now;
+                        m.txn_pid = m.pid;
+                    }
+                    m.partitions.extend(partitions.iter().cloned());
+                    None
+                });
+                Response::AddPartitionsToTxn {
+                    results: partitions.iter().map(|p| (p.clone(), e)).collect(),
+                }
+            }
+            Request::AddOffsetsToTxn {
+                transactional_id,
+                identity,
+                group_id,
+            } => {
+                let e = self.check_coordinator(transactional_id, *identity);
+                let e = e.or_else(|| {
+                    let m = self
+                        .txns
+                        .get_mut(transactional_id.as_str())
+                        .expect("checked");
+                    if m.state != CState::Ongoing {
+                        m.state = CState::Ongoing;
+                        m.started_at = now;
+                        m.txn_pid = m.pid;
+                    }
+                    m.groups.insert(group_id.clone());
+                    None
+                });
+                Response::AddOffsetsToTxn { error: e }
+            }
+            Request::TxnOffsetCommit {
+                transactional_id,
+                identity,
+                group,
+                offsets,
+                flow,
+            } => {
+                let mut e = self.check_coordinator(transactional_id, *identity);
+                if e.is_none() && group.generation_id != self.group_generation {
+                    e = err(ErrorCode::IllegalGeneration);
+                }
+                if e.is_none() {
+                    let m = self
+                        .txns
+                        .get_mut(transactional_id.as_str())
+                        .expect("checked");
+                    match flow {
+                        Flow::V2 => {
+                            if m.state != CState::Ongoing {
+                                m.state = CState::Ongoing;
+                                m.started_at = now;
+                                m.txn_pid = m.pid;
+                            }
+                            m.groups.insert(group.group_id.clone());
+                        }
+                        Flow::V1 => {
+                            if m.state != CState::Ongoing || !m.groups.contains(&group.group_id) {
+                                e = err(ErrorCode::InvalidTxnState);
+                            }
+                        }
+                    }
+                    if e.is_none() {
+                        for o in offsets {
+                            m.pending_offsets.push((
+                                group.group_id.clone(),
+                                o.partition.clone(),
+                                o.offset,
+                            ));
+                        }
+                    }
+                }
+                Response::TxnOffsetCommit {
+                    results: offsets.iter().map(|o| (o.partition.clone(), e)).collect(),
+                }
+            }
+            Request::EndTxn {
+                transactional_id,
+                identity,
+                commit,
+                ..
+            } => self.end_txn(now, transactional_id, *identity, *commit),
+            Request::Produce {
+                partition,
+                batch,
+                record_count,
+                stamp,
+                transactional_id,
+                ..
+            } => self.produce(
+                now,
+                partition,
+                *batch,
+                *record_count,
+                *stamp,
+                transactional_id.as_deref(),
+            ),
+        }
+    }
+
+    fn init_producer_id(
+        &mut self,
+        now: u64,
+        id: Option<&str>,
+        current: Option<ProducerIdentity>,
+    ) -> Response {
+        let resp = |error, pid, epoch| Response::InitProducerId {
+            error,
+            identity: ProducerIdentity::new(pid, epoch),
+        };
+        let Some(id) = id else {
+            let pid = self.new_pid();
+            return resp(None, pid, self.first_epoch);
+        };
+        if !self.txns.contains_key(id) {
+            let pid = self.new_pid();
+            self.txns.insert(
+                id.to_string(),
+                TxnMeta {
+                    pid,
+                    epoch: self.first_epoch,
+                    last: None,
+                    last_end: None,
+                    state: CState::Empty,
+                    partitions: BTreeSet::new(),
+                    groups: BTreeSet::new(),
+                    pending_offsets: Vec::new(),
+                    started_at: now,
+                    tv2: self.tv2,
+                    marker_epoch: 0,
+                    txn_pid: pid,
+                },
+            );
+            return resp(None, pid, self.first_epoch);
+        }
+        let m = self.txns.get(id).expect("present").clone();
+        if matches!(m.state, CState::Prepare { .. }) {
+            return resp(err(ErrorCode::ConcurrentTransactions), -1, -1);
+        }
+        if let Some(cur) = current {
+            if Some(cur) == m.last && m.state != CState::Ongoing {
+                // A retry, or recovery after a timeout abort (KIP-588).
+                return resp(None, m.pid, m.epoch);
+            }
+            if cur != ProducerIdentity::new(m.pid, m.epoch) {
+                return resp(err(ErrorCode::ProducerFenced), -1, -1);
+            }
+        }
+        if m.state == CState::Ongoing {
+            // Abort the open transaction with a bumped epoch first; the
+            // client retries and gets a second bump.
+            self.bump(id);
+            self.begin_completion(id, false, now, 5);
+            return resp(err(ErrorCode::ConcurrentTransactions), -1, -1);
+        }
+        self.bump(id);
+        let m = &self.txns[id];
+        resp(None, m.pid, m.epoch)
+    }
+
+    fn check_coordinator(&self, id: &str, identity: ProducerIdentity) -> Option<ErrorCode> {
+        let Some(m) = self.txns.get(id) else {
+            return err(ErrorCode::InvalidProducerIdMapping);
+        };
+        if m.pid != identity.producer_id {
+            return err(ErrorCode::InvalidProducerIdMapping);
+        }
+        if m.epoch != identity.epoch {
+            return err(ErrorCode::ProducerFenced);
+        }
+        if matches!(m.state, CState::Prepare { .. }) {
+            return err(ErrorCode::ConcurrentTransactions);
+        }
+        None
+    }
+
+    fn end_txn(
+        &mut self,
+        now: u64,
+        id: &str,
+        identity: ProducerIdentity,
+        commit: bool,
+    ) -> Response {
+        let resp = |error, identity| Response::EndTxn { error, identity };
+        let Some(m) = self.txns.get(id).cloned() else {
+            return resp(err(ErrorCode::InvalidProducerIdMapping), None);
+        };
+        let current = Some(ProducerIdentity::new(m.pid, m.epoch));
+        if m.tv2 {
+            if m.last_end == Some((identity, commit)) {
+                return match m.state {
+                    CState::Prepare { .. } => resp(err(ErrorCode::ConcurrentTransactions), None),
+                    _ => resp(None, current),
+                };
+            }
+            if identity != ProducerIdentity::new(m.pid, m.epoch) {
+                return resp(err(ErrorCode::ProducerFenced), None);
+            }
+            match m.state {
+                CState::Prepare { .. } => resp(err(ErrorCode::ConcurrentTransactions), None),
+                CState::Ongoing => {
+                    self.bump(id);
+                    let mm = self.txns.get_mut(id).expect("present");
+                    mm.last_end = Some((identity, commit));
+                    self.begin_completion(id, commit, now, 3);
+                    let mm = &self.txns[id];
+                    resp(None, Some(ProducerIdentity::new(mm.pid, mm.epoch)))
+                }
+                _ if !commit => {
+                    self.bump(id);
+                    let mm = self.txns.get_mut(id).expect("present");
+                    mm.last_end = Some((identity, commit));
+                    mm.state = CState::Complete { commit: false };
+                    let mm = &self.txns[id];
+                    resp(None, Some(ProducerIdentity::new(mm.pid, mm.epoch)))
+                }
+                _ => resp(err(ErrorCode::InvalidTxnState), None),
+            }
+        } else {
+            if m.pid != identity.producer_id {
+                return resp(err(ErrorCode::InvalidProducerIdMapping), None);
+            }
+            if m.epoch != identity.epoch {
+                return resp(err(ErrorCode::ProducerFenced), None);
+            }
+            match m.state {
+                CState::Ongoing => {
+                    self.begin_completion(id, commit, now, 3);
+                    resp(None, None)
+                }
+                CState::Prepare { commit: c } if c == commit => {
+                    resp(err(ErrorCode::ConcurrentTransactions), None)
+                }
+                CState::Complete { commit: c } if c == commit => resp(None, None),
+                _ => resp(err(ErrorCode::InvalidTxnState), None),
+            }
+        }
+    }
+
+    fn produce(
+        &mut self,
+        now: u64,
+        tp: &TopicPartition,
+        batch: BatchId,
+        count: u32,
+        stamp: Stamp,
+        txn_id: Option<&str>,
+    ) -> Response {
+        let resp = |error, base_offset| Response::Produce {
+            error,
+            base_offset,
+            log_start_offset: 0,
+        };
+        let pid = stamp.producer_id;
+        let epoch = stamp.epoch;
+        let first = stamp.base_sequence;
+        let last = advance_sequence(first, count - 1);
+        let log = self.logs.entry(tp.clone()).or_default();
+        let state = log.producers.get(&pid).cloned();
+        if let Some(s) = &state {
+            if epoch < s.epoch {
+                return resp(err(ErrorCode::InvalidProducerEpoch), -1);
+            }
+            if epoch == s.epoch && s.batches.iter().any(|&(f, l, _)| f == first && l == last) {
+                return resp(err(ErrorCode::DuplicateSequenceNumber), -1);
+            }
+        }
+        // Transaction verification (KIP-890 part 1) / implicit add (part 2).
+        if stamp.transactional {
+            let Some(id) = txn_id else {
+                return resp(err(ErrorCode::InvalidRequest), -1);
+            };
+            let Some(m) = self.txns.get_mut(id) else {
+                return resp(err(ErrorCode::InvalidProducerIdMapping), -1);
+            };
+            if m.pid != pid || m.epoch != epoch {
+                return resp(err(ErrorCode::InvalidProducerEpoch), -1);
+            }
+            if m.tv2 {
+                match m.state {
+                    CState::Prepare { .. } => {
+                        return resp(err(ErrorCode::ConcurrentTransactions), -1)
+                    }
+                    CState::Ongoing => {}
+                    _ => {
+                        m.state = CState::Ongoing;
+                        m.started_at = now;
+                        m.txn_pid = m.pid;
+                    }
+                }
+                m.partitions.insert(tp.clone());
+            } else if m.state != CState::Ongoing || !m.partitions.contains(tp) {
+                return resp(err(ErrorCode::InvalidTxnState), -1);
+            }
+        }
+        let log = self.logs.get_mut(tp).expect("created above");
+        let expected_ok = match &state {
+            Some(s) if s.epoch == epoch => match s.batches.back() {
+                Some(&(_, l, _)) => first == advance_sequence(l, 1),
+                None => first == 0,
+            },
+            _ => first == 0,
+        };
+        if !expected_ok {
+            return resp(err(ErrorCode::OutOfOrderSequenceNumber), -1);
+        }
+        let offset = log.entries.len() as i64;
+        log.entries.push(LogEntry::Data {
+            pid,
+            batch,
+            transactional: stamp.transactional,
+        });
+        let s = log.producers.entry(pid).or_default();
+        if s.epoch != epoch {
+            s.epoch = epoch;
+            s.batches.clear();
+        }
+        s.batches.push_back((first, last, offset));
+        if s.batches.len() > 5 {
+            s.batches.pop_front();
+        }
+        resp(None, offset)
+    }
+
+    /// The read_committed view: (partition, batch) visible, in log order,
+    /// plus batches of transactions still open.
+    pub fn read_committed(&self) -> (Vec<(TopicPartition, BatchId)>, usize) {
+        let mut visible = Vec::new();
+        let mut open = 0;
+        for (tp, log) in &self.logs {
+            let mut pending: BTreeMap<i64, Vec<BatchId>> = BTreeMap::new();
+            for e in &log.entries {
+                match e {
+                    LogEntry::Data {
+                        pid,
+                        batch,
+                        transactional,
+                    } => {
+                        if *transactional {
+                            pending.entry(*pid).or_default().push(*batch);
+                        } else {
+                            visible.push((tp.clone(), *batch));
+                        }
+                    }
+                    LogEntry::Marker { pid, commit } => {
+                        let b = pending.remove(pid).unwrap_or_default();
+                        if *commit {
+                            visible.extend(b.into_iter().map(|b| (tp.clone(), b)));
+                        }
+                    }
+                }
+            }
+            open += pending.values().map(Vec::len).sum::<usize>();
+        }
+        (visible, open)
+    }
+
+    /// Every batch id present in any log, committed or not.
+    pub fn all_written(&self) -> BTreeSet<BatchId> {
+        self.logs
+            .values()
+            .flat_map(|l| l.entries.iter())
+            .filter_map(|e| match e {
+                LogEntry::Data { batch, .. } => Some(*batch),
+                _ => None,
+            })
+            .collect()
+    }
+}
