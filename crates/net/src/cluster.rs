@@ -1,0 +1,4 @@
+//! cluster
+/// x
+#[derive(Debug)]
+pub struct Client;
