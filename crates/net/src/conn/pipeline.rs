@@ -132,6 +132,7 @@ impl Pipeline {
             max_in_flight: opts.max_in_flight.max(1),
             shared: shared.clone(),
             rx_open: true,
+            parked: None,
         };
         tokio::spawn(task.run());
         Pipeline { tx, shared }
@@ -201,6 +202,9 @@ struct Task {
     max_in_flight: usize,
     shared: Arc<Shared>,
     rx_open: bool,
+    /// A request received while no slot was known to be free; admitted at the
+    /// top of the next turn if it may go (throttling can begin meanwhile).
+    parked: Option<Command>,
 }
 
 /// What ended one loop turn badly.
@@ -272,16 +276,24 @@ impl Task {
             let now = Instant::now();
             // Admit whatever is waiting, without awaiting: batches writes.
             while self.can_admit(now) {
+                if let Some(cmd) = self.parked.take() {
+                    self.admit(cmd, now);
+                    continue;
+                }
                 match self.rx.try_recv() {
                     Ok(cmd) => self.admit(cmd, now),
                     Err(mpsc::error::TryRecvError::Empty) => break,
                     Err(mpsc::error::TryRecvError::Disconnected) => self.rx_open = false,
                 }
             }
-            if !self.rx_open && self.inflight.is_empty() && self.wbuf.is_empty() {
+            if !self.rx_open
+                && self.parked.is_none()
+                && self.inflight.is_empty()
+                && self.wbuf.is_empty()
+            {
                 return Ok(());
             }
-            let admit = self.can_admit(now);
+            let admit = self.can_admit(now) && self.parked.is_none();
             let throttle = if self.rx_open {
                 self.shared.throttled_until(now)
             } else {
@@ -320,14 +332,14 @@ impl Task {
                 }
                 cmd = self.rx.recv(), if admit => {
                     match cmd {
-                        Some(cmd) => self.admit(cmd, Instant::now()),
+                        Some(cmd) => self.parked = Some(cmd),
                         None => self.rx_open = false,
                     }
                 }
                 _ = sleep_until(deadline.unwrap_or(now)), if deadline.is_some() => {
                     self.check_deadlines()?;
                 }
-                _ = sleep_until(throttle.unwrap_or(now)), if throttle.is_some() && !admit => {}
+                _ = sleep_until(throttle.unwrap_or(now)), if throttle.is_some() => {}
             }
         }
     }
@@ -437,7 +449,8 @@ impl Task {
             };
             let _ = e.reply.send(Err(err));
         }
-        while let Ok(cmd) = self.rx.try_recv() {
+        let mut parked = self.parked.take();
+        while let Some(cmd) = parked.take().or_else(|| self.rx.try_recv().ok()) {
             let _ = cmd
                 .reply
                 .send(Err(NetError::lost(&addr, Delivery::NotSent, cause.clone())));
@@ -465,5 +478,136 @@ async fn write_some(
             w.flush().await?;
         }
         Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::{BufMut, BytesMut};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A request frame: size, api key 18, version 0, correlation id
+    /// placeholder, then `payload`.
+    fn frame(payload: &[u8]) -> BytesMut {
+        let mut b = BytesMut::new();
+        b.put_i32((8 + payload.len()) as i32);
+        b.put_i16(18);
+        b.put_i16(0);
+        b.put_i32(0);
+        b.put_slice(payload);
+        b
+    }
+
+    /// Echoes each request's correlation id and payload back.
+    async fn echo(mut s: tokio::io::DuplexStream) {
+        let dec = FrameDecoder::default();
+        let mut buf = BytesMut::new();
+        loop {
+            while let Ok(Some(f)) = dec.decode(&mut buf) {
+                let mut out = BytesMut::new();
+                out.put_i32((f.len() - 4) as i32);
+                out.put_slice(&f[4..]);
+                if s.write_all(&out).await.is_err() {
+                    return;
+                }
+            }
+            match s.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn correlation_ids_wrap_past_i32_max() {
+        let (client, server) = tokio::io::duplex(1024);
+        tokio::spawn(echo(server));
+        let pipe = Pipeline::spawn(
+            client,
+            "mem".into(),
+            PipelineOptions {
+                max_in_flight: 2,
+                max_response_size: 1 << 20,
+                first_correlation_id: i32::MAX - 2,
+            },
+            Arc::new(Metrics::default()),
+        );
+        let mut ids = Vec::new();
+        for i in 0u8..5 {
+            let payload = [i; 3];
+            let r = pipe
+                .request(frame(&payload), 18, 0, Duration::from_secs(30))
+                .await
+                .unwrap();
+            assert_eq!(&r.frame[4..], &payload);
+            assert_eq!(
+                i32::from_be_bytes([r.frame[0], r.frame[1], r.frame[2], r.frame[3]]),
+                r.correlation_id
+            );
+            ids.push(r.correlation_id);
+        }
+        assert_eq!(ids, vec![i32::MAX - 2, i32::MAX - 1, i32::MAX, 0, 1]);
+    }
+
+    #[tokio::test]
+    async fn oversized_response_is_a_protocol_violation() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        let pipe = Pipeline::spawn(
+            client,
+            "mem".into(),
+            PipelineOptions {
+                max_in_flight: 2,
+                max_response_size: 1024,
+                first_correlation_id: 0,
+            },
+            Arc::new(Metrics::default()),
+        );
+        tokio::spawn(async move {
+            let mut b = [0u8; 64];
+            let _ = server.read(&mut b).await;
+            // "HTTP" read as a size: 1,213,486,160 bytes.
+            let _ = server.write_all(b"HTTP/1.1 400 Bad Request\r\n").await;
+            let _ = server.read(&mut b).await;
+        });
+        let e = pipe
+            .request(frame(b"x"), 18, 0, Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                NetError::ConnectionLost {
+                    cause: Disconnect::ProtocolViolation(_),
+                    delivery: Delivery::MaybeDelivered,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn request_on_a_closed_pipeline_is_not_sent() {
+        let (client, server) = tokio::io::duplex(64);
+        drop(server);
+        let pipe = Pipeline::spawn(
+            client,
+            "mem".into(),
+            PipelineOptions {
+                max_in_flight: 1,
+                max_response_size: 1024,
+                first_correlation_id: 0,
+            },
+            Arc::new(Metrics::default()),
+        );
+        let e = pipe
+            .request(frame(b"x"), 18, 0, Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(e.is_retriable());
+        assert!(matches!(e, NetError::ConnectionLost { .. }), "{e:?}");
+        assert!(pipe.is_closed());
     }
 }
