@@ -23,6 +23,7 @@
 //! happened).
 
 pub mod admin;
+mod backoff;
 pub mod cluster;
 pub mod config;
 pub mod conn;
@@ -33,7 +34,7 @@ mod response;
 mod sasl;
 mod tls;
 
-pub use cluster::Client;
+pub use cluster::{Client, Coordinator, CoordinatorType};
 pub use config::{ConfigError, NetConfig, NetConfigBuilder};
 pub use conn::{Connection, Connector, SendOptions};
 pub use error::{Delivery, Disconnect, NetError};

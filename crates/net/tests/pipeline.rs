@@ -1,6 +1,8 @@
 //! Pipelining, cancellation, timeouts and disconnects against an in-process
 //! fake broker.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::sync::atomic::Ordering;

@@ -1,4 +1,0 @@
-//! cluster
-/// x
-#[derive(Debug)]
-pub struct Client;
