@@ -1,1 +1,260 @@
-fn main() {}
+//! Project automation: `cargo xtask <command>`.
+//!
+//! - `kafka fetch|up|down|status`: the test broker (Apache Kafka 4.3.1 from
+//!   Maven Central jars, cached after the first run).
+//! - `demo`: the main job, an exactly-once copy on a local broker it starts.
+//! - `test`: everything CI runs (fmt, clippy, the no-C check, all tests
+//!   including the real-broker ones, a check that no JVM is left behind).
+//! - `no-c`: the library builds with no C compiler and its tree has no C.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use exactly_protocol_tests::{
+    jars, process, Broker, BrokerConfig, DetachedState, TransactionVersion,
+};
+
+mod demo;
+mod noc;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "exactly project automation")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Manage the local test broker.
+    Kafka {
+        #[command(subcommand)]
+        cmd: KafkaCmd,
+    },
+    /// The main job: an exactly-once copy on a local broker started for it.
+    Demo {
+        /// Transaction protocol of the demo broker.
+        #[arg(long, value_enum, default_value_t = Tv::V2)]
+        tv: Tv,
+    },
+    /// Everything CI runs: fmt, clippy, no-C check, all tests, no stray JVM.
+    Test {
+        /// Skip fmt and clippy (for a quick local run of the tests only).
+        #[arg(long)]
+        no_lint: bool,
+    },
+    /// Check that the library's dependency tree compiles no C.
+    NoC,
+}
+
+#[derive(Subcommand)]
+enum KafkaCmd {
+    /// Download (or verify the cache of) the broker and tool jars.
+    Fetch,
+    /// Start a broker in the background and print its bootstrap address.
+    Up {
+        /// Transaction protocol (`transaction.version` feature level).
+        #[arg(long, value_enum, default_value_t = Tv::V2)]
+        tv: Tv,
+        /// Number of nodes (1 or 3).
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+    },
+    /// Stop the background broker and delete its data.
+    Down,
+    /// Say whether the background broker is running, and where.
+    Status,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Tv {
+    #[value(name = "1")]
+    V1,
+    #[value(name = "2")]
+    V2,
+}
+
+impl From<Tv> for TransactionVersion {
+    fn from(tv: Tv) -> Self {
+        match tv {
+            Tv::V1 => TransactionVersion::V1,
+            Tv::V2 => TransactionVersion::V2,
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Kafka { cmd } => kafka(cmd),
+        Cmd::Demo { tv } => demo::run(tv.into()),
+        Cmd::Test { no_lint } => test(no_lint),
+        Cmd::NoC => noc::check(),
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn state_file() -> PathBuf {
+    root().join("target").join("exactly-kafka.state")
+}
+
+fn read_state() -> Option<DetachedState> {
+    std::fs::read_to_string(state_file())
+        .ok()
+        .and_then(|t| DetachedState::from_text(&t))
+}
+
+fn kafka(cmd: KafkaCmd) -> Result<()> {
+    match cmd {
+        KafkaCmd::Fetch => {
+            let t = Instant::now();
+            let libs = jars::ensure_jars()?;
+            println!(
+                "Kafka {} jars ready in {} ({:.1} s)",
+                jars::KAFKA_VERSION,
+                libs.display(),
+                t.elapsed().as_secs_f64()
+            );
+        }
+        KafkaCmd::Up { tv, nodes } => {
+            if let Some(state) = read_state().filter(DetachedState::is_alive) {
+                bail!(
+                    "a broker is already running at {} (stop it with `cargo xtask kafka down`)",
+                    state.bootstrap
+                );
+            }
+            let t = Instant::now();
+            let config = BrokerConfig {
+                transaction_version: tv.into(),
+                nodes,
+                ..BrokerConfig::default()
+            };
+            let state = Broker::start_detached(config)?.into_detached_state();
+            std::fs::create_dir_all(root().join("target"))?;
+            std::fs::write(state_file(), state.to_text())
+                .with_context(|| format!("writing {}", state_file().display()))?;
+            println!(
+                "Kafka {} up in {:.1} s: bootstrap.servers={} transaction.version={} (pids {:?})",
+                jars::KAFKA_VERSION,
+                t.elapsed().as_secs_f64(),
+                state.bootstrap,
+                state.transaction_version,
+                state.pids
+            );
+        }
+        KafkaCmd::Down => match read_state() {
+            Some(state) => {
+                Broker::stop_detached(&state);
+                let _ = std::fs::remove_file(state_file());
+                println!("broker at {} stopped", state.bootstrap);
+            }
+            None => println!("no broker recorded in {}", state_file().display()),
+        },
+        KafkaCmd::Status => match read_state() {
+            Some(s) if s.is_alive() => println!(
+                "running: bootstrap.servers={} transaction.version={} pids {:?}",
+                s.bootstrap, s.transaction_version, s.pids
+            ),
+            Some(s) => println!("not running (stale record for {})", s.bootstrap),
+            None => println!("not running"),
+        },
+    }
+    Ok(())
+}
+
+/// Runs a command in the workspace root, echoing it, failing on non-zero exit.
+pub(crate) fn run(step: &str, cmd: &mut Command) -> Result<Duration> {
+    let t = Instant::now();
+    eprintln!("\n==> {step}: {cmd:?}");
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("{step}: cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{step} failed ({status})");
+    }
+    let took = t.elapsed();
+    eprintln!("==> {step}: ok in {:.1} s", took.as_secs_f64());
+    Ok(took)
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn test(no_lint: bool) -> Result<()> {
+    let mut times = Vec::new();
+    if !no_lint {
+        times.push((
+            "fmt",
+            run("fmt", cargo().args(["fmt", "--all", "--check"]))?,
+        ));
+        times.push((
+            "clippy",
+            run(
+                "clippy",
+                cargo().args([
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]),
+            )?,
+        ));
+    }
+    let t = Instant::now();
+    noc::check()?;
+    times.push(("no-c", t.elapsed()));
+    // Fail early and clearly if the broker cannot be had (Java/Maven missing).
+    let t = Instant::now();
+    let libs = jars::ensure_jars()?;
+    eprintln!(
+        "==> broker jars: {} ({:.1} s)",
+        libs.display(),
+        t.elapsed().as_secs_f64()
+    );
+    times.push((
+        "tests",
+        run(
+            "tests (unit, property, simulation, real broker)",
+            cargo().args(["test", "--workspace", "--all-features"]),
+        )?,
+    ));
+    let strays = stray_jvms();
+    if !strays.is_empty() {
+        for &pid in &strays {
+            process::signal(pid, process::Signal::Kill);
+        }
+        bail!("tests left harness JVMs running (pids {strays:?}); they were killed now");
+    }
+    eprintln!("\n==> all green");
+    for (step, took) in times {
+        eprintln!("    {step:<8} {:>7.1} s", took.as_secs_f64());
+    }
+    Ok(())
+}
+
+/// Harness JVMs still alive, except a broker deliberately left up by
+/// `cargo xtask kafka up`.
+fn stray_jvms() -> Vec<u32> {
+    let kept = read_state()
+        .filter(DetachedState::is_alive)
+        .map(|s| s.pids)
+        .unwrap_or_default();
+    process::pids_with_cmdline(exactly_protocol_tests::broker::JVM_MARKER)
+        .into_iter()
+        .filter(|p| !kept.contains(p))
+        .collect()
+}
