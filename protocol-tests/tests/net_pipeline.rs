@@ -22,12 +22,16 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn metadata(names: &[String]) -> MetadataRequest {
-    MetadataRequest::default().with_topics(Some(
-        names
-            .iter()
-            .map(|n| MetadataRequestTopic::default().with_name(Some(TopicName(n.clone().into()))))
-            .collect(),
-    ))
+    MetadataRequest::default()
+        .with_topics(Some(
+            names
+                .iter()
+                .map(|n| {
+                    MetadataRequestTopic::default().with_name(Some(TopicName(n.clone().into())))
+                })
+                .collect(),
+        ))
+        .with_allow_auto_topic_creation(false)
 }
 
 #[test]

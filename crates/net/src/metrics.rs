@@ -86,11 +86,11 @@ impl Metrics {
         self.responses.fetch_add(1, Relaxed);
         self.bytes_in.fetch_add(bytes as u64, Relaxed);
     }
-    pub(crate) fn connected(&self, reconnect: bool) {
+    pub(crate) fn connected(&self) {
         self.connects.fetch_add(1, Relaxed);
-        if reconnect {
-            self.reconnects.fetch_add(1, Relaxed);
-        }
+    }
+    pub(crate) fn reconnected(&self) {
+        self.reconnects.fetch_add(1, Relaxed);
     }
     pub(crate) fn connect_failed(&self) {
         self.connect_failures.fetch_add(1, Relaxed);

@@ -165,7 +165,9 @@ impl Client {
         let broker_id = (id >= 0).then_some(id);
         match self.inner.connector.connect(&addr, broker_id).await {
             Ok(c) => {
-                self.metrics().connected(st.ever_connected);
+                if st.ever_connected {
+                    self.metrics().reconnected();
+                }
                 st.ever_connected = true;
                 st.failures = 0;
                 st.retry_at = None;

@@ -92,9 +92,12 @@ impl Connector {
     ) -> Result<Connection, NetError> {
         let span = tracing::debug_span!("kafka.connect", %addr, broker_id);
         let r = self.connect_inner(addr, broker_id).instrument(span).await;
-        if let Err(e) = &r {
-            self.metrics.connect_failed();
-            tracing::debug!(%addr, broker_id, error = %e, "connect failed");
+        match &r {
+            Ok(_) => self.metrics.connected(),
+            Err(e) => {
+                self.metrics.connect_failed();
+                tracing::debug!(%addr, broker_id, error = %e, "connect failed");
+            }
         }
         r
     }
