@@ -112,6 +112,13 @@ impl Security {
     /// Makes a CA, a broker certificate for `127.0.0.1`/`localhost` signed by
     /// it, and an unrelated CA, in a fresh directory.
     pub fn generate() -> Result<Security> {
+        Self::generate_with_san("IP:127.0.0.1,DNS:localhost")
+    }
+
+    /// As [`Security::generate`], with the broker certificate's subject
+    /// alternative names given in keytool's syntax (e.g. `DNS:localhost`
+    /// alone, to test host name verification against `127.0.0.1`).
+    pub fn generate_with_san(san: &str) -> Result<Security> {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join("exactly-harness").join(format!(
@@ -180,7 +187,7 @@ impl Security {
                 "-validity",
                 "3650",
                 "-ext",
-                "SAN=IP:127.0.0.1,DNS:localhost",
+                &format!("SAN={san}"),
                 "-ext",
                 "EKU=serverAuth",
                 "-ext",

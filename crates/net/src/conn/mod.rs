@@ -40,13 +40,23 @@ pub struct SendOptions {
 /// A handshaken connection to one broker. Cheap to clone; every clone talks
 /// to the same socket. Dropping the last clone closes the socket once nothing
 /// is in flight.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Connection {
     pipe: Pipeline,
     versions: Arc<VersionTable>,
     client_id: Arc<str>,
     broker_id: Option<i32>,
     request_timeout: Duration,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("addr", &self.pipe.shared.addr)
+            .field("broker_id", &self.broker_id)
+            .field("closed", &self.pipe.is_closed())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Opens connections with one configuration (shared TLS settings, counters).

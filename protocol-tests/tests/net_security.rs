@@ -1,0 +1,212 @@
+//! exactly-net's SASL and TLS against a broker with SASL_SSL and
+//! SASL_PLAINTEXT listeners (certificates from keytool, SCRAM users created at
+//! format time): SCRAM-SHA-256 and -512 over TLS, PLAIN, a wrong password
+//! (a clear authentication error, no retry loop), an untrusted certificate
+//! (refused).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use exactly_net::{Client, Connector, Metrics, NetConfig, NetError};
+use exactly_protocol_tests::security::{Security, SASL_PLAINTEXT, SASL_SSL};
+use exactly_protocol_tests::{Broker, BrokerConfig};
+
+struct Secured {
+    broker: Broker,
+    sec: Security,
+}
+
+fn secured() -> &'static Secured {
+    static S: OnceLock<Secured> = OnceLock::new();
+    S.get_or_init(|| {
+        let sec = Security::generate().unwrap_or_else(|e| panic!("{e}"));
+        let broker =
+            Broker::start(sec.apply(BrokerConfig::default())).unwrap_or_else(|e| panic!("{e}"));
+        Secured { broker, sec }
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn props(
+    listener: &str,
+    mechanism: &str,
+    password: &str,
+    ca: Option<&std::path::Path>,
+) -> NetConfig {
+    let s = secured();
+    let addr = s.broker.listener_address(1, listener).unwrap();
+    let mut b = NetConfig::builder();
+    b.set("bootstrap.servers", &addr).unwrap();
+    b.set("security.protocol", listener).unwrap();
+    b.set("sasl.mechanism", mechanism).unwrap();
+    b.set("sasl.username", &s.sec.user).unwrap();
+    b.set("sasl.password", password).unwrap();
+    b.set("request.timeout.ms", "10000").unwrap();
+    if let Some(ca) = ca {
+        b.set("ssl.ca.location", ca.to_str().unwrap()).unwrap();
+    }
+    b.build().unwrap()
+}
+
+/// Connects, then checks the connection works: metadata lists the broker and
+/// the client learnt the broker's advertised SASL listener address is not
+/// needed (broker ids resolve through Metadata of the same listener).
+async fn works(cfg: NetConfig) {
+    let client = Client::connect(cfg).await.unwrap();
+    let view = client.refresh_metadata(&[]).await.unwrap();
+    assert_eq!(view.brokers().count(), 1);
+    let conn = client.connection(1).await.unwrap();
+    assert!(conn
+        .versions()
+        .broker_range(exactly_codec::messages::ApiKey::Produce)
+        .is_some());
+    client.close();
+}
+
+#[test]
+fn scram_sha_256_and_512_over_tls() {
+    let s = secured();
+    runtime().block_on(async {
+        for mech in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
+            works(props(SASL_SSL, mech, &s.sec.password, Some(&s.sec.ca_pem))).await;
+        }
+    });
+}
+
+#[test]
+fn scram_and_plain_without_tls() {
+    let s = secured();
+    runtime().block_on(async {
+        for mech in ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] {
+            works(props(SASL_PLAINTEXT, mech, &s.sec.password, None)).await;
+        }
+    });
+}
+
+#[test]
+fn wrong_password_is_a_clear_authentication_error() {
+    let s = secured();
+    runtime().block_on(async {
+        for (listener, mech) in [
+            (SASL_SSL, "SCRAM-SHA-512"),
+            (SASL_PLAINTEXT, "SCRAM-SHA-256"),
+            (SASL_PLAINTEXT, "PLAIN"),
+        ] {
+            let started = Instant::now();
+            let e = Client::connect(props(
+                listener,
+                mech,
+                "not-the-password",
+                Some(&s.sec.ca_pem),
+            ))
+            .await
+            .unwrap_err();
+            match &e {
+                NetError::Authentication { mechanism, message } => {
+                    assert_eq!(&**mechanism, mech);
+                    assert!(message.contains("SASL_AUTHENTICATION_FAILED"), "{message}");
+                }
+                other => panic!("{listener} {mech}: {other:?}"),
+            }
+            assert!(!e.is_retriable());
+            // One attempt, not a retry loop.
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                started.elapsed()
+            );
+        }
+    });
+}
+
+#[test]
+fn untrusted_certificate_is_refused() {
+    let s = secured();
+    runtime().block_on(async {
+        let e = Client::connect(props(
+            SASL_SSL,
+            "SCRAM-SHA-256",
+            &s.sec.password,
+            Some(&s.sec.other_ca_pem),
+        ))
+        .await
+        .unwrap_err();
+        match &e {
+            NetError::Tls { message, .. } => assert!(message.contains("certificate"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(!e.is_retriable());
+        // The public web roots do not trust a test CA either.
+        let e = Client::connect(props(SASL_SSL, "SCRAM-SHA-256", &s.sec.password, None))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, NetError::Tls { .. }), "{e:?}");
+    });
+}
+
+/// A broker whose certificate names only `localhost`: reaching it as
+/// 127.0.0.1 is refused while host name verification is on (the default),
+/// accepted with `ssl.endpoint.identification.algorithm=` (the chain is still
+/// verified: an untrusted CA is still refused), and fine as `localhost`.
+#[test]
+fn hostname_verification_is_on_by_default() {
+    let sec = Security::generate_with_san("DNS:localhost").unwrap_or_else(|e| panic!("{e}"));
+    let broker =
+        Broker::start(sec.apply(BrokerConfig::default())).unwrap_or_else(|e| panic!("{e}"));
+    let addr = broker.listener_address(1, SASL_SSL).unwrap();
+    let port = addr.rsplit_once(':').unwrap().1.to_owned();
+    let connector = |host: &str, ca: &std::path::Path, verify: bool| {
+        let mut b = NetConfig::builder();
+        for (k, v) in [
+            ("bootstrap.servers", format!("{host}:{port}")),
+            ("security.protocol", "SASL_SSL".into()),
+            ("sasl.mechanism", "SCRAM-SHA-256".into()),
+            ("sasl.username", sec.user.clone()),
+            ("sasl.password", sec.password.clone()),
+            ("ssl.ca.location", ca.display().to_string()),
+            (
+                "ssl.endpoint.identification.algorithm",
+                if verify { "https" } else { "" }.into(),
+            ),
+        ] {
+            b.set(k, &v).unwrap();
+        }
+        Connector::new(Arc::new(b.build().unwrap()), Arc::new(Metrics::default())).unwrap()
+    };
+    runtime().block_on(async {
+        let ip = format!("127.0.0.1:{port}");
+        let e = connector("127.0.0.1", &sec.ca_pem, true)
+            .connect(&ip, None)
+            .await
+            .unwrap_err();
+        match &e {
+            NetError::Tls { message, .. } => {
+                assert!(message.contains("not valid for name"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        connector("127.0.0.1", &sec.ca_pem, false)
+            .connect(&ip, None)
+            .await
+            .unwrap();
+        let e = connector("127.0.0.1", &sec.other_ca_pem, false)
+            .connect(&ip, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, NetError::Tls { .. }), "{e:?}");
+        let local = format!("localhost:{port}");
+        connector("localhost", &sec.ca_pem, true)
+            .connect(&local, None)
+            .await
+            .unwrap();
+    });
+}
