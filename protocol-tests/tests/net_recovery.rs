@@ -12,6 +12,10 @@ use exactly_net::admin::NewTopic;
 use exactly_net::{Client, CoordinatorType, NetConfig};
 use exactly_protocol_tests::{unique_topic, Broker, BrokerConfig};
 
+/// These tests start their own brokers (1 and 3 JVMs): one at a time on a
+/// 2-core machine.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -33,6 +37,7 @@ fn config(bootstrap: &str) -> NetConfig {
 
 #[test]
 fn single_broker_kill9_and_restart_recovers_without_user_action() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let broker = Broker::start(BrokerConfig::default()).unwrap_or_else(|e| panic!("{e}"));
     let topic = unique_topic("recover");
     let rt = runtime();
@@ -82,6 +87,7 @@ fn single_broker_kill9_and_restart_recovers_without_user_action() {
 
 #[test]
 fn three_nodes_leader_killed_metadata_finds_new_leader() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let broker = Broker::start(BrokerConfig::three_nodes()).unwrap_or_else(|e| panic!("{e}"));
     let topic = unique_topic("failover");
     let rt = runtime();

@@ -35,12 +35,30 @@ async fn bootstrap_skips_dead_server_and_routes_by_leader() {
         "orders".len()
     );
     assert!(view.route("orders", 99).is_none());
+    // A partition error that is not about metadata does not invalidate.
+    assert!(!c.on_partition_error(exactly_codec::ErrorCode::InvalidProducerEpoch, &r));
+    // A stale-metadata error from an old route is counted but ignored once
+    // the cache is newer; from the current route it marks the cache stale.
     // An invalidation from an older generation does nothing...
     assert!(!c.invalidate_metadata(r.generation - 1));
     // ...one from the current generation makes the next lookup refresh.
     assert!(c.invalidate_metadata(r.generation));
     let r2 = c.leader("orders", 3).await.unwrap();
     assert!(r2.generation > r.generation);
+    assert!(c.on_partition_error(exactly_codec::ErrorCode::NotLeaderOrFollower, &r2));
+    let r3 = c.leader("orders", 3).await.unwrap();
+    assert!(r3.generation > r2.generation);
+    // The same error reported late, from the old route, changes nothing.
+    c.on_partition_error(exactly_codec::ErrorCode::NotLeaderOrFollower, &r2);
+    assert_eq!(
+        c.leader("orders", 3).await.unwrap().generation,
+        r3.generation
+    );
+    let codes = c.metrics_snapshot().errors_by_code;
+    assert!(
+        codes.contains(&(exactly_codec::ErrorCode::NotLeaderOrFollower, 2)),
+        "{codes:?}"
+    );
     let m = c.metrics_snapshot();
     assert!(
         m.connect_failures >= 1,

@@ -101,6 +101,28 @@ impl Client {
         }
     }
 
+    /// Reports an error code from a coordinator's response: counts it and,
+    /// on NOT_COORDINATOR or COORDINATOR_NOT_AVAILABLE, forgets the entry of
+    /// `coordinator` (if still current). Returns whether a new lookup is due.
+    pub fn on_coordinator_error(
+        &self,
+        ty: CoordinatorType,
+        key: &str,
+        code: ErrorCode,
+        coordinator: &Coordinator,
+    ) -> bool {
+        self.metrics().record_error(code);
+        if matches!(
+            code,
+            ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable
+        ) {
+            self.invalidate_coordinator(ty, key, coordinator.generation);
+            true
+        } else {
+            false
+        }
+    }
+
     /// Looks up the coordinators of `keys`, in one request from v4 on, one
     /// per key before. Retriable lookup errors are retried with
     /// `retry.backoff.ms` until `request.timeout.ms`; each key gets its own

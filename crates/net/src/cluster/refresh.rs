@@ -92,6 +92,21 @@ impl Client {
         self.inner.metadata.invalidate(generation)
     }
 
+    /// Reports a partition-level error code from a response to a request
+    /// routed with `route`: counts it and, when it means stale metadata
+    /// (NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION,
+    /// FENCED_LEADER_EPOCH, ...), marks the metadata stale unless it was
+    /// refreshed since. Returns whether the caller should re-route.
+    pub fn on_partition_error(&self, code: ErrorCode, route: &Route) -> bool {
+        self.metrics().record_error(code);
+        if is_stale_metadata(code) {
+            self.invalidate_metadata(route.generation);
+            true
+        } else {
+            false
+        }
+    }
+
     /// The view, refreshed first if it is stale, older than
     /// `metadata.max.age.ms`, or lacks `topics`.
     pub async fn metadata_for(&self, topics: &[&str]) -> Result<Arc<ClusterView>, NetError> {
