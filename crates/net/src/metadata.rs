@@ -40,6 +40,18 @@ pub fn is_stale_metadata(code: ErrorCode) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct TopicId(pub [u8; 16]);
 
+impl From<uuid::Uuid> for TopicId {
+    fn from(u: uuid::Uuid) -> Self {
+        TopicId(*u.as_bytes())
+    }
+}
+
+impl From<TopicId> for uuid::Uuid {
+    fn from(t: TopicId) -> Self {
+        uuid::Uuid::from_bytes(t.0)
+    }
+}
+
 impl TopicId {
     /// Whether the id is the all-zero "no id".
     pub fn is_zero(&self) -> bool {
@@ -238,7 +250,13 @@ impl ClusterView {
                 continue;
             }
             next.topic_errors.remove(&name);
-            let old = self.topics.get(&name);
+            let id = TopicId::from(t.topic_id);
+            // A topic deleted and re-created under the same name has a new id
+            // and starts its leader epochs again: the old entry says nothing.
+            let old = self
+                .topics
+                .get(&name)
+                .filter(|o| o.id == id || o.id.is_zero() || id.is_zero());
             let mut partitions: Vec<PartitionInfo> = t
                 .partitions
                 .iter()
@@ -264,7 +282,6 @@ impl ClusterView {
                 })
                 .collect();
             partitions.sort_by_key(|p| p.partition);
-            let id = TopicId(*t.topic_id.as_bytes());
             next.topics.insert(
                 name.clone(),
                 Arc::new(TopicInfo {
@@ -379,6 +396,30 @@ mod tests {
         let v = c.apply(&resp(2, 5), now);
         assert_eq!(v.route("t", 0).unwrap().leader, 3);
         assert_eq!(v.generation(), 3);
+    }
+
+    #[test]
+    fn recreated_topic_resets_epochs() {
+        let c = MetadataCache::default();
+        let now = Instant::now();
+        let with_id = |leader, epoch, id: u8| {
+            let mut r = resp(leader, epoch);
+            r.topics[0].topic_id = uuid::Uuid::from_bytes([id; 16]);
+            r
+        };
+        c.apply(&with_id(3, 9, 1), now);
+        // Same id, older epoch: ignored.
+        assert_eq!(
+            c.apply(&with_id(2, 0, 1), now)
+                .route("t", 0)
+                .unwrap()
+                .leader,
+            3
+        );
+        // New id (deleted and re-created): epoch 0 is news.
+        let v = c.apply(&with_id(2, 0, 2), now);
+        assert_eq!(v.route("t", 0).unwrap().leader, 2);
+        assert_eq!(v.topic("t").unwrap().id, TopicId([2; 16]));
     }
 
     #[test]
