@@ -235,7 +235,7 @@ impl Security {
     }
 
     /// Adds SASL_SSL and SASL_PLAINTEXT listeners (SCRAM-SHA-256,
-    /// SCRAM-SHA-512 and PLAIN enabled, the user's credentials created at
+    /// SCRAM-SHA-512, PLAIN and unsecured OAUTHBEARER enabled, the user's credentials created at
     /// format time) to `cfg`.
     pub fn apply(&self, mut cfg: BrokerConfig) -> BrokerConfig {
         for name in [SASL_SSL, SASL_PLAINTEXT] {
@@ -252,7 +252,7 @@ impl Security {
             cfg.server_properties.extend([
                 (
                     format!("listener.name.{l}.sasl.enabled.mechanisms"),
-                    "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN".into(),
+                    "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN,OAUTHBEARER".into(),
                 ),
                 (
                     format!("listener.name.{l}.scram-sha-256.sasl.jaas.config"),
@@ -263,12 +263,19 @@ impl Security {
                     scram.into(),
                 ),
                 (format!("listener.name.{l}.plain.sasl.jaas.config"), plain),
+                // Kafka's unsecured OAUTHBEARER validator: accepts unsigned
+                // (alg "none") JWTs with a `sub` claim and a future `exp`.
+                (
+                    format!("listener.name.{l}.oauthbearer.sasl.jaas.config"),
+                    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
+                        .into(),
+                ),
             ]);
         }
         cfg.server_properties.extend([
             (
                 "sasl.enabled.mechanisms".into(),
-                "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN".into(),
+                "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN,OAUTHBEARER".into(),
             ),
             (
                 "ssl.keystore.location".into(),

@@ -210,3 +210,64 @@ fn hostname_verification_is_on_by_default() {
             .unwrap();
     });
 }
+
+/// An unsigned JWT (Kafka's unsecured OAUTHBEARER validator accepts these)
+/// for `sub`, expiring `exp_offset` seconds from now.
+fn unsecured_jwt(sub: &str, exp_offset: i64) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(
+        format!(
+            r#"{{"sub":"{sub}","iat":{now},"exp":{}}}"#,
+            now + exp_offset
+        )
+        .as_bytes(),
+    );
+    format!("{header}.{payload}.")
+}
+
+fn oauth_config(listener: &str, exp_offset: i64) -> NetConfig {
+    let s = secured();
+    let addr = s.broker.listener_address(1, listener).unwrap();
+    let mut b = NetConfig::builder();
+    b.set("bootstrap.servers", &addr).unwrap();
+    b.set("security.protocol", listener).unwrap();
+    b.set("ssl.ca.location", s.sec.ca_pem.to_str().unwrap())
+        .unwrap();
+    b.sasl_oauthbearer(Arc::new(move || {
+        let token = unsecured_jwt("alice", exp_offset);
+        Box::pin(async move {
+            Ok(exactly_net::config::OAuthToken {
+                token,
+                extensions: Vec::new(),
+            })
+        })
+    }));
+    b.build().unwrap()
+}
+
+#[test]
+fn oauthbearer_with_a_token_callback() {
+    runtime().block_on(async {
+        for listener in [SASL_PLAINTEXT, SASL_SSL] {
+            works(oauth_config(listener, 3600)).await;
+        }
+        // An expired token: the broker's error challenge is reported, once.
+        let e = Client::connect(oauth_config(SASL_PLAINTEXT, -3600))
+            .await
+            .unwrap_err();
+        match &e {
+            NetError::Authentication { mechanism, message } => {
+                assert_eq!(&**mechanism, "OAUTHBEARER");
+                assert!(message.contains("invalid_token"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!e.is_retriable());
+    });
+}
