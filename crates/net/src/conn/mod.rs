@@ -6,6 +6,8 @@
 mod handshake;
 pub(crate) mod inflight;
 pub(crate) mod pipeline;
+#[cfg(test)]
+mod pipeline_model;
 
 use std::sync::Arc;
 use std::time::Duration;
