@@ -114,13 +114,14 @@ impl InFlight {
         self.deadlines.first().map(|&(d, _)| d)
     }
 
-    /// The in-flight request whose deadline passed first, if any has passed.
-    pub(crate) fn expired(&self, now: Instant) -> Option<&Entry> {
+    /// The correlation id of the in-flight request whose deadline passed
+    /// first, with the request, if any deadline has passed.
+    pub(crate) fn expired(&self, now: Instant) -> Option<(i32, Option<&Entry>)> {
         let &(d, id) = self.deadlines.first()?;
         if d > now {
             return None;
         }
-        self.queue.iter().find(|e| e.correlation_id == id)
+        Some((id, self.queue.iter().find(|e| e.correlation_id == id)))
     }
 
     /// Takes the head if `correlation_id` is its id. On a mismatch the head is
@@ -236,12 +237,8 @@ mod tests {
         q.push(b);
         assert_eq!(q.next_deadline(), Some(now + Duration::from_secs(1)));
         assert!(q.expired(now).is_none());
-        assert_eq!(
-            q.expired(now + Duration::from_secs(2))
-                .unwrap()
-                .correlation_id,
-            2
-        );
+        let (id, entry) = q.expired(now + Duration::from_secs(2)).unwrap();
+        assert_eq!((id, entry.unwrap().correlation_id), (2, 2));
         let got: Vec<_> = q.drain(15).map(|(e, d)| (e.correlation_id, d)).collect();
         assert_eq!(
             got,

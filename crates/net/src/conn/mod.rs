@@ -1,5 +1,5 @@
 //! One connection to one broker: a task owning the socket, pipelining up to
-//! `max.in.flight.requests.per.connection` requests (see [`pipeline`]), the
+//! `max.in.flight.requests.per.connection` requests (one task owns the socket), the
 //! handshake that opens it (TCP, TLS, ApiVersions per KIP-35/KIP-511, SASL per
 //! KIP-43/KIP-152) and the typed request API on top.
 

@@ -346,16 +346,17 @@ impl Task {
 
     fn check_deadlines(&mut self) -> Result<(), Stop> {
         let now = Instant::now();
-        let Some(e) = self.inflight.expired(now) else {
+        // Any passed deadline fails the connection: every later response is
+        // queued behind the late one.
+        let Some((id, entry)) = self.inflight.expired(now) else {
             return Ok(());
         };
-        let id = e.correlation_id;
         tracing::warn!(
             addr = %self.shared.addr,
             correlation_id = id,
-            api_key = e.api_key,
-            version = e.version,
-            timeout_ms = e.timeout.as_millis() as u64,
+            api_key = entry.map(|e| e.api_key),
+            version = entry.map(|e| e.version),
+            timeout_ms = entry.map(|e| e.timeout.as_millis() as u64),
             "request timed out; closing the connection"
         );
         self.shared.metrics.timed_out();
