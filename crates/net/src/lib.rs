@@ -17,6 +17,32 @@
 //!   per broker with reconnect backoff, and throttling (KIP-219);
 //! - counters ([`Metrics`]) and `tracing` spans per request.
 //!
+//! ```no_run
+//! # async fn demo() -> Result<(), exactly_net::NetError> {
+//! use exactly_codec::messages::MetadataRequest;
+//! use exactly_net::{Client, NetConfig, SendOptions};
+//!
+//! let config = NetConfig::from_properties([
+//!     ("bootstrap.servers", "127.0.0.1:9092"),
+//!     ("request.timeout.ms", "30000"),
+//! ])?;
+//! let client = Client::connect(config).await?;
+//! // Route by partition leader; the route carries the cache generation.
+//! let route = client.leader("orders", 0).await?;
+//! let conn = client.connection(route.leader).await?;
+//! // Typed request at the negotiated version...
+//! let md = conn.send(&MetadataRequest::default()).await?;
+//! // ...or at a version the caller caps.
+//! let md9 = conn
+//!     .send_with(&MetadataRequest::default(), SendOptions { version: Some(9), timeout: None })
+//!     .await?;
+//! # let _ = (md, md9);
+//! // On a failure, `delivery()` tells NotSent from MaybeDelivered, and a
+//! // stale-metadata error code goes back with its route:
+//! // client.on_partition_error(code, &route);
+//! # Ok(()) }
+//! ```
+//!
 //! What it does not: decide what to do about Kafka error codes in produce or
 //! fetch responses (that is `exactly-txn`'s classifier), or retry requests on
 //! its own (callers own their retry policy; the net layer tells them what

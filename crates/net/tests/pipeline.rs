@@ -273,3 +273,21 @@ async fn caller_chosen_version_is_checked_and_used() {
     ));
     assert_eq!(e.delivery(), Delivery::NotSent);
 }
+
+#[tokio::test]
+async fn undecodable_response_is_a_typed_error_and_the_stream_stays_usable() {
+    let fb = FakeBroker::start(Mode::Truncated).await;
+    let conn = connect(&fb, 5, 30_000).await;
+    let e = ask_n(&conn, 3).await.unwrap_err();
+    assert!(
+        matches!(e, NetError::Codec(CodecError::Decode { .. })),
+        "{e:?}"
+    );
+    assert_eq!(e.delivery(), Delivery::MaybeDelivered);
+    assert!(!e.is_retriable());
+    // Framing was intact, so the connection goes on.
+    fb.set_mode(Mode::Normal);
+    assert!(!conn.is_closed());
+    let want = topics_for(5);
+    assert_eq!(ask(&conn, &want).await.unwrap(), want);
+}

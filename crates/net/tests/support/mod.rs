@@ -37,6 +37,8 @@ pub enum Mode {
     /// Hold Metadata responses until this many Metadata requests arrived on
     /// the connection, then answer all of them in order.
     Hold(usize),
+    /// Answer Metadata with a well-framed but truncated body.
+    Truncated,
     /// Support ApiVersions only up to this version (answer higher ones with
     /// UNSUPPORTED_VERSION and a v0 body, as KIP-511 says).
     ApiVersionsMax(i16),
@@ -205,7 +207,16 @@ async fn serve(mut sock: TcpStream, st: Arc<FakeState>) {
                 if let Mode::Throttle(ms) = mode {
                     r.throttle_time_ms = ms;
                 }
-                respond(api, version, corr, &r, version)
+                let out = respond(api, version, corr, &r, version);
+                if mode == Mode::Truncated {
+                    // Keep the header, cut the body short, fix the size.
+                    let mut b = BytesMut::from(&out[..out.len().min(12)]);
+                    let len = (b.len() - 4) as i32;
+                    b[..4].copy_from_slice(&len.to_be_bytes());
+                    b.freeze()
+                } else {
+                    out
+                }
             }
             _ => return,
         };
