@@ -22,8 +22,10 @@ fn secured() -> &'static Secured {
     static S: OnceLock<Secured> = OnceLock::new();
     S.get_or_init(|| {
         let sec = Security::generate().unwrap_or_else(|e| panic!("{e}"));
-        let broker =
-            Broker::start(sec.apply(BrokerConfig::default())).unwrap_or_else(|e| panic!("{e}"));
+        // KIP-368: sessions last 5 s; a client must re-authenticate or
+        // reconnect before that, or the broker drops it.
+        let cfg = BrokerConfig::default().property("connections.max.reauth.ms", "5000");
+        let broker = Broker::start(sec.apply(cfg)).unwrap_or_else(|e| panic!("{e}"));
         Secured { broker, sec }
     })
 }
@@ -208,6 +210,41 @@ fn hostname_verification_is_on_by_default() {
             .connect(&local, None)
             .await
             .unwrap();
+    });
+}
+
+/// The broker ends SASL sessions after 5 s (KIP-368). The pool replaces each
+/// connection before its session runs out, so 13 s of steady traffic see no
+/// failure at all, and several fresh connections.
+#[test]
+fn sasl_session_expiry_rotates_connections_without_failures() {
+    let s = secured();
+    runtime().block_on(async {
+        let client = Client::connect(props(
+            SASL_SSL,
+            "SCRAM-SHA-512",
+            &s.sec.password,
+            Some(&s.sec.ca_pem),
+        ))
+        .await
+        .unwrap();
+        let first = client.connection(1).await.unwrap();
+        let until = Instant::now() + Duration::from_secs(13);
+        let mut n = 0;
+        while Instant::now() < until {
+            let conn = client.connection(1).await.unwrap();
+            conn.send(&exactly_codec::messages::MetadataRequest::default())
+                .await
+                .unwrap_or_else(|e| panic!("request {n}: {e}"));
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let m = client.metrics_snapshot();
+        eprintln!("{n} requests, first closed: {}, {m:?}", first.is_closed());
+        assert!(first.is_closed(), "the first connection was retired");
+        assert!(m.connects >= 3, "{m:?}");
+        assert_eq!(m.disconnects, 0, "{m:?}");
+        eprintln!("{n} requests over {} connections", m.connects);
     });
 }
 

@@ -153,10 +153,16 @@ impl Client {
         let slot = self.slot(id);
         let mut st = slot.state.lock().await;
         if let Some(c) = &st.conn {
-            if !c.is_closed() {
+            if c.is_expiring() {
+                // KIP-368: replace it before the broker ends the session.
+                c.retire();
+                st.conn = None;
+                st.retry_at = None;
+            } else if !c.is_closed() {
                 return Ok(c.clone());
+            } else {
+                st.conn = None;
             }
-            st.conn = None;
         }
         if let Some(at) = st.retry_at {
             tokio::time::sleep_until(at).await;
@@ -192,7 +198,10 @@ impl Client {
     pub fn pooled(&self, id: i32) -> Option<Connection> {
         let slot = self.inner.pool.lock().ok()?.get(&id)?.clone();
         let st = slot.state.try_lock().ok()?;
-        st.conn.as_ref().filter(|c| !c.is_closed()).cloned()
+        st.conn
+            .as_ref()
+            .filter(|c| !c.is_closed() && !c.is_expiring())
+            .cloned()
     }
 
     /// Sends `req` to broker `id` at the negotiated version.

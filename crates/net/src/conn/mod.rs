@@ -49,6 +49,9 @@ pub struct Connection {
     client_id: Arc<str>,
     broker_id: Option<i32>,
     request_timeout: Duration,
+    /// When the pool should replace this connection: before the SASL session
+    /// lifetime the broker announced runs out (KIP-368).
+    retire_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -192,9 +195,20 @@ impl Connection {
                 client_id: client_id.clone(),
                 broker_id,
                 request_timeout: timeout,
+                retire_at: None,
             };
             if let Some(sasl) = cfg.sasl() {
-                crate::sasl::authenticate(&mut conn, sasl).await?;
+                let started = Instant::now();
+                if let Some(lifetime) = crate::sasl::authenticate(&mut conn, sasl).await? {
+                    // Leave room to drain in-flight requests: retire at 85%
+                    // of the session, as the Java client re-authenticates
+                    // between 85% and 95%.
+                    conn.retire_at = Some(started + lifetime.mul_f64(0.85));
+                    tracing::debug!(
+                        lifetime_ms = lifetime.as_millis() as u64,
+                        "SASL session lifetime"
+                    );
+                }
             }
             Ok(conn)
         }
@@ -224,6 +238,20 @@ impl Connection {
     /// Whether the connection has ended (a new one is needed).
     pub fn is_closed(&self) -> bool {
         self.pipe.is_closed()
+    }
+
+    /// Whether the connection should be replaced soon: its SASL session
+    /// (KIP-368 `session_lifetime_ms`) is near its end. The pool then
+    /// [retires](Connection::retire) it and opens a new one.
+    pub fn is_expiring(&self) -> bool {
+        self.retire_at.is_some_and(|t| Instant::now() >= t)
+    }
+
+    /// Ends the connection gracefully: requests already queued or in flight
+    /// are answered, new ones fail as [`crate::Delivery::NotSent`], then the
+    /// socket closes.
+    pub fn retire(&self) {
+        self.pipe.retire();
     }
 
     /// Closes the connection: requests in flight fail with

@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     /// The broker asked us to hold back until then (KIP-219).
     pub(crate) throttle_until: Mutex<Option<Instant>>,
     pub(crate) shutdown: Notify,
+    /// Stop taking requests, finish those queued and in flight, then close.
+    pub(crate) retire: Notify,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -114,6 +116,7 @@ impl Pipeline {
             is_closed: AtomicBool::new(false),
             throttle_until: Mutex::new(None),
             shutdown: Notify::new(),
+            retire: Notify::new(),
             metrics,
         });
         let (reader, writer) = tokio::io::split(stream);
@@ -147,6 +150,13 @@ impl Pipeline {
     /// [`Disconnect::Closed`].
     pub(crate) fn close(&self) {
         self.shared.shutdown.notify_one();
+    }
+
+    /// Asks the task to take no new requests, answer those already queued or
+    /// in flight, then close: a graceful end (e.g. before a SASL session
+    /// expires). Later requests fail as not sent.
+    pub(crate) fn retire(&self) {
+        self.shared.retire.notify_one();
     }
 
     /// Sends one frame and waits for its response frame. Cancel-safe.
@@ -305,6 +315,12 @@ impl Task {
                 biased;
                 _ = self.shared.shutdown.notified() => {
                     return Err(Stop::Fail(Disconnect::Closed));
+                }
+                _ = self.shared.retire.notified(), if self.rx_open => {
+                    // Requests already queued are still received (and sent);
+                    // new ones are refused at once.
+                    tracing::debug!(addr = %self.shared.addr, "connection retiring");
+                    self.rx.close();
                 }
                 r = self.reader.read_buf(&mut self.rbuf) => {
                     match r {
@@ -587,6 +603,66 @@ mod tests {
             ),
             "{e:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn retire_answers_in_flight_then_refuses_new_requests() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        let (got_tx, got_rx) = tokio::sync::oneshot::channel();
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let dec = FrameDecoder::default();
+            let mut buf = BytesMut::new();
+            let f = loop {
+                if let Ok(Some(f)) = dec.decode(&mut buf) {
+                    break f;
+                }
+                if server.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                    return;
+                }
+            };
+            let _ = got_tx.send(());
+            let _ = go_rx.await;
+            let mut out = BytesMut::new();
+            out.put_i32((f.len() - 4) as i32);
+            out.put_slice(&f[4..]);
+            let _ = server.write_all(&out).await;
+            let mut rest = [0u8; 64];
+            let _ = server.read(&mut rest).await;
+        });
+        let pipe = Pipeline::spawn(
+            client,
+            "mem".into(),
+            PipelineOptions {
+                max_in_flight: 4,
+                max_response_size: 1024,
+                first_correlation_id: 0,
+            },
+            Arc::new(Metrics::default()),
+        );
+        let p2 = pipe.clone();
+        let first = tokio::spawn(async move {
+            p2.request(frame(b"first"), 18, 0, Duration::from_secs(30))
+                .await
+        });
+        got_rx.await.unwrap();
+        pipe.retire();
+        // Let the task see the retirement before the next request.
+        while !pipe.tx.is_closed() {
+            tokio::task::yield_now().await;
+        }
+        let e = pipe
+            .request(frame(b"late"), 18, 0, Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert_eq!(e.delivery(), Delivery::NotSent);
+        go_tx.send(()).unwrap();
+        let r = first.await.unwrap().unwrap();
+        assert_eq!(&r.frame[4..], b"first");
+        while !pipe.is_closed() {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(pipe.shared.metrics.snapshot().disconnects, 0);
     }
 
     #[tokio::test]

@@ -10,6 +10,8 @@
 
 mod scram;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use exactly_codec::messages::{
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
@@ -22,8 +24,22 @@ use crate::conn::Connection;
 use crate::error::NetError;
 use scram::{ScramClient, ScramHash};
 
-/// Authenticates a freshly handshaken connection.
-pub(crate) async fn authenticate(conn: &mut Connection, sasl: &SaslConfig) -> Result<(), NetError> {
+/// Authenticates a freshly handshaken connection. Returns the session
+/// lifetime the broker announced (KIP-368), if any.
+pub(crate) async fn authenticate(
+    conn: &mut Connection,
+    sasl: &SaslConfig,
+) -> Result<Option<Duration>, NetError> {
+    let mut lifetime = 0i64;
+    exchange(conn, sasl, &mut lifetime).await?;
+    Ok((lifetime > 0).then(|| Duration::from_millis(lifetime.unsigned_abs())))
+}
+
+async fn exchange(
+    conn: &mut Connection,
+    sasl: &SaslConfig,
+    lifetime: &mut i64,
+) -> Result<(), NetError> {
     let mech = sasl.mechanism.name();
     let fail = |m: String| NetError::Authentication {
         mechanism: mech.into(),
@@ -49,7 +65,7 @@ pub(crate) async fn authenticate(conn: &mut Connection, sasl: &SaslConfig) -> Re
             tok.extend_from_slice(username.as_bytes());
             tok.push(0);
             tok.extend_from_slice(password.as_bytes());
-            step(conn, mech, tok).await?;
+            step(conn, mech, lifetime, tok).await?;
             Ok(())
         }
         (
@@ -67,23 +83,23 @@ pub(crate) async fn authenticate(conn: &mut Connection, sasl: &SaslConfig) -> Re
                 password,
                 ScramClient::random_nonce().map_err(fail)?,
             );
-            let server_first = step(conn, mech, client.client_first()).await?;
+            let server_first = step(conn, mech, lifetime, client.client_first()).await?;
             let client_final = client.server_first(&server_first).map_err(fail)?;
-            let server_final = step(conn, mech, client_final).await?;
+            let server_final = step(conn, mech, lifetime, client_final).await?;
             client.server_final(&server_final).map_err(fail)
         }
         (SaslMechanism::OAuthBearer, SaslCredentials::Token(provider)) => {
             let token = provider()
                 .await
                 .map_err(|e| fail(format!("token callback failed: {e}")))?;
-            let challenge = step(conn, mech, oauth_initial(&token)).await?;
+            let challenge = step(conn, mech, lifetime, oauth_initial(&token)).await?;
             if challenge.is_empty() {
                 return Ok(());
             }
             // RFC 7628 §3.2.3: the server sent an error; acknowledge it with
             // a lone separator and report what it said.
             let detail = String::from_utf8_lossy(&challenge).into_owned();
-            let _ = step(conn, mech, vec![0x01]).await;
+            let _ = step(conn, mech, lifetime, vec![0x01]).await;
             Err(fail(format!("token refused: {detail}")))
         }
         _ => Err(fail("credentials do not fit the mechanism".into())),
@@ -102,7 +118,12 @@ fn oauth_initial(token: &OAuthToken) -> Vec<u8> {
 }
 
 /// One SaslAuthenticate round trip; returns the server's bytes.
-async fn step(conn: &Connection, mech: &str, token: Vec<u8>) -> Result<Bytes, NetError> {
+async fn step(
+    conn: &Connection,
+    mech: &str,
+    lifetime: &mut i64,
+    token: Vec<u8>,
+) -> Result<Bytes, NetError> {
     let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
     let resp: SaslAuthenticateResponse = conn.send(&req).await?;
     if let Some(code) = ErrorCode::from_code(resp.error_code) {
@@ -117,6 +138,7 @@ async fn step(conn: &Connection, mech: &str, token: Vec<u8>) -> Result<Bytes, Ne
             message: format!("{code}: {msg}").into(),
         });
     }
+    *lifetime = resp.session_lifetime_ms;
     Ok(resp.auth_bytes)
 }
 
