@@ -226,3 +226,40 @@ fn held_request_released_after_the_client_gave_up_is_applied() {
         }
     });
 }
+
+/// Delay: slow answers still arrive within a generous timeout, and a
+/// per-request timeout shorter than the delay fails that request (and the
+/// connection) as maybe delivered.
+#[test]
+fn delayed_bytes_answer_late_or_time_out() {
+    let broker = Broker::shared(TransactionVersion::V2).unwrap_or_else(|e| panic!("{e}"));
+    runtime().block_on(async {
+        let proxy = ChaosProxy::start(&broker.address(1)).await.unwrap();
+        let c = connector(&proxy.addr(), 5_000);
+        let conn = reconnect(&c, &proxy.addr()).await;
+        proxy.set_faults(Faults {
+            delay: Duration::from_millis(200),
+            ..Faults::default()
+        });
+        let t = Instant::now();
+        conn.send(&metadata("x")).await.unwrap();
+        assert!(
+            t.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            t.elapsed()
+        );
+        let e = conn
+            .send_with(
+                &metadata("x"),
+                exactly_net::SendOptions {
+                    version: None,
+                    timeout: Some(Duration::from_millis(150)),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, NetError::Timeout { .. }), "{e:?}");
+        assert_eq!(e.delivery(), Delivery::MaybeDelivered);
+        assert!(conn.is_closed());
+    });
+}
