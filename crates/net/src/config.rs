@@ -192,6 +192,7 @@ pub struct NetConfig {
     pub(crate) metadata_max_age: Duration,
     pub(crate) connection_setup_timeout: Duration,
     pub(crate) max_response_size: usize,
+    pub(crate) allow_auto_create_topics: bool,
 }
 
 impl NetConfig {
@@ -267,6 +268,13 @@ impl NetConfig {
     pub fn connection_setup_timeout(&self) -> Duration {
         self.connection_setup_timeout
     }
+    /// `allow.auto.create.topics`: whether Metadata requests for named
+    /// topics let the broker create missing ones (when the broker allows it,
+    /// `auto.create.topics.enable`). True by default, as the Java producer
+    /// always asks and the Java consumer defaults to it.
+    pub fn allow_auto_create_topics(&self) -> bool {
+        self.allow_auto_create_topics
+    }
 }
 
 /// Builder of [`NetConfig`]; also accepts Kafka property names via
@@ -298,6 +306,7 @@ impl Default for NetConfigBuilder {
                 metadata_max_age: Duration::from_millis(300_000),
                 connection_setup_timeout: Duration::from_millis(10_000),
                 max_response_size: exactly_codec::DEFAULT_MAX_FRAME_SIZE,
+                allow_auto_create_topics: true,
             },
             mechanism: None,
             username: None,
@@ -341,6 +350,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "metadata.max.age.ms",
     "socket.connection.setup.timeout.ms",
     "receive.message.max.bytes",
+    "allow.auto.create.topics",
 ];
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
@@ -456,6 +466,13 @@ impl NetConfigBuilder {
                 }
                 c.max_response_size = n;
             }
+            "allow.auto.create.topics" => {
+                c.allow_auto_create_topics = match value.trim().to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid(key, value, "expected true or false")),
+                }
+            }
             _ => return Err(ConfigError::UnknownProperty(key.to_owned())),
         }
         Ok(self)
@@ -532,6 +549,11 @@ impl NetConfigBuilder {
     /// `socket.connection.setup.timeout.ms`.
     pub fn connection_setup_timeout(&mut self, t: Duration) -> &mut Self {
         self.cfg.connection_setup_timeout = t;
+        self
+    }
+    /// `allow.auto.create.topics`.
+    pub fn allow_auto_create_topics(&mut self, allow: bool) -> &mut Self {
+        self.cfg.allow_auto_create_topics = allow;
         self
     }
 
@@ -636,6 +658,7 @@ mod tests {
             ("ssl.endpoint.identification.algorithm", ""),
             ("request.timeout.ms", "1500"),
             ("max.in.flight.requests.per.connection", "1"),
+            ("allow.auto.create.topics", "false"),
         ])
         .unwrap();
         assert_eq!(c.bootstrap_servers(), ["127.0.0.1:9092", "b:9093"]);
@@ -646,6 +669,10 @@ mod tests {
         assert!(!c.tls().verify_hostname);
         assert_eq!(c.request_timeout(), Duration::from_millis(1500));
         assert_eq!(c.max_in_flight(), 1);
+        assert!(!c.allow_auto_create_topics());
+        assert!(NetConfig::from_properties([("bootstrap.servers", "h:1")])
+            .unwrap()
+            .allow_auto_create_topics());
     }
 
     #[test]

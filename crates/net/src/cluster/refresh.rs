@@ -42,7 +42,7 @@ impl Client {
                     .map(|n| MetadataRequestTopic::default().with_name(Some(TopicName(n.into()))))
                     .collect(),
             ))
-            .with_allow_auto_topic_creation(false);
+            .with_allow_auto_topic_creation(self.config().allow_auto_create_topics());
         let mut last = None;
         // Try a few brokers: the one picked may have just died.
         let attempts = view.brokers().count() + self.config().bootstrap_servers().len();
