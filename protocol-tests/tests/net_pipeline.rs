@@ -129,3 +129,34 @@ fn ten_thousand_pipelined_requests_reach_their_own_callers() {
         assert_eq!(r.topics.len(), 1);
     });
 }
+
+/// Produce with acks=0 gets no response from the real broker; interleaved
+/// with answered requests on one connection, every answer still reaches its
+/// own caller.
+#[test]
+fn produce_acks0_interleaved_with_answered_requests() {
+    use exactly_codec::messages::ProduceRequest;
+    use exactly_net::SendOptions;
+    let broker = Broker::shared(TransactionVersion::V2).unwrap_or_else(|e| panic!("{e}"));
+    runtime().block_on(async {
+        let cfg = NetConfig::from_properties([("bootstrap.servers", broker.bootstrap().as_str())])
+            .unwrap();
+        let connector = Connector::new(Arc::new(cfg), Arc::new(Metrics::default())).unwrap();
+        let conn = connector
+            .connect(&broker.address(1), Some(1))
+            .await
+            .unwrap();
+        let produce = ProduceRequest::default().with_acks(0).with_timeout_ms(1000);
+        let topic = vec![unique_topic("acks0")];
+        for _ in 0..100 {
+            conn.send_without_response(&produce, SendOptions::default())
+                .await
+                .unwrap();
+            let r = conn.send(&metadata(&topic)).await.unwrap();
+            assert_eq!(r.topics[0].name.as_ref().unwrap().0.as_str(), topic[0]);
+        }
+        let m = conn.metrics().snapshot();
+        assert_eq!(m.requests, m.responses + 100, "{m:?}");
+        assert!(!conn.is_closed());
+    });
+}

@@ -291,3 +291,44 @@ async fn undecodable_response_is_a_typed_error_and_the_stream_stays_usable() {
     let want = topics_for(5);
     assert_eq!(ask(&conn, &want).await.unwrap(), want);
 }
+
+#[tokio::test]
+async fn produce_acks0_goes_without_response_and_keeps_the_fifo_in_step() {
+    use exactly_codec::messages::ProduceRequest;
+    use exactly_net::SendOptions;
+    let fb = FakeBroker::start(Mode::Normal).await;
+    let conn = connect(&fb, 5, 30_000).await;
+    let produce = ProduceRequest::default().with_acks(0).with_timeout_ms(1000);
+    for i in 0..20 {
+        // Interleave unanswered Produce with answered Metadata.
+        conn.send_without_response(&produce, SendOptions::default())
+            .await
+            .unwrap();
+        let want = topics_for(i);
+        assert_eq!(ask(&conn, &want).await.unwrap(), want);
+    }
+    assert_eq!(fb.state.produces.load(Ordering::SeqCst), 20);
+    // Only Produce may go unanswered.
+    let e = conn
+        .send_without_response(&metadata(&[]), SendOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, NetError::Codec(CodecError::Encode { .. })),
+        "{e:?}"
+    );
+    // A version outside the broker's range is refused before sending.
+    let e = conn
+        .send_without_response(
+            &produce,
+            SendOptions {
+                version: Some(13),
+                timeout: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.delivery(), Delivery::NotSent);
+    let m = conn.metrics().snapshot();
+    assert_eq!(m.requests, m.responses + 20);
+}

@@ -302,26 +302,7 @@ impl Connection {
         R::Response: ResponseMeta,
     {
         let api = exactly_codec::message::api_key_of::<R>()?;
-        let version = match opts.version {
-            Some(v) => {
-                let broker = self.versions.broker_range(api);
-                let ok = R::VERSIONS.min <= v
-                    && v <= R::VERSIONS.max
-                    && broker.is_some_and(|b| b.min <= v && v <= b.max);
-                if !ok {
-                    let (broker_min, broker_max) = broker.map_or((-1, -1), |b| (b.min, b.max));
-                    return Err(NetError::Codec(CodecError::UnsupportedVersion {
-                        api,
-                        broker_min,
-                        broker_max,
-                        client_min: v,
-                        client_max: v,
-                    }));
-                }
-                v
-            }
-            None => self.versions.pick(api, R::VERSIONS)?,
-        };
+        let version = self.pick_version::<R>(api, opts.version)?;
         let timeout = opts.timeout.unwrap_or(self.request_timeout);
         let span = tracing::debug_span!(
             "kafka.request",
@@ -337,6 +318,67 @@ impl Connection {
         self.roundtrip(api, req, version, timeout)
             .instrument(span)
             .await
+    }
+
+    /// The negotiated version, or the caller's if both sides support it.
+    fn pick_version<R: Request>(&self, api: ApiKey, chosen: Option<i16>) -> Result<i16, NetError> {
+        let Some(v) = chosen else {
+            return Ok(self.versions.pick(api, R::VERSIONS)?);
+        };
+        let broker = self.versions.broker_range(api);
+        let ok = R::VERSIONS.min <= v
+            && v <= R::VERSIONS.max
+            && broker.is_some_and(|b| b.min <= v && v <= b.max);
+        if ok {
+            return Ok(v);
+        }
+        let (broker_min, broker_max) = broker.map_or((-1, -1), |b| (b.min, b.max));
+        Err(NetError::Codec(CodecError::UnsupportedVersion {
+            api,
+            broker_min,
+            broker_max,
+            client_min: v,
+            client_max: v,
+        }))
+    }
+
+    /// Sends a request the broker does not answer: only Produce with
+    /// `acks=0`. Completes once the whole frame is written to the socket;
+    /// an error says whether it was ([`crate::Delivery`]). Any other
+    /// request is refused (its response would be read as the next one's).
+    pub async fn send_without_response<R>(&self, req: &R, opts: SendOptions) -> Result<(), NetError>
+    where
+        R: Request,
+    {
+        let api = exactly_codec::message::api_key_of::<R>()?;
+        if api != ApiKey::Produce {
+            return Err(NetError::Codec(CodecError::Encode {
+                api,
+                version: -1,
+                reason: "only Produce with acks=0 goes without a response".into(),
+            }));
+        }
+        let version = self.pick_version::<R>(api, opts.version)?;
+        let timeout = opts.timeout.unwrap_or(self.request_timeout);
+        let mut frame = BytesMut::new();
+        let out = encode_request(&mut frame, 0, Some(&self.client_id), version, req)?;
+        let reply = self
+            .pipe
+            .request_no_response(frame, api as i16, version, timeout)
+            .instrument(tracing::debug_span!(
+                "kafka.request",
+                api = ?api,
+                version,
+                broker_id = self.broker_id,
+                bytes_out = out + 4,
+                acks = 0
+            ))
+            .await?;
+        tracing::trace!(
+            correlation_id = reply.correlation_id,
+            "sent without response"
+        );
+        Ok(())
     }
 
     /// Encodes, sends and decodes one request; the current span gets the

@@ -14,6 +14,7 @@
 //! channel: if the frame was not written yet it is skipped, otherwise its
 //! response is read and discarded, and the stream stays in step.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,6 +45,17 @@ pub(crate) struct Command {
     pub(crate) version: i16,
     pub(crate) timeout: Duration,
     pub(crate) reply: ReplyTx,
+    /// False for the one request the broker never answers: Produce with
+    /// acks=0. Its caller is answered once the whole frame is written.
+    pub(crate) expects_response: bool,
+}
+
+/// A request the broker will not answer, waiting to be wholly written.
+struct Unanswered {
+    end: u64,
+    deadline: Instant,
+    correlation_id: i32,
+    reply: ReplyTx,
 }
 
 /// State shared between the task and the handles.
@@ -129,6 +141,7 @@ impl Pipeline {
             needs_flush: false,
             decoder: FrameDecoder::new(opts.max_response_size),
             inflight: InFlight::default(),
+            unanswered: VecDeque::new(),
             ids: CorrelationIds::starting_at(opts.first_correlation_id),
             queued: 0,
             written: 0,
@@ -167,6 +180,29 @@ impl Pipeline {
         version: i16,
         timeout: Duration,
     ) -> Result<Reply, NetError> {
+        self.submit(frame, api_key, version, timeout, true).await
+    }
+
+    /// Sends one frame the broker will not answer (Produce with acks=0);
+    /// completes once the frame is wholly written. Cancel-safe.
+    pub(crate) async fn request_no_response(
+        &self,
+        frame: BytesMut,
+        api_key: i16,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<Reply, NetError> {
+        self.submit(frame, api_key, version, timeout, false).await
+    }
+
+    async fn submit(
+        &self,
+        frame: BytesMut,
+        api_key: i16,
+        version: i16,
+        timeout: Duration,
+        expects_response: bool,
+    ) -> Result<Reply, NetError> {
         let (reply, rx) = oneshot::channel();
         let cmd = Command {
             frame,
@@ -174,6 +210,7 @@ impl Pipeline {
             version,
             timeout,
             reply,
+            expects_response,
         };
         if self.tx.send(cmd).await.is_err() {
             return Err(NetError::lost(
@@ -204,6 +241,8 @@ struct Task {
     needs_flush: bool,
     decoder: FrameDecoder,
     inflight: InFlight,
+    /// Requests without a response, in write order.
+    unanswered: VecDeque<Unanswered>,
     ids: CorrelationIds,
     /// Bytes appended to the output stream so far.
     queued: u64,
@@ -233,7 +272,7 @@ impl Task {
 
     fn can_admit(&self, now: Instant) -> bool {
         self.rx_open
-            && self.inflight.len() < self.max_in_flight
+            && self.inflight.len() + self.unanswered.len() < self.max_in_flight
             && self.shared.throttled_until(now).is_none()
     }
 
@@ -270,6 +309,15 @@ impl Task {
             bytes = len,
             "queued request"
         );
+        if !cmd.expects_response {
+            self.unanswered.push_back(Unanswered {
+                end: self.queued,
+                deadline: now + cmd.timeout,
+                correlation_id: id,
+                reply: cmd.reply,
+            });
+            return;
+        }
         self.inflight.push(Entry {
             correlation_id: id,
             api_key: cmd.api_key,
@@ -299,6 +347,7 @@ impl Task {
             if !self.rx_open
                 && self.parked.is_none()
                 && self.inflight.is_empty()
+                && self.unanswered.is_empty()
                 && self.wbuf.is_empty()
             {
                 return Ok(());
@@ -309,7 +358,10 @@ impl Task {
             } else {
                 None
             };
-            let deadline = self.inflight.next_deadline();
+            let deadline = match (self.inflight.next_deadline(), self.unanswered.front()) {
+                (Some(a), Some(u)) => Some(a.min(u.deadline)),
+                (a, u) => a.or(u.map(|u| u.deadline)),
+            };
             let want_write = !self.wbuf.is_empty() || self.needs_flush;
             tokio::select! {
                 biased;
@@ -339,6 +391,7 @@ impl Task {
                         }
                         Ok(n) => {
                             self.written += n as u64;
+                            self.complete_unanswered();
                             // Flush once the buffer is drained (TLS buffers
                             // records until flushed).
                             self.needs_flush = self.wbuf.is_empty() && n > 0;
@@ -360,8 +413,36 @@ impl Task {
         }
     }
 
+    /// Answers the no-response requests whose frames are wholly written.
+    fn complete_unanswered(&mut self) {
+        while self
+            .unanswered
+            .front()
+            .is_some_and(|u| u.end <= self.written)
+        {
+            if let Some(u) = self.unanswered.pop_front() {
+                let _ = u.reply.send(Ok(Reply {
+                    frame: bytes::Bytes::new(),
+                    correlation_id: u.correlation_id,
+                }));
+            }
+        }
+    }
+
     fn check_deadlines(&mut self) -> Result<(), Stop> {
         let now = Instant::now();
+        if let Some(u) = self.unanswered.front().filter(|u| u.deadline <= now) {
+            // The socket took none of it in time: the peer is not reading.
+            tracing::warn!(
+                addr = %self.shared.addr,
+                correlation_id = u.correlation_id,
+                "request without response not written in time; closing the connection"
+            );
+            self.shared.metrics.timed_out();
+            return Err(Stop::Fail(Disconnect::RequestTimedOut {
+                correlation_id: u.correlation_id,
+            }));
+        }
         // Any passed deadline fails the connection: every later response is
         // queued behind the late one.
         let Some((id, entry)) = self.inflight.expired(now) else {
@@ -467,6 +548,12 @@ impl Task {
             let _ = e.reply.send(Err(err));
         }
         let mut parked = self.parked.take();
+        // Not wholly written: the broker cannot have acted on them.
+        for u in self.unanswered.drain(..) {
+            let _ = u
+                .reply
+                .send(Err(NetError::lost(&addr, Delivery::NotSent, cause.clone())));
+        }
         while let Some(cmd) = parked.take().or_else(|| self.rx.try_recv().ok()) {
             let _ = cmd
                 .reply

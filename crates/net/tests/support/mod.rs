@@ -49,6 +49,8 @@ pub struct FakeState {
     pub mode: Mutex<Mode>,
     pub connections: AtomicUsize,
     pub requests: AtomicUsize,
+    /// Produce requests received (never answered: the tests send acks=0).
+    pub produces: AtomicUsize,
     /// (api key, version, arrival) of every request, all connections.
     pub arrivals: Mutex<Vec<(i16, i16, Instant)>>,
 }
@@ -66,6 +68,7 @@ impl FakeBroker {
             mode: Mutex::new(mode),
             connections: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
+            produces: AtomicUsize::new(0),
             arrivals: Mutex::new(Vec::new()),
         });
         let st = state.clone();
@@ -110,6 +113,7 @@ fn api_versions(max_av: i16) -> ApiVersionsResponse {
         (ApiKey::SaslAuthenticate, 0, 2),
         (ApiKey::FindCoordinator, 0, 6),
         (ApiKey::CreateTopics, 0, 7),
+        (ApiKey::Produce, 3, 11),
     ];
     ApiVersionsResponse::default().with_api_keys(
         keys.iter()
@@ -217,6 +221,12 @@ async fn serve(mut sock: TcpStream, st: Arc<FakeState>) {
                 } else {
                     out
                 }
+            }
+            ApiKey::Produce => {
+                let req = ProduceRequest::decode(&mut frame, version).unwrap();
+                assert_eq!(req.acks, 0);
+                st.produces.fetch_add(1, Ordering::SeqCst);
+                continue;
             }
             _ => return,
         };
