@@ -81,6 +81,27 @@ impl Broker {
     }
 
     fn start_inner(config: BrokerConfig, detached: bool) -> Result<Broker> {
+        // Free ports are found by binding port 0 and releasing it, so another
+        // process (a second test binary, another CI run) can take one before
+        // our JVM binds it. That shows up as a JVM that cannot bind, or as a
+        // different cluster answering on "our" port: start afresh with new
+        // ports a few times before giving up.
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(config.clone(), detached) {
+                Err(HarnessError::NotReady { why, tail, .. })
+                    if attempt < 3
+                        && (tail.contains("Address already in use")
+                            || why.contains("another cluster")) =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(config: BrokerConfig, detached: bool) -> Result<Broker> {
         if !(config.nodes == 1 || config.nodes == 3) {
             return Err(HarnessError::Protocol {
                 addr: String::new(),
@@ -525,6 +546,17 @@ impl Broker {
             let last_err = match ProbeClient::connect(&node.address(), Duration::from_secs(2))
                 .and_then(|mut c| c.metadata(None))
             {
+                Ok(md) if md.cluster_id.as_deref() != Some(self.cluster_id.as_str()) => {
+                    // Not ours: fail now so start_inner retries on new ports.
+                    return Err(self.not_ready(
+                        node,
+                        format!(
+                            "another cluster ({:?}) answers on {}",
+                            md.cluster_id,
+                            node.address()
+                        ),
+                    ));
+                }
                 Ok(md)
                     if md.brokers.len() >= min_brokers
                         && md.brokers.iter().any(|b| b.node_id.0 == node.id) =>
