@@ -1,12 +1,73 @@
 //! # exactly-producer
 //!
-//! The async idempotent and transactional producer of `exactly`.
+//! The async idempotent and transactional Kafka producer of `exactly`
+//! (KIP-98 idempotence and transactions, KIP-360 epoch bumps, KIP-447 group
+//! metadata, KIP-588 timeout recovery, KIP-890 transaction protocol v2,
+//! KIP-1050 error categories).
 //!
-//! Status: only the partitioner (Java-compatible murmur2 for keyed records,
-//! KIP-794 uniform sticky for unkeyed ones) has landed. The accumulator and
-//! the driver of the `exactly-txn` core over `exactly-net` connections are
-//! not written yet; there is no `Producer` type to use.
+//! ```no_run
+//! # async fn demo() -> Result<(), exactly_producer::ProducerError> {
+//! use exactly_producer::{Producer, ProducerRecord};
+//!
+//! let producer = Producer::from_properties([
+//!     ("bootstrap.servers", "127.0.0.1:9092"),
+//!     ("linger.ms", "5"),
+//! ])
+//! .await?;
+//! let delivery = producer
+//!     .send(ProducerRecord::new("events").with_key(b"k").with_value(b"hello"))
+//!     .await?;
+//! let meta = delivery.await?;
+//! println!("partition {} offset {:?}", meta.partition, meta.offset);
+//! producer.close(std::time::Duration::from_secs(10)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! How it is built (ARCHITECTURE.md's one-way data flow):
+//! - [`Producer::send`] picks the partition ([`partitioner`]: explicit, else
+//!   Java-compatible murmur2 of the key, else uniform sticky) and encodes the
+//!   record straight into that partition's open batch (the accumulator, over
+//!   exactly-codec's `BatchBuilder`), waiting only for `buffer.memory` room
+//!   or first-time metadata. It returns a [`DeliveryFuture`].
+//! - The driver, the only part that touches the tokio runtime, takes batches
+//!   that are full or past `linger.ms`, closes (compresses) them and hands
+//!   them to the sans-IO `exactly_txn::ProducerCore`, which decides when each
+//!   goes and with which producer id, epoch and sequence. The driver writes
+//!   that stamp into the batch header, merges batches per leader into Produce
+//!   requests over exactly-net connections, feeds every outcome back to the
+//!   core, and completes the futures from the core's events.
+//! - Every error is a [`ProducerError`] answering `is_retriable()`,
+//!   `is_abortable()` and `is_fatal()`.
+//!
+//! What it does not do: decide retries or classify errors (the txn core
+//! does), or hold any per-record bookkeeping (one shared slot per batch).
+//!
+//! Differences from the Java client worth knowing: `retries` is accepted but
+//! retries are bounded by `delivery.timeout.ms` (0 is refused); `batch.size`
+//! counts uncompressed bytes; `delivery.timeout.ms` runs from the moment a
+//! batch leaves the accumulator (at most `linger.ms` after its first record,
+//! or longer while its partition already has
+//! `max.in.flight.requests.per.connection` batches outstanding), and an
+//! in-flight batch expires only once its request's outcome is known (the
+//! request timeout bounds that).
 
+mod accumulator;
+pub mod config;
+mod delivery;
+mod driver;
+mod error;
 pub mod partitioner;
+mod producer;
+pub mod record;
 
+pub use config::{Acks, ProducerConfig, ProducerConfigBuilder};
+pub use delivery::DeliveryFuture;
+pub use error::ProducerError;
 pub use partitioner::{murmur2, partition_for_key, Partitioner, PartitionerKind};
+pub use producer::{ConsumerGroupMetadata, OffsetAndMetadata, Producer, ProducerBuilder};
+pub use record::{ProducerRecord, RecordHeader, RecordMetadata};
+
+/// Re-exported: codecs for `compression.type`.
+pub use exactly_codec::Compression;
+/// Re-exported: the partition type of offsets and errors.
+pub use exactly_txn::TopicPartition;

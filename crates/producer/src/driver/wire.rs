@@ -1,0 +1,651 @@
+//! Mapping the core's requests to kafka-protocol structs and back.
+//!
+//! Versions: the highest both sides support (net's negotiation), bounded by
+//! the transaction flow the core chose (JAVA-CLIENT-RULES §1): under flow v1
+//! a transactional Produce goes at v11 or lower, EndTxn and TxnOffsetCommit
+//! at v4 or lower; under flow v2 they need Produce v12+ (implicit partition
+//! add), EndTxn v5+ (the bumped epoch comes back) and TxnOffsetCommit v5+.
+//!
+//! Failures: a request that certainly never left is `Outcome::NotSent` (the
+//! future first waits `retry.backoff.ms`, so a broker that refuses
+//! connections is not hammered); one that may have reached the broker is
+//! `Outcome::MaybeDelivered`. A version the broker cannot take is answered
+//! as the broker would (UNSUPPORTED_VERSION), which the core treats as fatal.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use exactly_codec::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use exactly_codec::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use exactly_codec::messages::produce_response::PartitionProduceResponse;
+use exactly_codec::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
+use exactly_codec::messages::{
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiKey, EndTxnRequest, GroupId,
+    InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId, TopicName, TransactionalId,
+    TxnOffsetCommitRequest,
+};
+use exactly_codec::protocol::StrBytes;
+use exactly_codec::{CodecError, ErrorCode, VersionTable};
+use exactly_net::{Client, Connection, CoordinatorType, NetError, SendOptions};
+use exactly_txn::{
+    BatchId, BrokerInfo, Flow, OffsetCommit, Outcome, ProducerIdentity, Request, RequestId,
+    Response, Target, TopicPartition,
+};
+
+/// One batch on its way to a partition leader.
+#[derive(Debug, Clone)]
+pub(crate) struct ProduceItem {
+    pub(crate) id: RequestId,
+    pub(crate) tp: TopicPartition,
+    pub(crate) batch: BatchId,
+    pub(crate) bytes: Bytes,
+    pub(crate) flow: Option<Flow>,
+    pub(crate) transactional_id: Option<String>,
+    /// The metadata generation the leader was looked up in.
+    pub(crate) generation: u64,
+}
+
+/// What became of one Produce wire request.
+#[derive(Debug)]
+pub(crate) enum ProduceResult {
+    /// The broker answered.
+    Answered {
+        version: i16,
+        response: ProduceResponse,
+        leader: i32,
+    },
+    /// `acks=0`: written, no answer will come.
+    Written { version: i16 },
+    /// The request failed in transport.
+    Failed { outcome: Outcome, refresh: bool },
+    /// Answered locally as the broker would have (a version it cannot take).
+    Refused(ErrorCode),
+}
+
+/// The versions and `transaction.version` a connection negotiated.
+pub(crate) fn broker_info(v: &VersionTable) -> BrokerInfo {
+    let pick = |api| v.pick_client(api).unwrap_or(-1);
+    BrokerInfo {
+        transaction_version: v.transaction_version(),
+        produce: pick(ApiKey::Produce),
+        init_producer_id: pick(ApiKey::InitProducerId),
+        end_txn: pick(ApiKey::EndTxn),
+        txn_offset_commit: pick(ApiKey::TxnOffsetCommit),
+    }
+}
+
+fn unsupported(api: ApiKey, v: &VersionTable, client_min: i16, client_max: i16) -> NetError {
+    let (broker_min, broker_max) = v.broker_range(api).map_or((-1, -1), |r| (r.min, r.max));
+    NetError::Codec(CodecError::UnsupportedVersion {
+        api,
+        broker_min,
+        broker_max,
+        client_min,
+        client_max,
+    })
+}
+
+/// The version for `api` under `flow`: at most `v1_max` under flow v1, at
+/// least `v2_min` under flow v2.
+fn flow_version(
+    v: &VersionTable,
+    api: ApiKey,
+    flow: Option<Flow>,
+    v1_max: i16,
+    v2_min: i16,
+) -> Result<i16, NetError> {
+    let negotiated = v.pick_client(api)?;
+    match flow {
+        Some(Flow::V1) => {
+            let capped = negotiated.min(v1_max);
+            match v.broker_range(api) {
+                Some(r) if r.min <= capped => Ok(capped),
+                _ => Err(unsupported(api, v, 0, v1_max)),
+            }
+        }
+        Some(Flow::V2) if negotiated < v2_min => Err(unsupported(api, v, v2_min, i16::MAX)),
+        _ => Ok(negotiated),
+    }
+}
+
+fn is_unsupported(e: &NetError) -> bool {
+    matches!(e, NetError::Codec(CodecError::UnsupportedVersion { .. }))
+}
+
+/// The outcome of a transport failure, after the backoff for `NotSent`.
+async fn lost(e: &NetError, backoff: Duration) -> Outcome {
+    match e.delivery() {
+        exactly_net::Delivery::NotSent => {
+            tokio::time::sleep(backoff).await;
+            Outcome::NotSent
+        }
+        exactly_net::Delivery::MaybeDelivered => Outcome::MaybeDelivered,
+    }
+}
+
+fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+/// Builds one Produce request from batches of distinct partitions.
+pub(crate) fn produce_request(items: &[ProduceItem], acks: i16, timeout_ms: i32) -> ProduceRequest {
+    let mut topics: Vec<TopicProduceData> = Vec::new();
+    for it in items {
+        let data = PartitionProduceData::default()
+            .with_index(it.tp.partition)
+            .with_records(Some(it.bytes.clone()));
+        match topics
+            .iter_mut()
+            .find(|t| &*t.name.0 == it.tp.topic.as_str())
+        {
+            Some(t) => t.partition_data.push(data),
+            None => topics.push(
+                TopicProduceData::default()
+                    .with_name(TopicName(str_bytes(&it.tp.topic)))
+                    .with_partition_data(vec![data]),
+            ),
+        }
+    }
+    let txn = items
+        .first()
+        .and_then(|i| i.transactional_id.as_deref())
+        .map(|t| TransactionalId(str_bytes(t)));
+    ProduceRequest::default()
+        .with_transactional_id(txn)
+        .with_acks(acks)
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(topics)
+}
+
+/// The answer for one partition in a Produce response.
+pub(crate) fn partition_response<'a>(
+    resp: &'a ProduceResponse,
+    tp: &TopicPartition,
+) -> Option<&'a PartitionProduceResponse> {
+    resp.responses
+        .iter()
+        .filter(|t| &*t.name.0 == tp.topic.as_str())
+        .flat_map(|t| t.partition_responses.iter())
+        .find(|p| p.index == tp.partition)
+}
+
+/// Sends one Produce wire request to `broker` (or to the leader of the
+/// single item's partition, looked up first, when `broker` is `None`).
+pub(crate) async fn produce(
+    client: Client,
+    broker: Option<i32>,
+    items: Vec<ProduceItem>,
+    acks: i16,
+    timeout: Duration,
+    backoff: Duration,
+) -> ProduceResult {
+    let failed = |e: NetError| async move {
+        if is_unsupported(&e) {
+            return ProduceResult::Refused(ErrorCode::UnsupportedVersion);
+        }
+        let refresh = e.needs_metadata_refresh();
+        ProduceResult::Failed {
+            outcome: lost(&e, backoff).await,
+            refresh,
+        }
+    };
+    let leader = match broker {
+        Some(b) => b,
+        None => {
+            let Some(first) = items.first() else {
+                return ProduceResult::Failed {
+                    outcome: Outcome::NotSent,
+                    refresh: false,
+                };
+            };
+            match client.leader(&first.tp.topic, first.tp.partition).await {
+                Ok(route) => route.leader,
+                Err(e) => return failed(e).await,
+            }
+        }
+    };
+    let conn = match client.connection(leader).await {
+        Ok(c) => c,
+        Err(e) => return failed(e).await,
+    };
+    let flow = items.first().and_then(|i| i.flow);
+    let version = match flow_version(conn.versions(), ApiKey::Produce, flow, 11, 12) {
+        Ok(v) => v,
+        Err(e) => return failed(e).await,
+    };
+    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    let req = produce_request(&items, acks, timeout_ms);
+    let opts = SendOptions {
+        version: Some(version),
+        timeout: None,
+    };
+    if acks == 0 {
+        return match conn.send_without_response(&req, opts).await {
+            Ok(()) => ProduceResult::Written { version },
+            Err(e) => failed(e).await,
+        };
+    }
+    match conn.send_with(&req, opts).await {
+        Ok(response) => ProduceResult::Answered {
+            version,
+            response,
+            leader,
+        },
+        Err(e) => failed(e).await,
+    }
+}
+
+/// What a coordinator request came to: the outcome for the core, and what
+/// the connection said about the broker's versions (with the features epoch,
+/// newer wins).
+#[derive(Debug)]
+pub(crate) struct CoordinatorDone {
+    pub(crate) id: RequestId,
+    pub(crate) outcome: Outcome,
+    pub(crate) info: Option<(i64, BrokerInfo)>,
+}
+
+fn error(code: i16) -> Option<ErrorCode> {
+    ErrorCode::from_code(code)
+}
+
+/// The response the broker would give with `code` for `req` (used when a
+/// request cannot be sent at any version the broker takes).
+fn refused(req: &Request, code: ErrorCode) -> Response {
+    let e = Some(code);
+    match req {
+        Request::FindCoordinator { .. } => Response::FindCoordinator { error: e, node: -1 },
+        Request::InitProducerId { .. } => Response::InitProducerId {
+            error: e,
+            identity: ProducerIdentity::new(-1, -1),
+        },
+        Request::AddPartitionsToTxn { partitions, .. } => Response::AddPartitionsToTxn {
+            results: partitions.iter().map(|p| (p.clone(), e)).collect(),
+        },
+        Request::AddOffsetsToTxn { .. } => Response::AddOffsetsToTxn { error: e },
+        Request::TxnOffsetCommit { offsets, .. } => Response::TxnOffsetCommit {
+            results: offsets.iter().map(|o| (o.partition.clone(), e)).collect(),
+        },
+        Request::EndTxn { .. } => Response::EndTxn {
+            error: e,
+            identity: None,
+        },
+        Request::Produce { .. } => Response::Produce {
+            error: e,
+            base_offset: -1,
+            log_start_offset: -1,
+        },
+    }
+}
+
+/// Sends one coordinator request (anything but Produce) and maps the answer.
+pub(crate) async fn coordinator(
+    client: Client,
+    id: RequestId,
+    target: Target,
+    req: Request,
+    backoff: Duration,
+) -> CoordinatorDone {
+    let done = |outcome, info| CoordinatorDone { id, outcome, info };
+    if let Request::FindCoordinator { key_type, key } = &req {
+        let ty = match key_type {
+            exactly_txn::CoordinatorType::Group => CoordinatorType::Group,
+            exactly_txn::CoordinatorType::Transaction => CoordinatorType::Transaction,
+        };
+        // net's lookup retries retriable codes until request.timeout.ms and
+        // records the coordinator's address for `connection(node)`.
+        let outcome = match client.find_coordinators(ty, &[key.as_str()]).await {
+            Ok(mut all) => match all.remove(key.as_str()) {
+                Some(Ok(c)) => received(
+                    0,
+                    Response::FindCoordinator {
+                        error: None,
+                        node: c.broker_id,
+                    },
+                ),
+                Some(Err(NetError::Kafka { code, .. })) => received(
+                    0,
+                    Response::FindCoordinator {
+                        error: Some(code),
+                        node: -1,
+                    },
+                ),
+                Some(Err(e)) => lost(&e, backoff).await,
+                None => received(
+                    0,
+                    Response::FindCoordinator {
+                        error: Some(ErrorCode::CoordinatorNotAvailable),
+                        node: -1,
+                    },
+                ),
+            },
+            Err(e) => lost(&e, backoff).await,
+        };
+        return done(outcome, None);
+    }
+    let conn = match &target {
+        Target::TransactionCoordinator(node) | Target::GroupCoordinator { node, .. } => {
+            client.connection(*node).await
+        }
+        Target::AnyBroker | Target::Leader(_) => client.any_connection().await,
+    };
+    let conn = match conn {
+        Ok(c) => c,
+        Err(e) => return done(lost(&e, backoff).await, None),
+    };
+    let info = Some((
+        conn.versions().finalized_features_epoch(),
+        broker_info(conn.versions()),
+    ));
+    let outcome = match send_coordinator(&conn, &req).await {
+        Ok((version, response)) => received(version, response),
+        Err(e) if is_unsupported(&e) => received(-1, refused(&req, ErrorCode::UnsupportedVersion)),
+        Err(e) => lost(&e, backoff).await,
+    };
+    done(outcome, info)
+}
+
+fn received(version: i16, response: Response) -> Outcome {
+    Outcome::Received { version, response }
+}
+
+async fn send_coordinator(conn: &Connection, req: &Request) -> Result<(i16, Response), NetError> {
+    match req {
+        Request::InitProducerId {
+            transactional_id,
+            transaction_timeout_ms,
+            current,
+        } => {
+            let v = conn.version_of::<InitProducerIdRequest>()?;
+            let (pid, epoch) = match current {
+                Some(c) if v >= 3 => (c.producer_id, c.epoch),
+                _ => (-1, -1),
+            };
+            let r = InitProducerIdRequest::default()
+                .with_transactional_id(
+                    transactional_id
+                        .as_deref()
+                        .map(|t| TransactionalId(str_bytes(t))),
+                )
+                .with_transaction_timeout_ms(*transaction_timeout_ms)
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch);
+            let resp = conn.send_at(&r, v).await?;
+            Ok((
+                v,
+                Response::InitProducerId {
+                    error: error(resp.error_code),
+                    identity: ProducerIdentity::new(resp.producer_id.0, resp.producer_epoch),
+                },
+            ))
+        }
+        Request::AddPartitionsToTxn {
+            transactional_id,
+            identity,
+            partitions,
+        } => {
+            let v = conn.version_of::<AddPartitionsToTxnRequest>()?;
+            let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
+            for tp in partitions {
+                match topics.iter_mut().find(|t| &*t.name.0 == tp.topic.as_str()) {
+                    Some(t) => t.partitions.push(tp.partition),
+                    None => topics.push(
+                        AddPartitionsToTxnTopic::default()
+                            .with_name(TopicName(str_bytes(&tp.topic)))
+                            .with_partitions(vec![tp.partition]),
+                    ),
+                }
+            }
+            let r = AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(str_bytes(transactional_id)))
+                .with_v3_and_below_producer_id(ProducerId(identity.producer_id))
+                .with_v3_and_below_producer_epoch(identity.epoch)
+                .with_v3_and_below_topics(topics);
+            let resp = conn.send_at(&r, v).await?;
+            let results = resp
+                .results_by_topic_v3_and_below
+                .iter()
+                .flat_map(|t| {
+                    t.results_by_partition.iter().map(move |p| {
+                        (
+                            TopicPartition::new(t.name.0.to_string(), p.partition_index),
+                            error(p.partition_error_code),
+                        )
+                    })
+                })
+                .collect();
+            Ok((v, Response::AddPartitionsToTxn { results }))
+        }
+        Request::AddOffsetsToTxn {
+            transactional_id,
+            identity,
+            group_id,
+        } => {
+            let v = conn.version_of::<AddOffsetsToTxnRequest>()?;
+            let r = AddOffsetsToTxnRequest::default()
+                .with_transactional_id(TransactionalId(str_bytes(transactional_id)))
+                .with_producer_id(ProducerId(identity.producer_id))
+                .with_producer_epoch(identity.epoch)
+                .with_group_id(GroupId(str_bytes(group_id)));
+            let resp = conn.send_at(&r, v).await?;
+            Ok((
+                v,
+                Response::AddOffsetsToTxn {
+                    error: error(resp.error_code),
+                },
+            ))
+        }
+        Request::TxnOffsetCommit {
+            transactional_id,
+            identity,
+            group,
+            offsets,
+            flow,
+        } => {
+            let v = flow_version(conn.versions(), ApiKey::TxnOffsetCommit, Some(*flow), 4, 5)?;
+            let r = TxnOffsetCommitRequest::default()
+                .with_transactional_id(TransactionalId(str_bytes(transactional_id)))
+                .with_group_id(GroupId(str_bytes(&group.group_id)))
+                .with_producer_id(ProducerId(identity.producer_id))
+                .with_producer_epoch(identity.epoch)
+                .with_generation_id(group.generation_id)
+                .with_member_id(str_bytes(&group.member_id))
+                .with_group_instance_id(group.group_instance_id.as_deref().map(str_bytes))
+                .with_topics(offset_topics(offsets));
+            let resp = conn.send_at(&r, v).await?;
+            let results = resp
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(move |p| {
+                        (
+                            TopicPartition::new(t.name.0.to_string(), p.partition_index),
+                            error(p.error_code),
+                        )
+                    })
+                })
+                .collect();
+            Ok((v, Response::TxnOffsetCommit { results }))
+        }
+        Request::EndTxn {
+            transactional_id,
+            identity,
+            commit,
+            flow,
+        } => {
+            let v = flow_version(conn.versions(), ApiKey::EndTxn, Some(*flow), 4, 5)?;
+            let r = EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(str_bytes(transactional_id)))
+                .with_producer_id(ProducerId(identity.producer_id))
+                .with_producer_epoch(identity.epoch)
+                .with_committed(*commit);
+            let resp = conn.send_at(&r, v).await?;
+            let next = (v >= 5 && resp.producer_id.0 >= 0 && resp.producer_epoch >= 0)
+                .then(|| ProducerIdentity::new(resp.producer_id.0, resp.producer_epoch));
+            Ok((
+                v,
+                Response::EndTxn {
+                    error: error(resp.error_code),
+                    identity: next,
+                },
+            ))
+        }
+        Request::FindCoordinator { .. } | Request::Produce { .. } => {
+            Err(NetError::Codec(CodecError::Encode {
+                api: req.api(),
+                version: -1,
+                reason: "not a coordinator request".into(),
+            }))
+        }
+    }
+}
+
+fn offset_topics(offsets: &[OffsetCommit]) -> Vec<TxnOffsetCommitRequestTopic> {
+    let mut topics: Vec<TxnOffsetCommitRequestTopic> = Vec::new();
+    for o in offsets {
+        let p = TxnOffsetCommitRequestPartition::default()
+            .with_partition_index(o.partition.partition)
+            .with_committed_offset(o.offset)
+            .with_committed_leader_epoch(o.leader_epoch.unwrap_or(-1))
+            .with_committed_metadata(o.metadata.as_deref().map(str_bytes));
+        match topics
+            .iter_mut()
+            .find(|t| &*t.name.0 == o.partition.topic.as_str())
+        {
+            Some(t) => t.partitions.push(p),
+            None => topics.push(
+                TxnOffsetCommitRequestTopic::default()
+                    .with_name(TopicName(str_bytes(&o.partition.topic)))
+                    .with_partitions(vec![p]),
+            ),
+        }
+    }
+    topics
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use exactly_codec::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey};
+    use exactly_codec::messages::ApiVersionsResponse;
+
+    fn table(produce_max: i16, tv: i16) -> VersionTable {
+        let api = |k: ApiKey, max: i16| {
+            ApiVersion::default()
+                .with_api_key(k as i16)
+                .with_min_version(0)
+                .with_max_version(max)
+        };
+        let resp = ApiVersionsResponse::default()
+            .with_api_keys(vec![
+                api(ApiKey::Produce, produce_max),
+                api(ApiKey::EndTxn, 5),
+                api(ApiKey::TxnOffsetCommit, 5),
+                api(ApiKey::InitProducerId, 5),
+            ])
+            .with_finalized_features(vec![FinalizedFeatureKey::default()
+                .with_name("transaction.version".into())
+                .with_max_version_level(tv)
+                .with_min_version_level(tv)]);
+        VersionTable::from_response(&resp).unwrap()
+    }
+
+    #[test]
+    fn versions_follow_the_flow() {
+        let t = table(13, 2);
+        assert_eq!(flow_version(&t, ApiKey::Produce, None, 11, 12).unwrap(), 12);
+        assert_eq!(
+            flow_version(&t, ApiKey::Produce, Some(Flow::V1), 11, 12).unwrap(),
+            11
+        );
+        assert_eq!(
+            flow_version(&t, ApiKey::Produce, Some(Flow::V2), 11, 12).unwrap(),
+            12
+        );
+        assert_eq!(
+            flow_version(&t, ApiKey::EndTxn, Some(Flow::V1), 4, 5).unwrap(),
+            4
+        );
+        assert_eq!(
+            flow_version(&t, ApiKey::EndTxn, Some(Flow::V2), 4, 5).unwrap(),
+            5
+        );
+        let old = table(9, 0);
+        assert!(is_unsupported(
+            &flow_version(&old, ApiKey::Produce, Some(Flow::V2), 11, 12).unwrap_err()
+        ));
+        let info = broker_info(&t);
+        assert_eq!(info.transaction_version, 2);
+        assert_eq!(info.produce, 12);
+        assert_eq!(info.flow(), Flow::V2);
+        assert_eq!(broker_info(&table(13, 1)).flow(), Flow::V1);
+    }
+
+    #[test]
+    fn produce_request_groups_by_topic() {
+        let item = |topic: &str, p: i32, id: u64| ProduceItem {
+            id: RequestId(id),
+            tp: TopicPartition::new(topic, p),
+            batch: BatchId(id),
+            bytes: Bytes::from_static(b"batch"),
+            flow: None,
+            transactional_id: Some("tx".into()),
+            generation: 1,
+        };
+        let req = produce_request(
+            &[item("a", 0, 1), item("b", 0, 2), item("a", 1, 3)],
+            -1,
+            30_000,
+        );
+        assert_eq!(req.acks, -1);
+        assert_eq!(req.timeout_ms, 30_000);
+        assert_eq!(
+            req.transactional_id.as_ref().map(|t| t.0.to_string()),
+            Some("tx".into())
+        );
+        let shape: Vec<(String, Vec<i32>)> = req
+            .topic_data
+            .iter()
+            .map(|t| {
+                (
+                    t.name.0.to_string(),
+                    t.partition_data.iter().map(|p| p.index).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(shape, vec![("a".into(), vec![0, 1]), ("b".into(), vec![0])]);
+    }
+
+    #[test]
+    fn refused_answers_every_partition() {
+        let req = Request::TxnOffsetCommit {
+            transactional_id: "t".into(),
+            identity: ProducerIdentity::new(1, 0),
+            group: exactly_txn::GroupMetadata {
+                group_id: "g".into(),
+                generation_id: -1,
+                member_id: String::new(),
+                group_instance_id: None,
+            },
+            offsets: vec![OffsetCommit {
+                partition: TopicPartition::new("in", 3),
+                offset: 5,
+                leader_epoch: None,
+                metadata: None,
+            }],
+            flow: Flow::V2,
+        };
+        assert_eq!(
+            refused(&req, ErrorCode::UnsupportedVersion),
+            Response::TxnOffsetCommit {
+                results: vec![(
+                    TopicPartition::new("in", 3),
+                    Some(ErrorCode::UnsupportedVersion)
+                )]
+            }
+        );
+    }
+}
