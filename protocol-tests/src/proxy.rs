@@ -94,7 +94,20 @@ impl Rng {
 impl ChaosProxy {
     /// Listens on a free 127.0.0.1 port and forwards to `upstream`.
     pub async fn start(upstream: &str) -> std::io::Result<ChaosProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(std::net::TcpListener::bind("127.0.0.1:0")?, upstream).await
+    }
+
+    /// Like [`ChaosProxy::start`], on a listener the caller bound earlier:
+    /// reserve the proxy's port first, start a broker that advertises it
+    /// (`advertised.listeners`), then start the proxy towards the broker, so
+    /// that clients reach every broker through the proxy, not only the
+    /// bootstrap one.
+    pub async fn start_on(
+        listener: std::net::TcpListener,
+        upstream: &str,
+    ) -> std::io::Result<ChaosProxy> {
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
         let (faults, faults_rx) = watch::channel(Faults::default());
         let (cut_epoch, cut_rx) = watch::channel(0u64);
