@@ -13,8 +13,8 @@
 //!   │            commit() │         └─────────▶ Aborting ◀── AbortableError
 //!   │                     ▼                       │   abort()             │
 //!   │                 Committing ── error ──▶ AbortableError              │
-//!   │    EndTxn ok (v2:   │                       │ v1 / epoch doubt:     │
-//!   │    new epoch) ◀─────┤                       │ re-init ──────────────┤
+//!   │    EndTxn ok (v2:   │                       │ v1 EndTxn(abort) ok,  │
+//!   │    new epoch) ◀─────┤                       │ epoch doubt: re-init ─┤
 //!   │                     │ v1, EndTxn once       │ v2: EndTxn(abort) ok  │
 //!   │                     │ unknown: re-init ─────┼───────────────────────┘
 //!   └─────────────────────┴───────────────────────┘
@@ -65,7 +65,7 @@ pub enum TxnState {
     Aborting {
         /// The transaction.
         txn: Transaction,
-        /// Progress of the EndTxn (flow v2; flow v1 aborts by re-init).
+        /// Progress of the EndTxn(abort) (flow v1 then bumps the epoch).
         end: EndTxnStatus,
     },
     /// Something in the transaction failed: only `abort` is allowed.
@@ -126,10 +126,10 @@ pub enum InitReason {
     First,
     /// The epoch is exhausted: a new producer id is needed (never wrap).
     NewProducerId,
-    /// Aborting a transaction by InitProducerId with the current identity:
-    /// always under flow v1 (the coordinator aborts the open transaction and
-    /// bumps the epoch, fencing every late request of it), and under v2 when
-    /// the epoch may have moved (KIP-588). The abort completes with it.
+    /// Completing an abort with InitProducerId and the current identity:
+    /// under flow v1 after EndTxn(abort) succeeded (the epoch bump fences
+    /// every late request of the aborted transaction), and instead of EndTxn
+    /// when the epoch may have moved (KIP-588). The abort completes with it.
     Abort {
         /// The aborted transaction's identity.
         aborted: ProducerIdentity,

@@ -219,7 +219,7 @@ fn librdkafka_3575_out_of_order_in_transaction_does_not_bump_mid_transaction() {
         .iter()
         .any(|e| matches!(e, Event::IdentityChanged { .. })));
     h.core.abort(h.now).unwrap();
-    h.answer_init(id(PID, 1));
+    h.answer_v1_abort(id(PID, 1));
     assert_eq!(h.core.identity(), Some(id(PID, 1)));
 }
 

@@ -677,8 +677,13 @@ fn abortable_error_during_commit_fails_the_commit() {
     assert_eq!(h.state_name(), "Ready");
 }
 
+/// Flow v1 abort: EndTxn(abort) first, then InitProducerId with the current
+/// identity. The real 4.3.1 coordinator answers an InitProducerId on an open
+/// transaction by fencing the epoch (CONCURRENT_TRANSACTIONS) and the retry
+/// with PRODUCER_FENCED, so aborting by InitProducerId alone made every v1
+/// abort fatal (found by protocol-tests/tests/producer_txn.rs).
 #[test]
-fn v1_abort_reinitializes_with_current_identity() {
+fn v1_abort_ends_the_transaction_then_bumps_the_epoch() {
     let mut h = H::txn(BrokerInfo::v1());
     h.init(id(PID, 0));
     h.core.begin(h.now).unwrap();
@@ -688,7 +693,7 @@ fn v1_abort_reinitializes_with_current_identity() {
     h.produce_ok(rid, 0);
     h.core.add_offsets(h.now, group(), offsets()).unwrap();
     h.core.abort(h.now).unwrap();
-    let r = h.answer_init(id(PID, 2));
+    let r = h.answer_v1_abort(id(PID, 2));
     assert_eq!(
         r,
         Request::InitProducerId {
@@ -717,7 +722,7 @@ fn v1_abort_reinitializes_with_current_identity() {
     h.core.abort(h.now).unwrap();
     h.none();
     h.produce_ok(rid, 0);
-    let r = h.answer_init(id(PID, 1));
+    let r = h.answer_v1_abort(id(PID, 1));
     assert!(matches!(r, Request::InitProducerId { current: None, .. }));
 }
 
@@ -764,7 +769,7 @@ fn zombie_response_of_an_old_epoch_is_ignored() {
             error: Some(ErrorCode::UnknownServerError),
         },
     );
-    h.answer_init(id(PID, 1));
+    h.answer_v1_abort(id(PID, 1));
     h.events();
     // A duplicated answer to the old request changes nothing.
     h.answer(

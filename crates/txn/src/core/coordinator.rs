@@ -458,6 +458,22 @@ impl ProducerCore {
             return;
         }
         // Success on the transaction's epoch.
+        if !commit && txn.flow == Flow::V1 {
+            // The abort is written. Under flow v1 the epoch does not move
+            // with it, so bump it now (KIP-360, on a transaction that is no
+            // longer open): a late request of the aborted transaction is then
+            // fenced instead of starting a hanging one. The abort completes
+            // with the bump. (Bumping *instead of* EndTxn does not work: the
+            // coordinator fences the epoch of an open transaction to abort
+            // it and answers the retry with PRODUCER_FENCED.)
+            self.state = TxnState::Initializing {
+                reason: InitReason::Abort {
+                    aborted: txn.identity,
+                    rewind: txn.rewind_list(),
+                },
+            };
+            return;
+        }
         let next = match (txn.flow, got) {
             (Flow::V2, Some(id)) if id.producer_id >= 0 && id.epoch >= 0 => Some(id),
             _ => None,

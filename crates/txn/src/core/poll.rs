@@ -90,7 +90,7 @@ impl ProducerCore {
                         identity: txn.identity,
                         rewind: txn.rewind_list(),
                     });
-                } else if txn.flow == Flow::V1 || txn.recover_epoch {
+                } else if txn.recover_epoch {
                     self.state = TxnState::Initializing {
                         reason: InitReason::Abort {
                             aborted: txn.identity,

@@ -174,6 +174,25 @@ impl H {
         r
     }
 
+    /// Flow v1 abort: EndTxn(abort) must be the next request, then the
+    /// InitProducerId that bumps the epoch. Returns the InitProducerId.
+    pub fn answer_v1_abort(&mut self, bumped: ProducerIdentity) -> Request {
+        let (rid, r) = self.req();
+        assert!(
+            matches!(r, Request::EndTxn { commit: false, .. }),
+            "expected EndTxn(abort), got {r:?}"
+        );
+        self.answer(
+            rid,
+            4,
+            Response::EndTxn {
+                error: None,
+                identity: None,
+            },
+        );
+        self.answer_init(bumped)
+    }
+
     pub fn stamp_of(r: &Request) -> Stamp {
         match r {
             Request::Produce { stamp, .. } => *stamp,

@@ -367,8 +367,15 @@ impl Broker {
         }
         if m.state == CState::Ongoing {
             // Abort the open transaction with a bumped epoch first; the
-            // client retries and gets a second bump.
+            // client retries and gets a second bump. As in the real
+            // coordinator (Kafka 4.3.1 `prepareFenceProducerEpoch`), the
+            // fencing bump does not record the previous epoch: a retry with
+            // the old epoch is then fenced.
+            let last = m.last;
             self.bump(id);
+            if let Some(m) = self.txns.get_mut(id) {
+                m.last = last;
+            }
             self.begin_completion(id, false, now, 5);
             return resp(err(ErrorCode::ConcurrentTransactions), -1, -1);
         }
