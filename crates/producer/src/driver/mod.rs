@@ -388,6 +388,9 @@ impl Driver {
     // ----- requests out -----
 
     fn dispatch(&mut self, id: RequestId, target: Target, req: Request) {
+        if std::env::var("XDEBUG").is_ok() {
+            eprintln!("REQ {id:?} {target:?} {req:?}");
+        }
         let Request::Produce {
             partition,
             batch,
@@ -517,6 +520,9 @@ impl Driver {
         let m = self.millis(Instant::now());
         match c {
             Completion::Coordinator(done) => {
+                if std::env::var("XDEBUG").is_ok() {
+                    eprintln!("DONE {:?} {:?}", done.id, done.outcome);
+                }
                 if let Some((epoch, info)) = done.info {
                     if epoch >= self.features_epoch && info != self.core.broker_info() {
                         self.features_epoch = epoch;
@@ -643,6 +649,9 @@ impl Driver {
     }
 
     fn on_event(&mut self, ev: Event) {
+        if std::env::var("XDEBUG").is_ok() {
+            eprintln!("EV {ev:?}");
+        }
         match ev {
             Event::Delivered {
                 batch, base_offset, ..

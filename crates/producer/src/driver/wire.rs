@@ -110,8 +110,11 @@ fn flow_version(
     }
 }
 
+/// A request that cannot be put on the wire at all (no version both sides
+/// take, or it does not encode at the chosen one): retrying cannot help, so
+/// it is answered as the broker would answer a version it does not take.
 fn is_unsupported(e: &NetError) -> bool {
-    matches!(e, NetError::Codec(CodecError::UnsupportedVersion { .. }))
+    matches!(e, NetError::Codec(_)) && e.delivery() == exactly_net::Delivery::NotSent
 }
 
 /// The outcome of a transport failure, after the backoff for `NotSent`.
@@ -358,7 +361,7 @@ async fn send_coordinator(conn: &Connection, req: &Request) -> Result<(i16, Resp
             transaction_timeout_ms,
             current,
         } => {
-            let v = conn.version_of::<InitProducerIdRequest>()?;
+            let v = conn.versions().pick_client(ApiKey::InitProducerId)?;
             let (pid, epoch) = match current {
                 Some(c) if v >= 3 => (c.producer_id, c.epoch),
                 _ => (-1, -1),
@@ -386,7 +389,7 @@ async fn send_coordinator(conn: &Connection, req: &Request) -> Result<(i16, Resp
             identity,
             partitions,
         } => {
-            let v = conn.version_of::<AddPartitionsToTxnRequest>()?;
+            let v = conn.versions().pick_client(ApiKey::AddPartitionsToTxn)?;
             let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
             for tp in partitions {
                 match topics.iter_mut().find(|t| &*t.name.0 == tp.topic.as_str()) {
@@ -423,7 +426,7 @@ async fn send_coordinator(conn: &Connection, req: &Request) -> Result<(i16, Resp
             identity,
             group_id,
         } => {
-            let v = conn.version_of::<AddOffsetsToTxnRequest>()?;
+            let v = conn.versions().pick_client(ApiKey::AddOffsetsToTxn)?;
             let r = AddOffsetsToTxnRequest::default()
                 .with_transactional_id(TransactionalId(str_bytes(transactional_id)))
                 .with_producer_id(ProducerId(identity.producer_id))
