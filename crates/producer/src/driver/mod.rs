@@ -388,9 +388,7 @@ impl Driver {
     // ----- requests out -----
 
     fn dispatch(&mut self, id: RequestId, target: Target, req: Request) {
-        if std::env::var("XDEBUG").is_ok() {
-            eprintln!("REQ {id:?} {target:?} {req:?}");
-        }
+        tracing::trace!(?id, ?target, ?req, "request");
         let Request::Produce {
             partition,
             batch,
@@ -520,9 +518,7 @@ impl Driver {
         let m = self.millis(Instant::now());
         match c {
             Completion::Coordinator(done) => {
-                if std::env::var("XDEBUG").is_ok() {
-                    eprintln!("DONE {:?} {:?}", done.id, done.outcome);
-                }
+                tracing::trace!(id = ?done.id, outcome = ?done.outcome, "coordinator outcome");
                 if let Some((epoch, info)) = done.info {
                     if epoch >= self.features_epoch && info != self.core.broker_info() {
                         self.features_epoch = epoch;
@@ -649,9 +645,7 @@ impl Driver {
     }
 
     fn on_event(&mut self, ev: Event) {
-        if std::env::var("XDEBUG").is_ok() {
-            eprintln!("EV {ev:?}");
-        }
+        tracing::trace!(?ev, "event");
         match ev {
             Event::Delivered {
                 batch, base_offset, ..
