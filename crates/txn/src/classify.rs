@@ -21,6 +21,13 @@
 //! - Group errors of TxnOffsetCommit (REBALANCE_IN_PROGRESS too) are
 //!   abortable: a rebalance aborts the transaction, it does not kill the
 //!   producer.
+//! - INVALID_TXN_STATE answering EndTxn(commit) is
+//!   [`ErrorClass::AbortableRecoverEpoch`], not fatal: a real 4.3.1
+//!   coordinator (transaction.version 2) answers it when the transaction was
+//!   aborted on timeout and the epoch bumped (KIP-588); InitProducerId with
+//!   the current identity then recovers the same producer, or answers
+//!   PRODUCER_FENCED if another producer took over. An EndTxn that was once
+//!   unanswered stays fatal (the core's rule: it may have committed).
 //! - An unexpected error of an idempotent-only Produce is
 //!   [`ErrorClass::OutcomeUnknown`]: the same bytes are retried until
 //!   `delivery.timeout.ms`, and the batch is never reported as unwritten.
@@ -258,6 +265,7 @@ pub fn classify(api: ApiKey, version: i16, code: ErrorCode, ctx: &Context) -> Er
             }
             E::RequestTimedOut => C::OutcomeUnknown,
             E::InvalidProducerEpoch => recover_epoch,
+            E::InvalidTxnState if ctx.commit => recover_epoch,
             E::UnknownProducerId => unknown_producer,
             // KAFKA-19250: an abort answered TRANSACTION_ABORTABLE would loop.
             E::TransactionAbortable if ctx.commit => C::Abortable,

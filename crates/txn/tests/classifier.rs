@@ -318,7 +318,6 @@ fn end_txn_table() {
         (E::UnknownProducerId, Abortable),
         (E::ProducerFenced, Fatal),
         (E::InvalidProducerIdMapping, Fatal),
-        (E::InvalidTxnState, Fatal),
         (E::TransactionalIdAuthorizationFailed, Fatal),
         (E::ClusterAuthorizationFailed, Fatal),
         (E::UnknownServerError, Fatal),
@@ -330,8 +329,13 @@ fn end_txn_table() {
         ApiKey::EndTxn,
         5,
         commit,
-        &[(E::TransactionAbortable, Abortable)],
+        &[
+            (E::TransactionAbortable, Abortable),
+            // The coordinator aborted the transaction on timeout (KIP-588).
+            (E::InvalidTxnState, AbortableRecoverEpoch),
+        ],
     );
+    check(ApiKey::EndTxn, 5, abort, &[(E::InvalidTxnState, Fatal)]);
     // KAFKA-19250: an abort answered TRANSACTION_ABORTABLE would loop.
     check(
         ApiKey::EndTxn,

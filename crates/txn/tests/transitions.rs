@@ -726,6 +726,51 @@ fn v1_abort_ends_the_transaction_then_bumps_the_epoch() {
     assert!(matches!(r, Request::InitProducerId { current: None, .. }));
 }
 
+/// KIP-588 on a real 4.3.1 broker (transaction.version 2): the coordinator
+/// aborted the transaction on timeout and bumped the epoch; the late
+/// EndTxn(commit) is answered INVALID_TXN_STATE. The commit fails (abortable)
+/// and the abort recovers the same producer by InitProducerId with the
+/// current identity, which the coordinator answers with the bumped epoch.
+#[test]
+fn commit_after_coordinator_timeout_fails_and_the_abort_recovers() {
+    let mut h = H::txn(BrokerInfo::v2());
+    h.init(id(PID, 0));
+    h.core.begin(h.now).unwrap();
+    h.core.enqueue(h.now, tp(0), 1).unwrap();
+    let (rid, _) = h.req();
+    h.produce_ok(rid, 0);
+    h.core.commit(h.now).unwrap();
+    let (rid, r) = h.req();
+    assert!(matches!(r, Request::EndTxn { commit: true, .. }));
+    h.answer(
+        rid,
+        5,
+        Response::EndTxn {
+            error: Some(ErrorCode::InvalidTxnState),
+            identity: None,
+        },
+    );
+    assert_eq!(h.state_name(), "AbortableError");
+    let ev = h.events();
+    assert!(!ev.iter().any(|e| matches!(e, Event::Committed { .. })));
+    assert!(ev.iter().any(|e| matches!(e, Event::AbortableError { .. })));
+    h.core.abort(h.now).unwrap();
+    let r = h.answer_init(id(PID, 1));
+    assert!(matches!(
+        r,
+        Request::InitProducerId {
+            current: Some(c),
+            ..
+        } if c == id(PID, 0)
+    ));
+    assert!(h.events().contains(&Event::Aborted {
+        identity: id(PID, 0),
+        rewind: vec![]
+    }));
+    assert_eq!(h.state_name(), "Ready");
+    assert_eq!(h.core.identity(), Some(id(PID, 1)));
+}
+
 #[test]
 fn producer_fenced_is_fatal_and_sticky() {
     let mut h = H::txn(BrokerInfo::v2());
