@@ -71,3 +71,238 @@ fn committed_visible_aborted_never_tv2() {
 fn committed_visible_aborted_never_tv1() {
     visibility(TransactionVersion::V1);
 }
+
+/// Offsets sent to a transaction become the group's committed offsets only
+/// when it commits: invisible (and "unstable" to a require_stable reader)
+/// while it is open, discarded when it aborts.
+fn offsets_with_transaction(tv: TransactionVersion) {
+    use exactly_producer::{ConsumerGroupMetadata, TopicPartition};
+    let broker = Broker::shared(tv).unwrap_or_else(|e| panic!("{e}"));
+    let input = unique_topic("txn-off-in");
+    let output = unique_topic("txn-off-out");
+    broker.create_topic(&input, 2).unwrap();
+    broker.create_topic(&output, 1).unwrap();
+    let group = unique_topic("txn-off-group");
+    let txn_id = unique_topic("txn-off-id");
+    runtime().block_on(async {
+        let check = net_client(&broker.bootstrap()).await;
+        let p = producer(&broker.bootstrap(), &[("transactional.id", &txn_id)]).await;
+        let meta = ConsumerGroupMetadata::new(&group);
+        let offsets = |a: i64, b: i64| {
+            vec![
+                (TopicPartition::new(&input, 0), a.into()),
+                (TopicPartition::new(&input, 1), b.into()),
+            ]
+        };
+        p.init_transactions().await.unwrap();
+        // 1: commit offsets 10 and 20.
+        p.begin_transaction().await.unwrap();
+        send_values(&p, &output, "t1", 0..10).await;
+        p.send_offsets_to_transaction(offsets(10, 20), &meta)
+            .await
+            .unwrap();
+        assert_eq!(
+            committed_offsets(&check, &group, &input, &[0, 1], false).await,
+            vec![Ok(-1), Ok(-1)],
+            "{tv:?}: offsets of an open transaction are not committed"
+        );
+        let unstable = committed_offsets(&check, &group, &input, &[0, 1], true).await;
+        assert_eq!(
+            unstable,
+            vec![Err(88), Err(88)],
+            "{tv:?}: a require_stable reader sees UNSTABLE_OFFSET_COMMIT"
+        );
+        p.commit_transaction().await.unwrap();
+        assert_eq!(
+            stable_offsets(&check, &group, &input, &[0, 1]).await,
+            vec![Ok(10), Ok(20)],
+            "{tv:?}"
+        );
+        // 2: abort offsets 30 and 40: nothing changes.
+        p.begin_transaction().await.unwrap();
+        send_values(&p, &output, "t2", 0..10).await;
+        p.send_offsets_to_transaction(offsets(30, 40), &meta)
+            .await
+            .unwrap();
+        p.abort_transaction().await.unwrap();
+        assert_eq!(
+            stable_offsets(&check, &group, &input, &[0, 1]).await,
+            vec![Ok(10), Ok(20)],
+            "{tv:?}: aborted offsets discarded"
+        );
+        // 3: offsets alone (no records) in a transaction, committed.
+        p.begin_transaction().await.unwrap();
+        p.send_offsets_to_transaction(offsets(50, 60), &meta)
+            .await
+            .unwrap();
+        p.commit_transaction().await.unwrap();
+        assert_eq!(
+            stable_offsets(&check, &group, &input, &[0, 1]).await,
+            vec![Ok(50), Ok(60)],
+            "{tv:?}"
+        );
+        p.close(Duration::from_secs(10)).await.unwrap();
+    });
+}
+
+#[test]
+fn offsets_commit_only_with_the_transaction_tv2() {
+    offsets_with_transaction(TransactionVersion::V2);
+}
+
+#[test]
+fn offsets_commit_only_with_the_transaction_tv1() {
+    offsets_with_transaction(TransactionVersion::V1);
+}
+
+/// Two producers with one transactional.id: the second's init fences the
+/// first, whose open transaction is aborted; the first fails fatally and
+/// none of its records (before or after the fence) is ever visible.
+fn zombie(tv: TransactionVersion) {
+    let broker = Broker::shared(tv).unwrap_or_else(|e| panic!("{e}"));
+    let topic = unique_topic("txn-zombie");
+    broker.create_topic(&topic, 2).unwrap();
+    let txn_id = unique_topic("txn-zombie-id");
+    runtime().block_on(async {
+        let old = producer(&broker.bootstrap(), &[("transactional.id", &txn_id)]).await;
+        old.init_transactions().await.unwrap();
+        old.begin_transaction().await.unwrap();
+        send_values(&old, &topic, "zombie-before", 0..50).await;
+
+        let new = producer(&broker.bootstrap(), &[("transactional.id", &txn_id)]).await;
+        new.init_transactions().await.unwrap();
+
+        // The zombie keeps going: its later sends fail, its commit fails.
+        let mut late = Vec::new();
+        for i in 0..50u32 {
+            let v = format!("zombie-after-{i}");
+            match old
+                .send(ProducerRecord::new(&topic).with_value(v.as_bytes()))
+                .await
+            {
+                Ok(f) => late.push(f),
+                Err(e) => {
+                    assert!(e.is_fatal() || e.is_abortable(), "{e:?}");
+                    break;
+                }
+            }
+        }
+        let commit = old.commit_transaction().await.unwrap_err();
+        eprintln!("{tv:?}: zombie commit: {commit}");
+        for f in late {
+            assert!(f.await.is_err(), "{tv:?}: a zombie record was acknowledged");
+        }
+        if !commit.is_fatal() {
+            assert!(commit.is_abortable(), "{commit:?}");
+            let abort = old.abort_transaction().await.unwrap_err();
+            eprintln!("{tv:?}: zombie abort: {abort}");
+            assert!(abort.is_fatal(), "{tv:?}: {abort:?}");
+        }
+        let again = old.begin_transaction().await.unwrap_err();
+        assert!(again.is_fatal(), "{tv:?}: fatal is sticky: {again:?}");
+        assert!(old
+            .send(ProducerRecord::new(&topic).with_value(b"x"))
+            .await
+            .unwrap_err()
+            .is_fatal());
+
+        new.begin_transaction().await.unwrap();
+        send_values(&new, &topic, "fresh", 0..50).await;
+        new.commit_transaction().await.unwrap();
+        new.close(Duration::from_secs(10)).await.unwrap();
+        let _ = old.close(Duration::from_secs(5)).await;
+    });
+    let got = read_committed(broker, &topic, 50, Duration::from_secs(60));
+    assert_eq!(got.len(), 50);
+    assert!(
+        got.iter()
+            .all(|r| r.value.as_deref().unwrap().starts_with("fresh")),
+        "{tv:?}: a zombie record is visible"
+    );
+}
+
+#[test]
+fn zombie_is_fenced_fatally_tv2() {
+    zombie(TransactionVersion::V2);
+}
+
+#[test]
+fn zombie_is_fenced_fatally_tv1() {
+    zombie(TransactionVersion::V1);
+}
+
+/// A transaction left open past `transaction.timeout.ms`: the coordinator
+/// aborts it and bumps the epoch; the late commit fails and none of its
+/// records is ever visible; the next transaction succeeds.
+///
+/// What a 4.3.1 broker allows (checked here): under transaction.version 2 the
+/// late EndTxn(commit) gets INVALID_TXN_STATE and InitProducerId with the old
+/// identity is accepted (KIP-588: it is the coordinator's last epoch), so the
+/// *same* producer recovers by aborting. Under transaction.version 1 the
+/// EndTxn gets PRODUCER_FENCED and so would that InitProducerId (the timeout
+/// fence resets the coordinator's last epoch): the producer is fatally
+/// failed and a new one with the same transactional.id carries on.
+fn timeout(tv: TransactionVersion) {
+    let broker = Broker::shared(tv).unwrap_or_else(|e| panic!("{e}"));
+    let topic = unique_topic("txn-timeout");
+    broker.create_topic(&topic, 1).unwrap();
+    let txn_id = unique_topic("txn-timeout-id");
+    runtime().block_on(async {
+        let check = net_client(&broker.bootstrap()).await;
+        let props = [("transactional.id", txn_id.as_str()), ("transaction.timeout.ms", "2000")];
+        let p = producer(&broker.bootstrap(), &props).await;
+        p.init_transactions().await.unwrap();
+        p.begin_transaction().await.unwrap();
+        send_values(&p, &topic, "stalled", 0..20).await;
+        let before = describe_transaction(&check, &txn_id).await;
+        assert_eq!(before.0, "Ongoing");
+        // The broker looks for expired transactions every 10 s by default.
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        let after = loop {
+            let d = describe_transaction(&check, &txn_id).await;
+            if d.0 == "CompleteAbort" {
+                break d;
+            }
+            assert!(std::time::Instant::now() < deadline, "never timed out: {d:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert!(after.2 > before.2, "{tv:?}: the timeout bumps the epoch: {after:?}");
+        let late = p.commit_transaction().await.unwrap_err();
+        eprintln!("{tv:?}: late commit: {late}");
+        let next = match tv {
+            TransactionVersion::V2 => {
+                assert!(late.is_abortable(), "{late:?}");
+                p.abort_transaction().await.unwrap();
+                p
+            }
+            TransactionVersion::V1 => {
+                assert!(late.is_fatal(), "{late:?}");
+                assert!(p.begin_transaction().await.unwrap_err().is_fatal());
+                let _ = p.close(Duration::from_secs(5)).await;
+                let fresh = producer(&broker.bootstrap(), &props).await;
+                fresh.init_transactions().await.unwrap();
+                fresh
+            }
+        };
+        next.begin_transaction().await.unwrap();
+        send_values(&next, &topic, "next", 0..20).await;
+        next.commit_transaction().await.unwrap();
+        next.close(Duration::from_secs(10)).await.unwrap();
+    });
+    let got = read_committed(broker, &topic, 20, Duration::from_secs(60));
+    assert_eq!(got.len(), 20);
+    assert!(
+        got.iter().all(|r| r.value.as_deref().unwrap().starts_with("next")),
+        "{tv:?}: a record of the timed-out transaction is visible"
+    );
+}
+
+#[test]
+fn open_past_transaction_timeout_tv2() {
+    timeout(TransactionVersion::V2);
+}
+
+#[test]
+fn open_past_transaction_timeout_tv1() {
+    timeout(TransactionVersion::V1);
+}

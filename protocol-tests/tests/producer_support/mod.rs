@@ -97,3 +97,119 @@ pub fn assert_contiguous_sequences(batches: &[DumpedBatch], what: &str) -> usize
     }
     runs.len()
 }
+
+/// A net client for checks (OffsetFetch, DescribeTransactions).
+pub async fn net_client(bootstrap: &str) -> exactly_net::Client {
+    let cfg = exactly_net::NetConfig::from_properties([
+        ("bootstrap.servers", bootstrap),
+        ("allow.auto.create.topics", "false"),
+    ])
+    .unwrap();
+    exactly_net::Client::connect(cfg).await.unwrap()
+}
+
+/// The group's committed offsets for `partitions` of `topic` (-1: none),
+/// through OffsetFetch v7 to the group coordinator. With `require_stable`,
+/// a partition with offsets pending in an open transaction reports
+/// UNSTABLE_OFFSET_COMMIT (KIP-447) as `Err(code)`.
+pub async fn committed_offsets(
+    client: &exactly_net::Client,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+    require_stable: bool,
+) -> Vec<Result<i64, i16>> {
+    use exactly_codec::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use exactly_codec::messages::{GroupId, OffsetFetchRequest, TopicName};
+    use exactly_net::CoordinatorType;
+    let c = client
+        .coordinator(CoordinatorType::Group, group)
+        .await
+        .unwrap();
+    let conn = client.connection(c.broker_id).await.unwrap();
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(group.to_owned().into()))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(TopicName(topic.to_owned().into()))
+            .with_partition_indexes(partitions.to_vec())]))
+        .with_require_stable(require_stable);
+    let resp = conn.send_at(&req, 7).await.unwrap();
+    assert_eq!(resp.error_code, 0, "OffsetFetch: {resp:?}");
+    partitions
+        .iter()
+        .map(|p| {
+            let r = resp
+                .topics
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .find(|x| x.partition_index == *p)
+                .expect("partition in OffsetFetch response");
+            if r.error_code == 0 {
+                Ok(r.committed_offset)
+            } else {
+                Err(r.error_code)
+            }
+        })
+        .collect()
+}
+
+/// The coordinator's view of a transactional id: (state, producer id, epoch).
+pub async fn describe_transaction(
+    client: &exactly_net::Client,
+    transactional_id: &str,
+) -> (String, i64, i16) {
+    use exactly_codec::messages::{DescribeTransactionsRequest, TransactionalId};
+    use exactly_net::CoordinatorType;
+    let c = client
+        .coordinator(CoordinatorType::Transaction, transactional_id)
+        .await
+        .unwrap();
+    let conn = client.connection(c.broker_id).await.unwrap();
+    let req = DescribeTransactionsRequest::default()
+        .with_transactional_ids(vec![TransactionalId(transactional_id.to_owned().into())]);
+    let resp = conn.send_at(&req, 0).await.unwrap();
+    let s = &resp.transaction_states[0];
+    assert_eq!(s.error_code, 0, "DescribeTransactions: {s:?}");
+    (
+        s.transaction_state.to_string(),
+        s.producer_id.0,
+        s.producer_epoch,
+    )
+}
+
+/// `TransactionsCommand find-hanging` on node 1: the lines that name a
+/// hanging transaction (none expected).
+pub fn find_hanging(broker: &Broker) -> Vec<String> {
+    let run = broker
+        .java()
+        .transactions_command(&["find-hanging", "--broker-id", "1"])
+        .unwrap();
+    assert!(
+        run.status.is_some_and(|s| s.success()),
+        "find-hanging failed: {}",
+        run.stderr_tail
+    );
+    run.stdout
+        .into_iter()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("Topic"))
+        .collect()
+}
+
+/// [`committed_offsets`] with `require_stable`, polled until no partition is
+/// UNSTABLE_OFFSET_COMMIT: EndTxn is answered once the decision is logged,
+/// the markers that make the offsets stable follow.
+pub async fn stable_offsets(
+    client: &exactly_net::Client,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> Vec<Result<i64, i16>> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = committed_offsets(client, group, topic, partitions, true).await;
+        if !got.contains(&Err(88)) || std::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
