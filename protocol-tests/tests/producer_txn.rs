@@ -60,6 +60,7 @@ fn visibility(tv: TransactionVersion) {
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted.len(), 1500, "{tv:?}: duplicates");
+    assert_no_hanging(broker, &[&topic]);
 }
 
 #[test]
@@ -143,6 +144,7 @@ fn offsets_with_transaction(tv: TransactionVersion) {
         );
         p.close(Duration::from_secs(10)).await.unwrap();
     });
+    assert_no_hanging(broker, &[&output]);
 }
 
 #[test]
@@ -219,6 +221,7 @@ fn zombie(tv: TransactionVersion) {
             .all(|r| r.value.as_deref().unwrap().starts_with("fresh")),
         "{tv:?}: a zombie record is visible"
     );
+    assert_no_hanging(broker, &[&topic]);
 }
 
 #[test]
@@ -249,7 +252,10 @@ fn timeout(tv: TransactionVersion) {
     let txn_id = unique_topic("txn-timeout-id");
     runtime().block_on(async {
         let check = net_client(&broker.bootstrap()).await;
-        let props = [("transactional.id", txn_id.as_str()), ("transaction.timeout.ms", "2000")];
+        let props = [
+            ("transactional.id", txn_id.as_str()),
+            ("transaction.timeout.ms", "2000"),
+        ];
         let p = producer(&broker.bootstrap(), &props).await;
         p.init_transactions().await.unwrap();
         p.begin_transaction().await.unwrap();
@@ -263,10 +269,16 @@ fn timeout(tv: TransactionVersion) {
             if d.0 == "CompleteAbort" {
                 break d;
             }
-            assert!(std::time::Instant::now() < deadline, "never timed out: {d:?}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never timed out: {d:?}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
-        assert!(after.2 > before.2, "{tv:?}: the timeout bumps the epoch: {after:?}");
+        assert!(
+            after.2 > before.2,
+            "{tv:?}: the timeout bumps the epoch: {after:?}"
+        );
         let late = p.commit_transaction().await.unwrap_err();
         eprintln!("{tv:?}: late commit: {late}");
         let next = match tv {
@@ -292,9 +304,11 @@ fn timeout(tv: TransactionVersion) {
     let got = read_committed(broker, &topic, 20, Duration::from_secs(60));
     assert_eq!(got.len(), 20);
     assert!(
-        got.iter().all(|r| r.value.as_deref().unwrap().starts_with("next")),
+        got.iter()
+            .all(|r| r.value.as_deref().unwrap().starts_with("next")),
         "{tv:?}: a record of the timed-out transaction is visible"
     );
+    assert_no_hanging(broker, &[&topic]);
 }
 
 #[test]
