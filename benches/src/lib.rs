@@ -1,6 +1,8 @@
 //! Shared inputs of the criterion benches (see `benches/`) and of the
 //! allocation tests: the record batch workload of PERFORMANCE.md.
 
+pub mod null_broker;
+
 use bytes::Bytes;
 use exactly_codec::{BatchBuilder, Compression, ProducerStamp};
 

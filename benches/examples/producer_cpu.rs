@@ -1,0 +1,121 @@
+//! Client CPU per message of the exactly producer against the null broker
+//! (PERFORMANCE.md): 1,000,000 records, 100-byte values, 16-byte keys, 3
+//! partitions, idempotent, acks=all, 5 requests in flight, linger 5 ms,
+//! batch 1 MB. The client runs on CPU 0 (one thread: the user's send loop
+//! and the producer's driver share a current-thread runtime), the broker on
+//! CPU 1. Reports the process's user+sys CPU minus the broker thread's.
+//!
+//! ```sh
+//! cargo run --release -p exactly-benches --example producer_cpu -- [records] [--await]
+//! ```
+//! `--await` awaits every delivery future (by default the loop drops them
+//! and `flush` waits for, and reports, every delivery).
+
+use std::time::{Duration, Instant};
+
+use exactly_benches::null_broker::{pin_to_cpu, NullBroker};
+use exactly_producer::{Producer, ProducerRecord};
+
+fn process_cpu() -> (Duration, Duration, i64) {
+    // SAFETY: getrusage fills the struct given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (tv(ru.ru_utime), tv(ru.ru_stime), ru.ru_maxrss)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: u64 = args
+        .iter()
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let await_each = args.iter().any(|a| a == "--await");
+    let broker = NullBroker::start(3, Some(1)).expect("null broker");
+    let pinned = pin_to_cpu(0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let value = [0x5au8; 100];
+    let (wall, user, sys, maxrss, client_broker_cpu) = rt.block_on(async {
+        let producer = Producer::from_properties([
+            ("bootstrap.servers", broker.addr()),
+            ("acks", "all"),
+            ("enable.idempotence", "true"),
+            ("max.in.flight.requests.per.connection", "5"),
+            ("linger.ms", "5"),
+            ("batch.size", "1048576"),
+        ])
+        .await
+        .expect("producer");
+        // Warm up: connections, metadata, producer id.
+        producer
+            .send(ProducerRecord::new("bench").with_value(&value))
+            .await
+            .expect("send")
+            .await
+            .expect("delivery");
+        let broker_before = broker.cpu();
+        let (u0, s0, _) = process_cpu();
+        let started = Instant::now();
+        let mut key = *b"key-000000000000";
+        let mut pending = Vec::new();
+        for i in 0..n {
+            // 16-byte keys, all distinct: the last 12 bytes are i in decimal.
+            let mut x = i;
+            for b in key[4..].iter_mut().rev() {
+                *b = b'0' + (x % 10) as u8;
+                x /= 10;
+            }
+            let f = producer
+                .send(
+                    ProducerRecord::new("bench")
+                        .with_key(&key)
+                        .with_value(&value),
+                )
+                .await
+                .expect("send");
+            if await_each {
+                pending.push(f);
+            }
+        }
+        producer.flush().await.expect("flush");
+        for f in pending {
+            f.await.expect("delivery");
+        }
+        let wall = started.elapsed();
+        let (u1, s1, rss) = process_cpu();
+        let broker_cpu = broker.cpu().saturating_sub(broker_before);
+        producer.close(Duration::from_secs(5)).await.expect("close");
+        (wall, u1 - u0, s1 - s0, rss, broker_cpu)
+    });
+    let records = broker.records();
+    let ends = broker.end_offsets_total();
+    let requests = broker.produce_requests();
+    let _ = broker.stop();
+    assert_eq!(records, n + 1, "the broker must have every record");
+    assert_eq!(ends as u64, n + 1);
+    let total = user + sys;
+    let client = total.saturating_sub(client_broker_cpu);
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+    println!(
+        "exactly producer vs null broker: {n} records (100 B values, 16 B keys, 3 partitions, idempotent, acks=all, in-flight 5, linger 5 ms, batch 1 MB){}",
+        if await_each { ", every delivery future awaited" } else { "" }
+    );
+    println!("pinned: {pinned}; produce requests: {requests}");
+    println!(
+        "process user {:.3} s + sys {:.3} s = {:.3} s; null broker thread {:.3} s",
+        user.as_secs_f64(),
+        sys.as_secs_f64(),
+        total.as_secs_f64(),
+        client_broker_cpu.as_secs_f64()
+    );
+    println!(
+        "client CPU {:.3} us/message (process {:.3} us/message); wall {:.3} s; max RSS {} MB",
+        per(client),
+        per(total),
+        wall.as_secs_f64(),
+        maxrss / 1024
+    );
+}
