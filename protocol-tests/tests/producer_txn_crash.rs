@@ -64,8 +64,7 @@ fn crash(tv: TransactionVersion) {
         // The second half is in flight (or not yet sent) when the broker dies.
         for i in N / 2..N {
             let v = format!("b-{i}");
-            let _ = p
-                .send(ProducerRecord::new(&topic).with_value(v.as_bytes()))
+            p.send(ProducerRecord::new(&topic).with_value(v.as_bytes()))
                 .await
                 .unwrap();
         }
