@@ -771,6 +771,64 @@ fn commit_after_coordinator_timeout_fails_and_the_abort_recovers() {
     assert_eq!(h.core.identity(), Some(id(PID, 1)));
 }
 
+/// A transactional batch that expired after it was sent leaves a sequence
+/// gap on its partition; the abort moves to a new epoch, where sequences
+/// start again at 0, so the partition must take batches of the next
+/// transaction (found on the real broker by producer_faults.rs: the
+/// partition stayed blocked and the next transaction's batch expired too).
+#[test]
+fn next_transaction_sends_again_on_a_partition_whose_batch_expired() {
+    for broker in [BrokerInfo::v2(), BrokerInfo::v1()] {
+        let mut h = H::new(
+            Config {
+                delivery_timeout_ms: 1_000,
+                ..Config::transactional("tx")
+            },
+            broker,
+        );
+        h.init(id(PID, 0));
+        h.core.begin(h.now).unwrap();
+        h.core.enqueue(h.now, tp(0), 1).unwrap();
+        if broker.flow() == Flow::V1 {
+            h.add_partitions_ok();
+        }
+        let (rid, _) = h.req();
+        h.produce_ok(rid, 0);
+        h.core.enqueue(h.now, tp(0), 1).unwrap();
+        let (rid, _) = h.req();
+        h.lost(rid);
+        h.advance(1_000);
+        assert_eq!(h.state_name(), "AbortableError");
+        h.events();
+        h.core.abort(h.now).unwrap();
+        match broker.flow() {
+            Flow::V2 => {
+                let (rid, r) = h.req();
+                assert!(matches!(r, Request::EndTxn { commit: false, .. }), "{r:?}");
+                h.end_ok(rid, Some(id(PID, 1)));
+            }
+            Flow::V1 => {
+                h.answer_v1_abort(id(PID, 1));
+            }
+        }
+        assert_eq!(h.state_name(), "Ready");
+        h.events();
+        h.core.begin(h.now).unwrap();
+        h.core.enqueue(h.now, tp(0), 1).unwrap();
+        if broker.flow() == Flow::V1 {
+            h.add_partitions_ok();
+        }
+        let (_, r) = h.req();
+        let stamp = H::stamp_of(&r);
+        assert_eq!(
+            (stamp.producer_id, stamp.epoch, stamp.base_sequence),
+            (PID, 1, 0),
+            "{:?}",
+            broker.flow()
+        );
+    }
+}
+
 #[test]
 fn producer_fenced_is_fatal_and_sticky() {
     let mut h = H::txn(BrokerInfo::v2());

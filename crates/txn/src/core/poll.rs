@@ -313,6 +313,15 @@ impl ProducerCore {
         let identity = self.identity?;
         let mut choice = None;
         for (tp, ledger) in self.ledgers.iter_mut() {
+            if ledger.needs_reset
+                && ledger.stamped_count() == 0
+                && ledger.seq_identity.is_some_and(|s| s != identity)
+            {
+                // The gap was left under an older identity; under the
+                // current one the partition starts again at sequence 0
+                // (a transactional producer's epoch moves on every abort).
+                ledger.prepare_stamp(identity);
+            }
             if flow == Some(Flow::V1)
                 && !self
                     .state
