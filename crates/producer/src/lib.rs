@@ -69,5 +69,10 @@ pub use record::{ProducerRecord, RecordHeader, RecordMetadata};
 
 /// Re-exported: codecs for `compression.type`.
 pub use exactly_codec::Compression;
-/// Re-exported: the partition type of offsets and errors.
-pub use exactly_txn::TopicPartition;
+/// Re-exported: the net layer's errors carried by [`ProducerError`].
+pub use exactly_net::{ConfigError, NetError};
+/// Re-exported: the partition type of offsets and errors, and the core's
+/// error details carried by [`ProducerError`].
+pub use exactly_txn::{
+    DeliveryError, DeliveryFailure, ErrorReason, Severity, TopicPartition, TxnError, UsageError,
+};

@@ -240,3 +240,78 @@ pub async fn stable_offsets(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// One record as our own decoder reads it back from the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub producer_id: i64,
+    pub compression: exactly_codec::Compression,
+}
+
+/// Every record of one partition (read_uncommitted), fetched with Fetch v12
+/// through exactly-net and decoded with exactly-codec.
+pub async fn fetch_all(client: &exactly_net::Client, topic: &str, partition: i32) -> Vec<Fetched> {
+    use exactly_codec::messages::fetch_request::{FetchPartition, FetchTopic};
+    use exactly_codec::messages::{BrokerId, FetchRequest, TopicName};
+    use exactly_codec::{Batches, RecordBatch};
+    let route = client.leader(topic, partition).await.unwrap();
+    let conn = client.connection(route.leader).await.unwrap();
+    let mut out = Vec::new();
+    let mut next = 0i64;
+    loop {
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(100)
+            .with_min_bytes(1)
+            .with_max_bytes(8 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(topic.to_owned().into()))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(partition)
+                    .with_fetch_offset(next)
+                    .with_partition_max_bytes(8 << 20)])]);
+        let resp = conn.send_at(&req, 12).await.unwrap();
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0, "fetch {topic}-{partition}");
+        let before = next;
+        if let Some(records) = p.records.clone() {
+            for batch in Batches::new(records) {
+                let batch: RecordBatch = batch.unwrap();
+                let h = batch.header().clone();
+                next = next.max(h.next_offset());
+                if h.attributes.control {
+                    continue;
+                }
+                for r in batch.records() {
+                    let r = r.unwrap();
+                    out.push(Fetched {
+                        offset: r.offset(),
+                        timestamp: r.timestamp(),
+                        key: r.key().map(<[u8]>::to_vec),
+                        value: r.value().map(<[u8]>::to_vec),
+                        headers: r
+                            .headers()
+                            .map(|hd| {
+                                let hd = hd.unwrap();
+                                (
+                                    hd.key_str().unwrap().to_owned(),
+                                    hd.value().map(<[u8]>::to_vec),
+                                )
+                            })
+                            .collect(),
+                        producer_id: h.producer_id,
+                        compression: h.attributes.compression,
+                    });
+                }
+            }
+        }
+        if next >= p.high_watermark || next == before {
+            return out;
+        }
+    }
+}
