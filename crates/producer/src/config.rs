@@ -471,6 +471,27 @@ impl ProducerConfig {
     }
 
     /// A configuration from Kafka property names and values.
+    ///
+    /// ```
+    /// use exactly_producer::{Acks, ProducerConfig};
+    ///
+    /// let c = ProducerConfig::from_properties([
+    ///     ("bootstrap.servers", "127.0.0.1:9092"),
+    ///     ("acks", "all"),
+    ///     ("linger.ms", "10"),
+    /// ])
+    /// .unwrap();
+    /// assert_eq!(c.acks(), Acks::All);
+    /// assert!(c.idempotence(), "on by default");
+    ///
+    /// // Unknown or invalid properties are errors, never ignored.
+    /// let e = ProducerConfig::from_properties([
+    ///     ("bootstrap.servers", "127.0.0.1:9092"),
+    ///     ("linger", "10"),
+    /// ])
+    /// .unwrap_err();
+    /// assert_eq!(e.to_string(), "unknown property `linger`");
+    /// ```
     pub fn from_properties<K, V>(
         props: impl IntoIterator<Item = (K, V)>,
     ) -> Result<ProducerConfig, ConfigError>

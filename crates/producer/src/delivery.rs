@@ -70,6 +70,20 @@ impl BatchSlot {
 /// been written anyway).
 ///
 /// Dropping it changes nothing: the record is still delivered.
+///
+/// ```no_run
+/// # async fn demo(producer: exactly_producer::Producer) -> Result<(), exactly_producer::ProducerError> {
+/// use exactly_producer::ProducerRecord;
+///
+/// let delivery = producer.send(ProducerRecord::new("t").with_value(b"v")).await?;
+/// println!("going to partition {}", delivery.partition());
+/// match delivery.await {
+///     Ok(meta) => println!("written at offset {:?}", meta.offset),
+///     Err(e) if e.maybe_written() => println!("outcome unknown: {e}"),
+///     Err(e) => println!("not written: {e}"),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct DeliveryFuture {
     slot: Arc<BatchSlot>,

@@ -215,8 +215,10 @@ impl Driver {
                 }
                 let deadline = self.next_deadline();
                 let acc = self.acc.clone();
+                // Unbiased: a steady stream of responses must not starve
+                // user commands. Request order does not depend on it (the
+                // in-flight set polls its futures oldest first).
                 let wake = tokio::select! {
-                    biased;
                     done = poll_fn(|cx| self.inflight.poll_ready(cx)) => Wake::Done(done),
                     cmd = self.cmd_rx.recv(), if self.cmds_open => Wake::Cmd(cmd),
                     () = acc.wake.notified() => Wake::Other,
