@@ -142,6 +142,32 @@ fn offsets_with_transaction(tv: TransactionVersion) {
             vec![Ok(50), Ok(60)],
             "{tv:?}"
         );
+        // 4: a zombie group member (a generation the group never had) is
+        // fenced by the group coordinator (KIP-447): the transaction must
+        // abort, the producer lives on, the offsets stay.
+        p.begin_transaction().await.unwrap();
+        send_values(&p, &output, "t4", 0..10).await;
+        let zombie = ConsumerGroupMetadata {
+            generation_id: 7,
+            member_id: "gone-member".into(),
+            ..ConsumerGroupMetadata::new(&group)
+        };
+        let e = p
+            .send_offsets_to_transaction(offsets(70, 80), &zombie)
+            .await
+            .unwrap_err();
+        eprintln!("{tv:?}: stale generation: {e}");
+        assert!(e.is_abortable(), "{tv:?}: {e:?}");
+        assert!(p.commit_transaction().await.unwrap_err().is_abortable());
+        p.abort_transaction().await.unwrap();
+        assert_eq!(
+            stable_offsets(&check, &group, &input, &[0, 1]).await,
+            vec![Ok(50), Ok(60)],
+            "{tv:?}"
+        );
+        p.begin_transaction().await.unwrap();
+        send_values(&p, &output, "t5", 0..10).await;
+        p.commit_transaction().await.unwrap();
         p.close(Duration::from_secs(10)).await.unwrap();
     });
     assert_no_hanging(broker, &[&output]);
