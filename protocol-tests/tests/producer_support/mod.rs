@@ -282,7 +282,7 @@ pub async fn fetch_all(client: &exactly_net::Client, topic: &str, partition: i32
         if let Some(records) = p.records.clone() {
             for batch in Batches::new(records) {
                 let batch: RecordBatch = batch.unwrap();
-                let h = batch.header().clone();
+                let h = *batch.header();
                 next = next.max(h.next_offset());
                 if h.attributes.control {
                     continue;
