@@ -367,3 +367,31 @@ fn broker_rejections_are_never_hidden() {
         p.close(Duration::from_secs(5)).await.unwrap();
     });
 }
+
+/// Dropping every handle without `close`: what was sent is still
+/// delivered, then the driver stops.
+#[test]
+fn dropping_the_producer_still_delivers() {
+    let broker = shared();
+    let topic = unique_topic("basics-drop");
+    broker.create_topic(&topic, 2).unwrap();
+    runtime().block_on(async {
+        let p = producer(&broker.bootstrap(), &[("linger.ms", "200")]).await;
+        let mut futures = Vec::new();
+        for i in 0..100u32 {
+            let v = i.to_string();
+            futures.push(
+                p.send(ProducerRecord::new(&topic).with_value(v.as_bytes()))
+                    .await
+                    .unwrap(),
+            );
+        }
+        drop(p);
+        for f in futures {
+            assert!(f.await.unwrap().offset.is_some());
+        }
+        let check = net_client(&broker.bootstrap()).await;
+        let n = fetch_all(&check, &topic, 0).await.len() + fetch_all(&check, &topic, 1).await.len();
+        assert_eq!(n, 100);
+    });
+}
