@@ -197,7 +197,10 @@ fn push_records(
             let mut hs = Vec::with_capacity(usize::try_from(r.header_count()).unwrap_or(0));
             for hd in r.headers() {
                 let hd = hd?;
-                hs.push(RecordHeader::new(section.slice_ref(hd.key()), hd.value_bytes()));
+                hs.push(RecordHeader::new(
+                    section.slice_ref(hd.key()),
+                    hd.value_bytes(),
+                ));
             }
             hs
         };

@@ -19,7 +19,6 @@ use super::parse::tests::LogBuilder;
 use super::parse::*;
 use super::read_committed::AbortedTxn;
 
-
 #[derive(Debug, Clone)]
 enum Op {
     /// A transactional batch of `n` records by producer `p`.
@@ -27,7 +26,11 @@ enum Op {
     /// A plain batch.
     Plain { n: usize },
     /// Producer `p` ends its transaction.
-    End { p: usize, commit: bool, double: bool },
+    End {
+        p: usize,
+        commit: bool,
+        double: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use exactly_codec::record::{
-    encode_control_batch, set_base_offset, BatchBuilder, DecodeOptions, ProducerStamp,
-    RecordError, RecordHeader as WireHeader,
+    encode_control_batch, set_base_offset, BatchBuilder, DecodeOptions, ProducerStamp, RecordError,
+    RecordHeader as WireHeader,
 };
 use exactly_codec::Compression;
 
@@ -54,7 +54,8 @@ impl LogBuilder {
     ) -> i64 {
         let mut b = BatchBuilder::new(codec);
         for v in values {
-            b.append(1_000, Some(b"k"), Some(v.as_bytes()), &[]).unwrap();
+            b.append(1_000, Some(b"k"), Some(v.as_bytes()), &[])
+                .unwrap();
         }
         let mut c = b.close().unwrap();
         let bytes = c.stamp(ProducerStamp {

@@ -90,8 +90,7 @@ impl ReadCommitted {
                 if control == Some(ControlRecordKind::Abort) {
                     self.skipping.retain(|&p| p != header.producer_id);
                 }
-            } else if header.attributes.transactional
-                && self.skipping.contains(&header.producer_id)
+            } else if header.attributes.transactional && self.skipping.contains(&header.producer_id)
             {
                 return Verdict::Aborted;
             }
@@ -185,7 +184,9 @@ mod tests {
         unsorted.push(sorted[0]);
         let run = |list: Vec<AbortedTxn>| {
             let mut f = ReadCommitted::new(list);
-            log.iter().map(|(h, c)| f.verdict(h, *c)).collect::<Vec<_>>()
+            log.iter()
+                .map(|(h, c)| f.verdict(h, *c))
+                .collect::<Vec<_>>()
         };
         let expected = vec![
             Verdict::Aborted,
