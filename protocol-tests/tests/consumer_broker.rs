@@ -195,6 +195,221 @@ fn v1_transactional_copy_read_committed_matches_java() {
     transactional_copy_read_committed_matches_java(TransactionVersion::V1);
 }
 
-// Keep HashMap in use for later tests.
-#[allow(dead_code)]
-fn _unused(_: HashMap<(), ()>, _: Rebalance) {}
+// ---------------------------------------------------------------- (b)
+
+/// What one group member did.
+#[derive(Debug, Default)]
+struct MemberLog {
+    seen: Seen,
+    events: Vec<Rebalance>,
+}
+
+/// Runs one member until `stop` is set (then it commits and closes, leaving
+/// the group) or `done` says everything was read.
+async fn member(
+    name: &'static str,
+    props: Vec<(String, String)>,
+    topic: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    done: impl Fn(usize) -> bool,
+    log: std::sync::Arc<std::sync::Mutex<MemberLog>>,
+    total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::Ordering;
+    let mut c = Consumer::from_properties(props).await.unwrap();
+    c.subscribe(&[&topic]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        assert!(Instant::now() < deadline, "member did not finish");
+        if stop.load(Ordering::SeqCst) || done(total.load(Ordering::SeqCst)) {
+            c.commit().await.unwrap();
+            c.close().await.unwrap();
+            return;
+        }
+        match c.poll(Duration::from_millis(200)).await.unwrap() {
+            Polled::Records(rs) if rs.is_empty() => {}
+            Polled::Records(rs) => {
+                {
+                    let mut l = log.lock().unwrap();
+                    for r in &rs {
+                        l.seen.push((r.partition(), r.offset(), text(r.value())));
+                    }
+                }
+                total.fetch_add(rs.len(), Ordering::SeqCst);
+                // Process slowly enough for the group to change under us.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if let Err(e) = c.commit().await {
+                    panic!("{name}: commit failed: {e} after {:?}", log.lock().unwrap().events);
+                }
+            }
+            Polled::Rebalance(e) => {
+                if let Rebalance::Revoked(_) = e {
+                    c.commit().await.unwrap();
+                }
+                assert!(!matches!(e, Rebalance::Lost(_)), "membership lost: {e:?}");
+                log.lock().unwrap().events.push(e);
+            }
+        }
+    }
+}
+
+fn group_split_takeover_no_loss_no_duplicates(tv: TransactionVersion) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let _s = serial();
+    let broker = broker(tv);
+    let topic = unique_topic("group6");
+    broker.create_topic(&topic, 6).unwrap();
+    const N: usize = 6000;
+    let produced = broker
+        .java()
+        .verifiable_producer_with(
+            &topic,
+            N as u64,
+            &["--repeating-keys", "600"],
+            &[("acks", "all")],
+            Duration::from_secs(120),
+        )
+        .unwrap();
+    assert_eq!(produced.acked, N as u64);
+    let group = format!("{topic}-g");
+    let props: Vec<(String, String)> = [
+        ("bootstrap.servers", broker.bootstrap()),
+        ("group.id", group.clone()),
+        ("auto.offset.reset", "earliest".into()),
+        ("max.poll.records", "50".into()),
+        ("session.timeout.ms", "6000".into()),
+        ("heartbeat.interval.ms", "300".into()),
+        ("partition.assignment.strategy", "range".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let rt = runtime();
+    let (a, b) = rt.block_on(async {
+        let total = Arc::new(AtomicUsize::new(0));
+        let a_log = Arc::new(Mutex::new(MemberLog::default()));
+        let b_log = Arc::new(Mutex::new(MemberLog::default()));
+        let a_stop = Arc::new(AtomicBool::new(false));
+        let b_stop = Arc::new(AtomicBool::new(false));
+        let a = tokio::spawn(member(
+            "A",
+            props.clone(),
+            topic.clone(),
+            a_stop.clone(),
+            |n| n >= N,
+            a_log.clone(),
+            total.clone(),
+        ));
+        // A alone: all six partitions, some records read.
+        let wait = |what: &'static str, f: Box<dyn Fn() -> bool + Send>| async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !f() {
+                assert!(Instant::now() < deadline, "timed out waiting for {what}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let t = total.clone();
+        wait("A to read", Box::new(move || t.load(Ordering::SeqCst) >= 300)).await;
+        let b = tokio::spawn(member(
+            "B",
+            props.clone(),
+            topic.clone(),
+            b_stop.clone(),
+            |_| false,
+            b_log.clone(),
+            total.clone(),
+        ));
+        // B joins: 3 and 3; B reads some of its own.
+        let bl = b_log.clone();
+        wait(
+            "B to read 300 records",
+            Box::new(move || bl.lock().unwrap().seen.len() >= 300),
+        )
+        .await;
+        b_stop.store(true, Ordering::SeqCst);
+        b.await.unwrap();
+        a.await.unwrap();
+        let a = std::mem::take(&mut *a_log.lock().unwrap());
+        let b = std::mem::take(&mut *b_log.lock().unwrap());
+        (a, b)
+    });
+
+    // Assignments: A had all 6, then 3 (B had the other 3), then all 6.
+    let sizes = |l: &MemberLog| -> Vec<String> {
+        l.events
+            .iter()
+            .map(|e| match e {
+                Rebalance::Assigned(p) => format!("+{}", p.len()),
+                Rebalance::Revoked(p) => format!("-{}", p.len()),
+                Rebalance::Lost(p) => format!("lost{}", p.len()),
+            })
+            .collect()
+    };
+    assert_eq!(sizes(&a), ["+6", "-6", "+3", "-3", "+6"], "{:?}", a.events);
+    assert_eq!(sizes(&b), ["+3"], "{:?}", b.events);
+    let (Rebalance::Assigned(a3), Rebalance::Assigned(b3)) = (&a.events[2], &b.events[0]) else {
+        panic!("events {:?} {:?}", a.events, b.events);
+    };
+    let a3: BTreeSet<_> = a3.iter().map(|tp| tp.partition).collect();
+    let b3: BTreeSet<_> = b3.iter().map(|tp| tp.partition).collect();
+    assert!(a3.is_disjoint(&b3));
+    // B's partitions were read by A after B left (the takeover).
+    let b_last: HashMap<i32, i64> = b.seen.iter().fold(HashMap::new(), |mut m, (p, o, _)| {
+        let e = m.entry(*p).or_insert(*o);
+        *e = (*e).max(*o);
+        m
+    });
+    for p in &b3 {
+        let after = a
+            .seen
+            .iter()
+            .filter(|(q, o, _)| q == p && b_last.get(p).is_some_and(|l| o > l))
+            .count();
+        assert!(after > 0, "A read nothing of partition {p} after B left");
+    }
+    // Nothing lost, nothing read twice.
+    let mut all: Vec<(i32, i64)> = a
+        .seen
+        .iter()
+        .chain(b.seen.iter())
+        .map(|(p, o, _)| (*p, *o))
+        .collect();
+    all.sort_unstable();
+    let total = all.len();
+    all.dedup();
+    assert_eq!(total, all.len(), "{} records read twice", total - all.len());
+    let mut values: Vec<u64> = a
+        .seen
+        .iter()
+        .chain(b.seen.iter())
+        .map(|(_, _, v)| v.parse().unwrap())
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, (0..N as u64).collect::<Vec<_>>());
+    // Offsets per partition are contiguous from 0 (a plain topic).
+    let per = per_partition_values(&a.seen.iter().chain(b.seen.iter()).cloned().collect());
+    for (p, mut rs) in per {
+        rs.sort();
+        for (i, (o, _)) in rs.iter().enumerate() {
+            assert_eq!(*o, i as i64, "partition {p}");
+        }
+    }
+    eprintln!(
+        "{tv:?}: A read {}, B read {}, events A {:?} B {:?}",
+        a.seen.len(),
+        b.seen.len(),
+        sizes(&a),
+        sizes(&b)
+    );
+}
+
+#[test]
+fn v2_group_split_takeover_no_loss_no_duplicates() {
+    group_split_takeover_no_loss_no_duplicates(TransactionVersion::V2);
+}
+
+#[test]
+fn v1_group_split_takeover_no_loss_no_duplicates() {
+    group_split_takeover_no_loss_no_duplicates(TransactionVersion::V1);
+}

@@ -100,7 +100,6 @@ pub(crate) async fn fetch_committed(
                 r.require_stable = require_stable;
             }
             if v >= 8 {
-                r.topics = None;
                 r.groups = vec![OffsetFetchRequestGroup::default()
                     .with_group_id(GroupId(StrBytes::from_string(group.clone())))
                     .with_member_id(None)

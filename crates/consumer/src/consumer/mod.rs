@@ -461,6 +461,9 @@ impl Consumer {
     /// Commits `offsets` (each the next offset to read) for the group.
     pub async fn commit_offsets(&mut self, offsets: &[OffsetCommit]) -> Result<(), ConsumerError> {
         self.check_open()?;
+        if offsets.is_empty() {
+            return Ok(());
+        }
         let who = self.commit_identity()?;
         let link = self.link()?.clone();
         let deadline = Instant::now() + self.cfg.default_api_timeout;
