@@ -51,13 +51,21 @@ fn text(v: Option<&bytes::Bytes>) -> String {
 /// Reads `partitions` from the start until every position reaches the end
 /// offset (the last stable offset under read_committed).
 async fn read_to_end(props: &[(&str, &str)], partitions: &[TopicPartition]) -> (Seen, Consumer) {
-    let mut c = Consumer::from_properties(props.iter().copied()).await.unwrap();
+    let mut c = Consumer::from_properties(props.iter().copied())
+        .await
+        .unwrap();
     c.assign(partitions).unwrap();
     let end = c.end_offsets(partitions).await.unwrap();
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while partitions.iter().any(|tp| c.position(tp).is_none_or(|p| p < end[tp])) {
-        assert!(Instant::now() < deadline, "not at the end after 120 s: {seen:?}");
+    while partitions
+        .iter()
+        .any(|tp| c.position(tp).is_none_or(|p| p < end[tp]))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not at the end after 120 s: {seen:?}"
+        );
         match c.poll(Duration::from_millis(500)).await.unwrap() {
             Polled::Records(rs) => {
                 for r in &rs {
@@ -88,7 +96,12 @@ fn transactional_copy_read_committed_matches_java(tv: TransactionVersion) {
     broker.create_topic(&output, 3).unwrap();
     const N: usize = 3000;
     let produced = java
-        .verifiable_producer(&input, N as u64, &[("acks", "all")], Duration::from_secs(120))
+        .verifiable_producer(
+            &input,
+            N as u64,
+            &[("acks", "all")],
+            Duration::from_secs(120),
+        )
         .unwrap();
     assert_eq!(produced.acked, N as u64);
     let txn_id = format!("{output}-copier");
@@ -150,8 +163,14 @@ fn transactional_copy_read_committed_matches_java(tv: TransactionVersion) {
         "read_uncommitted saw {} records: no aborted copies to skip",
         uncommitted.len()
     );
-    assert!(committed_metrics.aborted_batches > 0, "{committed_metrics:?}");
-    assert!(committed_metrics.control_batches > 0, "{committed_metrics:?}");
+    assert!(
+        committed_metrics.aborted_batches > 0,
+        "{committed_metrics:?}"
+    );
+    assert!(
+        committed_metrics.control_batches > 0,
+        "{committed_metrics:?}"
+    );
     let ours_set: BTreeSet<(i32, i64)> = ours.iter().map(|(p, o, _)| (*p, *o)).collect();
     let aborted_visible = uncommitted
         .iter()
@@ -173,11 +192,14 @@ fn transactional_copy_read_committed_matches_java(tv: TransactionVersion) {
         .iter()
         .map(|r| ((r.partition, r.offset), r.value.clone().unwrap_or_default()))
         .collect();
-    let mine: BTreeMap<(i32, i64), String> = ours
-        .iter()
-        .map(|(p, o, v)| ((*p, *o), v.clone()))
-        .collect();
-    assert_eq!(java_seen.len(), N, "the Java consumer read {}", java_seen.len());
+    let mine: BTreeMap<(i32, i64), String> =
+        ours.iter().map(|(p, o, v)| ((*p, *o), v.clone())).collect();
+    assert_eq!(
+        java_seen.len(),
+        N,
+        "the Java consumer read {}",
+        java_seen.len()
+    );
     assert_eq!(mine, theirs);
     eprintln!(
         "{tv:?}: {N} committed, {} aborted copies skipped, {} aborted batches, {} markers",
@@ -239,7 +261,10 @@ async fn member(
                 // Process slowly enough for the group to change under us.
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 if let Err(e) = c.commit().await {
-                    panic!("{name}: commit failed: {e} after {:?}", log.lock().unwrap().events);
+                    panic!(
+                        "{name}: commit failed: {e} after {:?}",
+                        log.lock().unwrap().events
+                    );
                 }
             }
             Polled::Rebalance(e) => {
@@ -310,7 +335,11 @@ fn group_split_takeover_no_loss_no_duplicates(tv: TransactionVersion) {
             }
         };
         let t = total.clone();
-        wait("A to read", Box::new(move || t.load(Ordering::SeqCst) >= 300)).await;
+        wait(
+            "A to read",
+            Box::new(move || t.load(Ordering::SeqCst) >= 300),
+        )
+        .await;
         let b = tokio::spawn(member(
             "B",
             props.clone(),
@@ -412,4 +441,303 @@ fn v2_group_split_takeover_no_loss_no_duplicates() {
 #[test]
 fn v1_group_split_takeover_no_loss_no_duplicates() {
     group_split_takeover_no_loss_no_duplicates(TransactionVersion::V1);
+}
+
+// ---------------------------------------------------------------- (c)
+
+/// A transaction that only commits offsets, driven with raw requests so the
+/// test controls when it ends (InitProducerId; under v1 AddOffsetsToTxn;
+/// TxnOffsetCommit; later EndTxn).
+struct OffsetsTxn {
+    client: exactly_net::Client,
+    txn_id: String,
+    producer_id: i64,
+    epoch: i16,
+    v2: bool,
+}
+
+mod raw {
+    use super::*;
+    use exactly_codec::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    use exactly_codec::messages::{
+        AddOffsetsToTxnRequest, ApiKey, EndTxnRequest, GroupId, InitProducerIdRequest, ProducerId,
+        TopicName, TransactionalId, TxnOffsetCommitRequest,
+    };
+    use exactly_codec::protocol::StrBytes;
+    use exactly_codec::ErrorCode;
+    use exactly_net::{Client, Connection, CoordinatorType, NetConfig, SendOptions};
+
+    async fn conn_for(client: &Client, ty: CoordinatorType, key: &str) -> Connection {
+        let c = client.coordinator(ty, key).await.unwrap();
+        client.connection(c.broker_id).await.unwrap()
+    }
+
+    /// Retries a request while the broker answers a retriable code.
+    async fn retry<T>(mut f: impl AsyncFnMut() -> (T, Option<ErrorCode>)) -> T {
+        for _ in 0..100 {
+            let (v, code) = f().await;
+            match code {
+                None => return v,
+                Some(c) if c.is_retriable() => tokio::time::sleep(Duration::from_millis(100)).await,
+                Some(c) => panic!("unexpected {c}"),
+            }
+        }
+        panic!("still retriable after 100 tries");
+    }
+
+    fn capped(conn: &Connection, api: ApiKey, v2: bool) -> i16 {
+        let v = conn.versions().pick_client(api).unwrap();
+        if v2 {
+            v
+        } else {
+            v.min(4)
+        }
+    }
+
+    impl OffsetsTxn {
+        pub(super) async fn begin(
+            bootstrap: &str,
+            txn_id: &str,
+            group: &str,
+            tp: &TopicPartition,
+            offset: i64,
+            tv: TransactionVersion,
+        ) -> OffsetsTxn {
+            let v2 = tv == TransactionVersion::V2;
+            let client = Client::connect(
+                NetConfig::from_properties([("bootstrap.servers", bootstrap)]).unwrap(),
+            )
+            .await
+            .unwrap();
+            let tc = conn_for(&client, CoordinatorType::Transaction, txn_id).await;
+            let init = InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(StrBytes::from_string(
+                    txn_id.to_owned(),
+                ))))
+                .with_transaction_timeout_ms(60_000);
+            let (producer_id, epoch) = retry(async || {
+                let r = tc.send(&init).await.unwrap();
+                (
+                    (r.producer_id.0, r.producer_epoch),
+                    ErrorCode::from_code(r.error_code),
+                )
+            })
+            .await;
+            if !v2 {
+                let add = AddOffsetsToTxnRequest::default()
+                    .with_transactional_id(TransactionalId(StrBytes::from_string(
+                        txn_id.to_owned(),
+                    )))
+                    .with_producer_id(ProducerId(producer_id))
+                    .with_producer_epoch(epoch)
+                    .with_group_id(GroupId(StrBytes::from_string(group.to_owned())));
+                retry(async || {
+                    let r = tc.send(&add).await.unwrap();
+                    ((), ErrorCode::from_code(r.error_code))
+                })
+                .await;
+            }
+            let gc = conn_for(&client, CoordinatorType::Group, group).await;
+            let commit = TxnOffsetCommitRequest::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_string(txn_id.to_owned())))
+                .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(epoch)
+                .with_generation_id(-1)
+                .with_member_id(StrBytes::from_static_str(""))
+                .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
+                    .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(tp.partition)
+                        .with_committed_offset(offset)])]);
+            let version = capped(&gc, ApiKey::TxnOffsetCommit, v2);
+            retry(async || {
+                let r = gc
+                    .send_with(
+                        &commit,
+                        SendOptions {
+                            version: Some(version),
+                            timeout: None,
+                        },
+                    )
+                    .await
+                    .unwrap();
+                let code = r
+                    .topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter())
+                    .find_map(|p| ErrorCode::from_code(p.error_code));
+                ((), code)
+            })
+            .await;
+            OffsetsTxn {
+                client,
+                txn_id: txn_id.to_owned(),
+                producer_id,
+                epoch,
+                v2,
+            }
+        }
+
+        pub(super) async fn end(self, commit: bool) {
+            let tc = conn_for(&self.client, CoordinatorType::Transaction, &self.txn_id).await;
+            let req = EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_string(self.txn_id.clone())))
+                .with_producer_id(ProducerId(self.producer_id))
+                .with_producer_epoch(self.epoch)
+                .with_committed(commit);
+            let version = capped(&tc, ApiKey::EndTxn, self.v2);
+            retry(async || {
+                let r = tc
+                    .send_with(
+                        &req,
+                        SendOptions {
+                            version: Some(version),
+                            timeout: None,
+                        },
+                    )
+                    .await
+                    .unwrap();
+                ((), ErrorCode::from_code(r.error_code))
+            })
+            .await;
+            self.client.close();
+        }
+    }
+}
+
+fn committed_offsets_wait_for_pending_transactions(tv: TransactionVersion) {
+    let _s = serial();
+    let broker = broker(tv);
+    let topic = unique_topic("stable");
+    broker.create_topic(&topic, 1).unwrap();
+    let produced = broker
+        .java()
+        .verifiable_producer(&topic, 100, &[("acks", "all")], Duration::from_secs(120))
+        .unwrap();
+    assert_eq!(produced.acked, 100);
+    let group = format!("{topic}-g");
+    let tp = TopicPartition::new(&topic, 0);
+    let bootstrap = broker.bootstrap();
+    let props = [
+        ("bootstrap.servers", bootstrap.as_str()),
+        ("group.id", group.as_str()),
+        ("auto.offset.reset", "earliest"),
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "300"),
+    ];
+    let rt = runtime();
+    rt.block_on(async {
+        // A plain commit of 10 as a simple (manually assigned) consumer.
+        let mut c = Consumer::from_properties(props).await.unwrap();
+        c.assign(std::slice::from_ref(&tp)).unwrap();
+        c.commit_offsets(&[exactly_consumer::OffsetCommit {
+            partition: tp.clone(),
+            offset: 10,
+            leader_epoch: None,
+            metadata: Some("plain".into()),
+        }])
+        .await
+        .unwrap();
+        let got = c.committed(std::slice::from_ref(&tp)).await.unwrap();
+        assert_eq!(got[&tp].as_ref().map(|o| o.offset), Some(10));
+        assert_eq!(
+            got[&tp].as_ref().unwrap().metadata.as_deref(),
+            Some("plain")
+        );
+
+        // A transaction commits 40 for the group and stays open.
+        let txn = OffsetsTxn::begin(&bootstrap, &format!("{topic}-t1"), &group, &tp, 40, tv).await;
+        // read_committed (require_stable): committed() waits...
+        let waited = tokio::time::timeout(
+            Duration::from_millis(1500),
+            c.committed(std::slice::from_ref(&tp)),
+        )
+        .await;
+        assert!(waited.is_err(), "committed() did not wait: {waited:?}");
+        // ...while a read_uncommitted consumer (no require_stable) sees 10.
+        let mut u = Consumer::from_properties(
+            props
+                .iter()
+                .copied()
+                .chain([("isolation.level", "read_uncommitted")]),
+        )
+        .await
+        .unwrap();
+        let got = u.committed(std::slice::from_ref(&tp)).await.unwrap();
+        assert_eq!(got[&tp].as_ref().map(|o| o.offset), Some(10));
+        u.close().await.unwrap();
+        // Abort: the offset stays 10, and committed() returns at once.
+        let started = Instant::now();
+        let pending = c.committed(std::slice::from_ref(&tp));
+        let (got, ()) = tokio::join!(pending, async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            txn.end(false).await;
+        });
+        assert_eq!(got.unwrap()[&tp].as_ref().map(|o| o.offset), Some(10));
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        c.close().await.unwrap();
+
+        // A new owner (group member) while a transaction commits 40: it
+        // must not start from 10.
+        let txn = OffsetsTxn::begin(&bootstrap, &format!("{topic}-t2"), &group, &tp, 40, tv).await;
+        let mut owner = Consumer::from_properties(props).await.unwrap();
+        owner.subscribe(&[&topic]).unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(Instant::now() < until, "never assigned");
+            match owner.poll(Duration::from_millis(200)).await.unwrap() {
+                Polled::Rebalance(Rebalance::Assigned(ps)) => {
+                    assert_eq!(ps, [tp.clone()]);
+                    break;
+                }
+                Polled::Records(rs) => assert!(rs.is_empty()),
+                other => panic!("{other:?}"),
+            }
+        }
+        let hold = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < hold {
+            let p = owner.poll(Duration::from_millis(200)).await.unwrap();
+            assert_eq!(
+                p.into_records().len(),
+                0,
+                "records before the transaction ended"
+            );
+            assert_eq!(owner.position(&tp), None);
+        }
+        txn.end(true).await;
+        let first = loop {
+            assert!(Instant::now() < until, "no records after the commit");
+            let rs = owner
+                .poll(Duration::from_millis(200))
+                .await
+                .unwrap()
+                .into_records();
+            if let Some(r) = rs.iter().next() {
+                break r.offset();
+            }
+        };
+        assert_eq!(
+            first, 40,
+            "the new owner must start at the transaction's offset"
+        );
+        let got = owner.committed(std::slice::from_ref(&tp)).await.unwrap();
+        assert_eq!(got[&tp].as_ref().map(|o| o.offset), Some(40));
+        assert_eq!(owner.group_metadata().group_id, group);
+        assert!(owner.group_metadata().generation_id >= 1);
+        assert!(!owner.group_metadata().member_id.is_empty());
+        owner.close().await.unwrap();
+    });
+}
+
+#[test]
+fn v2_committed_offsets_wait_for_pending_transactions() {
+    committed_offsets_wait_for_pending_transactions(TransactionVersion::V2);
+}
+
+#[test]
+fn v1_committed_offsets_wait_for_pending_transactions() {
+    committed_offsets_wait_for_pending_transactions(TransactionVersion::V1);
 }
