@@ -690,7 +690,7 @@ fn committed_offsets_wait_for_pending_transactions(tv: TransactionVersion) {
             assert!(Instant::now() < until, "never assigned");
             match owner.poll(Duration::from_millis(200)).await.unwrap() {
                 Polled::Rebalance(Rebalance::Assigned(ps)) => {
-                    assert_eq!(ps, [tp.clone()]);
+                    assert_eq!(ps, std::slice::from_ref(&tp));
                     break;
                 }
                 Polled::Records(rs) => assert!(rs.is_empty()),
