@@ -240,6 +240,11 @@ impl Broker {
             .and_then(|c| c.as_ref().map(Child::id))
     }
 
+    /// The exact command-line argument that marks this broker's JVMs.
+    pub fn jvm_marker(&self) -> String {
+        marker_arg(&self.root)
+    }
+
     /// Java reference tools bound to this broker.
     pub fn java(&self) -> JavaTools {
         JavaTools::new(self.libs.clone(), self.bootstrap(), self.root.join("tools"))
@@ -501,7 +506,8 @@ impl Broker {
             "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
         ])
-        .arg(format!("-D{JVM_MARKER}={}", self.root.display()))
+        .arg(self.jvm_marker())
+        .arg(process::run_tag_property())
         .arg(format!(
             "-Dkafka.logs.dir={}",
             node.dir.join("logs").display()
@@ -615,9 +621,9 @@ impl Broker {
     /// SIGKILL after 30 s; only processes carrying this harness's marker for
     /// that root are signalled. Removes its data directory.
     pub fn stop_detached(state: &DetachedState) {
-        let needle = format!("{JVM_MARKER}={}", state.root.display());
+        let needle = marker_arg(&state.root);
         for &pid in &state.pids {
-            if process::alive_with_cmdline(pid, &needle) {
+            if process::alive_with_arg(pid, &needle) {
                 process::signal(pid, Signal::Term);
             }
         }
@@ -625,11 +631,11 @@ impl Broker {
         while state
             .pids
             .iter()
-            .any(|&p| process::alive_with_cmdline(p, &needle))
+            .any(|&p| process::alive_with_arg(p, &needle))
         {
             if Instant::now() > deadline {
                 for &pid in &state.pids {
-                    if process::alive_with_cmdline(pid, &needle) {
+                    if process::alive_with_arg(pid, &needle) {
                         process::signal(pid, Signal::Kill);
                     }
                 }
@@ -691,10 +697,10 @@ impl DetachedState {
 
     /// Whether any of its JVMs is still alive.
     pub fn is_alive(&self) -> bool {
-        let needle = format!("{JVM_MARKER}={}", self.root.display());
+        let needle = marker_arg(&self.root);
         self.pids
             .iter()
-            .any(|&p| process::alive_with_cmdline(p, &needle))
+            .any(|&p| process::alive_with_arg(p, &needle))
     }
 }
 
@@ -733,12 +739,17 @@ fn collect_garbage() {
         else {
             continue;
         };
-        let root_marker = format!("{JVM_MARKER}={}", e.path().display());
+        let root_marker = marker_arg(&e.path());
         let owner_alive = Path::new(&format!("/proc/{pid}")).exists();
-        if !owner_alive && process::pids_with_cmdline(&root_marker).is_empty() {
+        if !owner_alive && process::pids_with_arg(&root_marker).is_empty() {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
+}
+
+/// The `-D` argument that marks the JVMs of the broker rooted at `root`.
+fn marker_arg(root: &Path) -> String {
+    format!("-D{JVM_MARKER}={}", root.display())
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
