@@ -678,6 +678,17 @@ fn committed_offsets_wait_for_pending_transactions(tv: TransactionVersion) {
         });
         assert_eq!(got.unwrap()[&tp].as_ref().map(|o| o.offset), Some(10));
         assert!(started.elapsed() >= Duration::from_millis(300));
+        // The consumer's half of the abort (KAFKA-17582): back to 10.
+        c.seek(&tp, 55).unwrap();
+        let rewound = c
+            .rewind_after_abort(&[
+                (group.clone(), vec![tp.clone()]),
+                ("another-group".into(), vec![TopicPartition::new(&topic, 0)]),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(rewound, std::slice::from_ref(&tp));
+        assert_eq!(c.position(&tp), Some(10));
         c.close().await.unwrap();
 
         // A new owner (group member) while a transaction commits 40: it

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::config::ConsumerConfig;
 use crate::error::ConsumerError;
@@ -212,11 +213,20 @@ impl Group {
                 let client = client.clone();
                 let wake = shared.clone();
                 self.generation = -1;
-                self.phase = Phase::Joining(tokio::spawn(async move {
-                    let r = join(link, client, params).await;
-                    wake.notify.notify_one();
-                    r
-                }));
+                let span = tracing::info_span!(
+                    "consumer.join",
+                    group = self.link.group_id(),
+                    member = %self.member_id,
+                    reason = self.reason
+                );
+                self.phase = Phase::Joining(tokio::spawn(
+                    async move {
+                        let r = join(link, client, params).await;
+                        wake.notify.notify_one();
+                        r
+                    }
+                    .instrument(span),
+                ));
                 Ok(Step::Quiet)
             }
             Phase::Joining(handle) => {
@@ -248,12 +258,16 @@ impl Group {
                             max_poll_interval: cfg.max_poll_interval,
                             retry_backoff: client.config().retry_backoff(),
                         };
-                        let hb = tokio::spawn(heartbeat::run(
-                            self.link.clone(),
-                            shared.clone(),
-                            me,
-                            timing,
-                        ));
+                        let span = tracing::debug_span!(
+                            "consumer.heartbeat",
+                            group = self.link.group_id(),
+                            member = %joined.member_id,
+                            generation = joined.generation
+                        );
+                        let hb = tokio::spawn(
+                            heartbeat::run(self.link.clone(), shared.clone(), me, timing)
+                                .instrument(span),
+                        );
                         self.phase = Phase::Stable {
                             heartbeat: hb,
                             revoking: false,

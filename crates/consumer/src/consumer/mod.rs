@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use exactly_net::Client;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::config::{ConsumerConfig, ConsumerConfigBuilder, IsolationLevel, OffsetReset};
 use crate::error::ConsumerError;
@@ -385,6 +386,32 @@ impl Consumer {
         Ok(())
     }
 
+    /// The consumer's half of an aborted transaction (KAFKA-17582): given
+    /// the groups and partitions whose offsets the aborted transaction
+    /// carried (the producer's `Aborted { rewind }` event), moves this
+    /// consumer's assigned partitions of its own group back to the committed
+    /// offsets. Returns the partitions rewound.
+    pub async fn rewind_after_abort(
+        &mut self,
+        rewind: &[(String, Vec<TopicPartition>)],
+    ) -> Result<Vec<TopicPartition>, ConsumerError> {
+        let Some(group) = self.cfg.group_id.clone() else {
+            return Ok(Vec::new());
+        };
+        let mut parts: Vec<TopicPartition> = rewind
+            .iter()
+            .filter(|(g, _)| *g == group)
+            .flat_map(|(_, ps)| ps.iter().cloned())
+            .filter(|tp| self.asg.partitions.contains_key(tp))
+            .collect();
+        parts.sort();
+        parts.dedup();
+        if !parts.is_empty() {
+            self.seek_to_committed(&parts).await?;
+        }
+        Ok(parts)
+    }
+
     /// Stops fetching `partitions` (their buffered records are kept).
     pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<(), ConsumerError> {
         for tp in partitions {
@@ -467,6 +494,13 @@ impl Consumer {
         let who = self.commit_identity()?;
         let link = self.link()?.clone();
         let deadline = Instant::now() + self.cfg.default_api_timeout;
+        let span = tracing::debug_span!(
+            "consumer.commit",
+            group = link.group_id(),
+            member = who.as_ref().map(|w| w.member_id.as_str()).unwrap_or(""),
+            generation = who.as_ref().map_or(-1, |w| w.generation),
+            partitions = offsets.len()
+        );
         offsets::commit(
             &link,
             who.as_ref(),
@@ -474,6 +508,7 @@ impl Consumer {
             deadline,
             self.client.config().retry_backoff(),
         )
+        .instrument(span)
         .await?;
         self.metrics.committed();
         Ok(())
