@@ -357,3 +357,75 @@ async fn usage_errors_are_typed() {
     assert_eq!((meta.generation_id, meta.member_id.as_str()), (-1, ""));
     c.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_fetch_in_flight_per_broker_and_brokers_overlap() {
+    // Partition 0 on node 1 (slow), partition 1 on node 2 (fast).
+    let mut slow = Log::default();
+    slow.data(-1, &["s0"]);
+    let fast: Vec<Log> = (0..20)
+        .map(|i| {
+            let mut l = Log::at(i);
+            l.data(-1, &[&format!("f{i}")]);
+            l
+        })
+        .collect();
+    let fb = FakeBroker::cluster(
+        2,
+        Box::new(move |seen, _| {
+            let parts = seen
+                .partitions
+                .iter()
+                .map(|(_, p, off, _)| match (*p, *off) {
+                    (0, 0) => part(0, 0, Some(slow.bytes()), 1),
+                    (1, o) if (o as usize) < fast.len() => {
+                        part(1, 0, Some(fast[o as usize].bytes()), 20)
+                    }
+                    (p, o) => part(p, 0, None, o),
+                })
+                .collect();
+            FetchResponse::default().with_responses(vec![topic("t", parts)])
+        }),
+    )
+    .await;
+    fb.state
+        .delays
+        .lock()
+        .unwrap()
+        .insert(1, Duration::from_millis(3000));
+    let mut c = consumer(&fb, &[]).await;
+    c.assign(&[tp(0), tp(1)]).unwrap();
+    // Node 2's twenty records arrive while node 1's first answer is held.
+    let started = Instant::now();
+    let first = read(&mut c, 20).await.unwrap();
+    // (read() gives up after 10 s; node 1 answers after 3 s.)
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(first.iter().all(|(p, _, _)| *p == 1), "{first:?}");
+    let rest = read(&mut c, 1).await.unwrap();
+    assert_eq!(rest, [(0, 0, "s0".into())]);
+    let f = fb.fetches();
+    assert!(f.iter().filter(|f| f.node == 2).count() >= 20);
+    for s in &f {
+        for (_, p, _, _) in &s.partitions {
+            assert_eq!(
+                p % 2 + 1,
+                s.node,
+                "partition {p} fetched from node {}",
+                s.node
+            );
+        }
+    }
+    let max: Vec<usize> = fb
+        .state
+        .in_flight
+        .lock()
+        .unwrap()
+        .values()
+        .map(|(_, m)| *m)
+        .collect();
+    assert_eq!(max, [1, 1], "more than one fetch in flight on a broker");
+}

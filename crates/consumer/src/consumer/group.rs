@@ -98,9 +98,11 @@ impl Group {
         }
     }
 
-    /// Asks for a rejoin (the subscription changed).
-    pub(crate) fn request_rejoin(&self, shared: &GroupShared) {
+    /// Asks for a rejoin (the subscription changed). A join in progress
+    /// notices the change when it completes.
+    pub(crate) fn request_rejoin(&mut self, shared: &GroupShared) {
         if matches!(self.phase, Phase::Stable { .. }) {
+            self.reason = "the subscription changed";
             shared.signal(self.generation, Signal::Rejoin);
         }
     }
@@ -272,6 +274,11 @@ impl Group {
                             heartbeat: hb,
                             revoking: false,
                         };
+                        if joined.topics != topics {
+                            // The subscription changed while we joined.
+                            self.reason = "the subscription changed";
+                            shared.signal(joined.generation, Signal::Rejoin);
+                        }
                         Ok(Step::Event(Rebalance::Assigned(joined.assignment)))
                     }
                     Ok(Err(e)) => {

@@ -215,7 +215,7 @@ impl Consumer {
         let changed = self.mode != Mode::Subscribed(t.clone());
         self.mode = Mode::Subscribed(t);
         if changed {
-            if let Some(g) = &self.group {
+            if let Some(g) = &mut self.group {
                 g.request_rejoin(&self.shared);
             }
         }

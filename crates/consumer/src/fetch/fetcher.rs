@@ -217,6 +217,11 @@ impl Fetcher {
                     }
                     if let Some(st) = asg.partitions.get_mut(&a.tp) {
                         st.retry_at = Some(now + backoff);
+                        // What retrying cannot fix (an unsupported version,
+                        // a response we cannot decode) is the user's to see.
+                        if !e.is_retriable() && st.error.is_none() {
+                            st.error = Some(ConsumerError::Net(e.clone()));
+                        }
                     }
                 }
                 return out;

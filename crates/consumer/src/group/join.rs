@@ -62,6 +62,8 @@ pub struct Joined {
     pub protocol: String,
     /// Our partitions (only of subscribed topics).
     pub assignment: Vec<TopicPartition>,
+    /// The subscription this join was made with.
+    pub topics: Vec<String>,
 }
 
 fn group_error(api: ApiKey, code: ErrorCode, message: Option<String>) -> ConsumerError {
@@ -249,6 +251,7 @@ pub async fn join(
             leader,
             protocol,
             assignment,
+            topics: p.topics,
         });
     }
 }

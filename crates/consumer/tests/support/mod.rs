@@ -33,8 +33,10 @@ use tokio::net::{TcpListener, TcpStream};
 /// What the script sees of one Fetch.
 #[derive(Debug, Clone)]
 pub struct FetchSeen {
-    /// The n-th fetch (from 0).
+    /// The n-th fetch (from 0, over every node).
     pub n: usize,
+    /// The node it came to.
+    pub node: i32,
     /// (topic, partition, fetch offset, current leader epoch) in order.
     pub partitions: Vec<(String, i32, i64, i32)>,
     /// The isolation level asked for.
@@ -53,6 +55,13 @@ pub struct FakeState {
     pub partitions: AtomicI32,
     /// (topic, partition, timestamp) -> offset for ListOffsets.
     pub list_offsets: Mutex<HashMap<(String, i32, i64), i64>>,
+    /// The nodes' ports, node id = index + 1; partition p is led by node
+    /// `p % nodes + 1`.
+    pub ports: Mutex<Vec<i32>>,
+    /// Fetch answers of these nodes wait this long.
+    pub delays: Mutex<HashMap<i32, std::time::Duration>>,
+    /// Per node: fetches in flight now, and the most ever.
+    pub in_flight: Mutex<HashMap<i32, (usize, usize)>>,
 }
 
 pub struct FakeBroker {
@@ -62,8 +71,12 @@ pub struct FakeBroker {
 
 impl FakeBroker {
     pub async fn start(script: Script) -> FakeBroker {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
+        Self::cluster(1, script).await
+    }
+
+    /// `nodes` brokers sharing one script and one view of the cluster;
+    /// `addr` is node 1's.
+    pub async fn cluster(nodes: usize, script: Script) -> FakeBroker {
         let state = Arc::new(FakeState {
             script: Mutex::new(script),
             fetches: Mutex::new(Vec::new()),
@@ -71,13 +84,26 @@ impl FakeBroker {
             leader_epoch: AtomicI32::new(5),
             partitions: AtomicI32::new(2),
             list_offsets: Mutex::new(HashMap::new()),
+            ports: Mutex::new(Vec::new()),
+            delays: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
         });
-        let st = state.clone();
-        tokio::spawn(async move {
-            while let Ok((sock, _)) = listener.accept().await {
-                tokio::spawn(serve(sock, st.clone()));
+        let mut addr = String::new();
+        for i in 0..nodes {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let a = listener.local_addr().unwrap();
+            if i == 0 {
+                addr = a.to_string();
             }
-        });
+            state.ports.lock().unwrap().push(i32::from(a.port()));
+            let st = state.clone();
+            let node = i as i32 + 1;
+            tokio::spawn(async move {
+                while let Ok((sock, _)) = listener.accept().await {
+                    tokio::spawn(serve(sock, st.clone(), node));
+                }
+            });
+        }
         FakeBroker { addr, state }
     }
 
@@ -105,10 +131,9 @@ fn api_versions() -> ApiVersionsResponse {
     )
 }
 
-async fn serve(mut sock: TcpStream, st: Arc<FakeState>) {
+async fn serve(mut sock: TcpStream, st: Arc<FakeState>, node: i32) {
     let dec = FrameDecoder::default();
     let mut buf = BytesMut::new();
-    let port: i32 = sock.local_addr().unwrap().port().into();
     loop {
         let frame = loop {
             match dec.decode(&mut buf) {
@@ -135,6 +160,7 @@ async fn serve(mut sock: TcpStream, st: Arc<FakeState>) {
                 st.metadata_requests.fetch_add(1, Ordering::SeqCst);
                 let epoch = st.leader_epoch.load(Ordering::SeqCst);
                 let n = st.partitions.load(Ordering::SeqCst);
+                let nodes = st.ports.lock().unwrap().len() as i32;
                 let topics = m
                     .topics
                     .unwrap_or_default()
@@ -146,9 +172,10 @@ async fn serve(mut sock: TcpStream, st: Arc<FakeState>) {
                             .with_partitions(
                                 (0..n)
                                     .map(|p| {
+                                        let leader = p % nodes + 1;
                                         MetadataResponsePartition::default()
                                             .with_partition_index(p)
-                                            .with_leader_id(BrokerId(1))
+                                            .with_leader_id(BrokerId(leader))
                                             .with_leader_epoch(epoch)
                                             .with_replica_nodes(vec![BrokerId(1)])
                                             .with_isr_nodes(vec![BrokerId(1)])
@@ -157,14 +184,23 @@ async fn serve(mut sock: TcpStream, st: Arc<FakeState>) {
                             )
                     })
                     .collect();
+                let ports = st.ports.lock().unwrap().clone();
                 (
                     ApiKey::Metadata,
                     ResponseKind::Metadata(
                         MetadataResponse::default()
-                            .with_brokers(vec![MetadataResponseBroker::default()
-                                .with_node_id(BrokerId(1))
-                                .with_host("127.0.0.1".into())
-                                .with_port(port)])
+                            .with_brokers(
+                                ports
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(i, port)| {
+                                        MetadataResponseBroker::default()
+                                            .with_node_id(BrokerId(i as i32 + 1))
+                                            .with_host("127.0.0.1".into())
+                                            .with_port(*port)
+                                    })
+                                    .collect(),
+                            )
                             .with_controller_id(BrokerId(1))
                             .with_topics(topics),
                     ),
@@ -203,6 +239,7 @@ async fn serve(mut sock: TcpStream, st: Arc<FakeState>) {
                     let mut all = st.fetches.lock().unwrap();
                     let seen = FetchSeen {
                         n: all.len(),
+                        node,
                         partitions: f
                             .topics
                             .iter()
@@ -222,7 +259,17 @@ async fn serve(mut sock: TcpStream, st: Arc<FakeState>) {
                     all.push(seen.clone());
                     seen
                 };
+                {
+                    let mut f = st.in_flight.lock().unwrap();
+                    let e = f.entry(node).or_insert((0, 0));
+                    e.0 += 1;
+                    e.1 = e.1.max(e.0);
+                }
                 let resp = (st.script.lock().unwrap())(&seen, &st);
+                let delay = st.delays.lock().unwrap().get(&node).copied();
+                if let Some(d) = delay {
+                    tokio::time::sleep(d).await;
+                }
                 let empty = resp
                     .responses
                     .iter()
@@ -239,6 +286,11 @@ async fn serve(mut sock: TcpStream, st: Arc<FakeState>) {
         let mut out = BytesMut::new();
         if encode_response(&mut out, api, corr, version, &resp).is_err() {
             return;
+        }
+        if api == ApiKey::Fetch {
+            if let Some(e) = st.in_flight.lock().unwrap().get_mut(&node) {
+                e.0 -= 1;
+            }
         }
         if sock.write_all(&out).await.is_err() {
             return;
