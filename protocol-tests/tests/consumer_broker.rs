@@ -752,3 +752,152 @@ fn v2_committed_offsets_wait_for_pending_transactions() {
 fn v1_committed_offsets_wait_for_pending_transactions() {
     committed_offsets_wait_for_pending_transactions(TransactionVersion::V1);
 }
+
+// ------------------------------------------------- (e), (f): group edges
+
+fn events(l: &[Rebalance]) -> Vec<String> {
+    l.iter()
+        .map(|e| match e {
+            Rebalance::Assigned(p) => format!("+{}", p.len()),
+            Rebalance::Revoked(p) => format!("-{}", p.len()),
+            Rebalance::Lost(p) => format!("lost{}", p.len()),
+        })
+        .collect()
+}
+
+/// Polls until `pred` holds for the events seen (or 30 s pass); records are
+/// counted into `read`.
+async fn poll_until(
+    c: &mut Consumer,
+    evs: &mut Vec<Rebalance>,
+    read: &mut Vec<(i32, i64)>,
+    pred: impl Fn(&[Rebalance], usize) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pred(evs, read.len()) {
+        assert!(Instant::now() < deadline, "stuck at {:?}", events(evs));
+        match c.poll(Duration::from_millis(100)).await.unwrap() {
+            Polled::Records(rs) => {
+                read.extend(rs.iter().map(|r| (r.partition(), r.offset())));
+                if !rs.is_empty() {
+                    c.commit().await.unwrap();
+                }
+            }
+            Polled::Rebalance(e) => {
+                if let Rebalance::Revoked(_) = e {
+                    c.commit().await.unwrap();
+                }
+                evs.push(e);
+            }
+        }
+    }
+}
+
+/// (e) A member that stops polling for longer than `max.poll.interval.ms`
+/// leaves the group; its next poll reports the partitions lost, it rejoins
+/// and goes on from the committed offsets.
+#[test]
+fn member_that_stops_polling_loses_its_partitions_and_rejoins() {
+    let _s = serial();
+    let broker = broker(TransactionVersion::V2);
+    let topic = unique_topic("slowpoll");
+    broker.create_topic(&topic, 2).unwrap();
+    let r = broker
+        .java()
+        .verifiable_producer(&topic, 400, &[("acks", "all")], Duration::from_secs(120))
+        .unwrap();
+    assert_eq!(r.acked, 400);
+    let bootstrap = broker.bootstrap();
+    let group = format!("{topic}-g");
+    runtime().block_on(async {
+        let mut c = Consumer::from_properties([
+            ("bootstrap.servers", bootstrap.as_str()),
+            ("group.id", group.as_str()),
+            ("auto.offset.reset", "earliest"),
+            ("max.poll.records", "50"),
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "200"),
+            ("max.poll.interval.ms", "2000"),
+        ])
+        .await
+        .unwrap();
+        c.subscribe(&[&topic]).unwrap();
+        let (mut evs, mut read) = (Vec::new(), Vec::new());
+        poll_until(&mut c, &mut evs, &mut read, |e, n| {
+            !e.is_empty() && n >= 100
+        })
+        .await;
+        let generation = c.group_metadata().generation_id;
+        // Stall past max.poll.interval.ms.
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        poll_until(&mut c, &mut evs, &mut read, |e, _| e.len() >= 3).await;
+        assert_eq!(events(&evs), ["+2", "lost2", "+2"]);
+        assert!(c.group_metadata().generation_id > generation);
+        poll_until(&mut c, &mut evs, &mut read, |_, n| n >= 400).await;
+        // Committed before the stall, so nothing was read twice.
+        let mut all = read.clone();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), read.len(), "records read twice");
+        assert_eq!(read.len(), 400);
+        c.close().await.unwrap();
+    });
+}
+
+/// (f) Static membership (KIP-345): a static member that closes and comes
+/// back under the same `group.instance.id` within the session timeout gets
+/// its partitions back without a rebalance of the other members.
+#[test]
+fn static_member_restart_keeps_its_partitions_without_a_rebalance() {
+    let _s = serial();
+    let broker = broker(TransactionVersion::V2);
+    let topic = unique_topic("static");
+    broker.create_topic(&topic, 4).unwrap();
+    let bootstrap = broker.bootstrap();
+    let group = format!("{topic}-g");
+    let props = |instance: &'static str| {
+        vec![
+            ("bootstrap.servers".to_owned(), bootstrap.clone()),
+            ("group.id".to_owned(), group.clone()),
+            ("group.instance.id".to_owned(), instance.to_owned()),
+            ("session.timeout.ms".to_owned(), "20000".to_owned()),
+            ("heartbeat.interval.ms".to_owned(), "300".to_owned()),
+        ]
+    };
+    runtime().block_on(async {
+        let mut a = Consumer::from_properties(props("a")).await.unwrap();
+        a.subscribe(&[&topic]).unwrap();
+        let (mut a_evs, mut a_read) = (Vec::new(), Vec::new());
+        poll_until(&mut a, &mut a_evs, &mut a_read, |e, _| !e.is_empty()).await;
+        let mut b = Consumer::from_properties(props("b")).await.unwrap();
+        b.subscribe(&[&topic]).unwrap();
+        let (mut b_evs, mut b_read) = (Vec::new(), Vec::new());
+        // A rebalances once for B; both end with two partitions.
+        let (ra, rb) = tokio::join!(
+            poll_until(&mut a, &mut a_evs, &mut a_read, |e, _| e.len() >= 3),
+            poll_until(&mut b, &mut b_evs, &mut b_read, |e, _| !e.is_empty()),
+        );
+        let ((), ()) = (ra, rb);
+        assert_eq!(events(&a_evs), ["+4", "-4", "+2"]);
+        let Rebalance::Assigned(b_parts) = b_evs[0].clone() else {
+            panic!("{b_evs:?}");
+        };
+        assert_eq!(b_parts.len(), 2);
+        // B goes away without LeaveGroup and comes back as "b".
+        b.close().await.unwrap();
+        let mut b2 = Consumer::from_properties(props("b")).await.unwrap();
+        b2.subscribe(&[&topic]).unwrap();
+        let (mut b2_evs, mut b2_read) = (Vec::new(), Vec::new());
+        poll_until(&mut b2, &mut b2_evs, &mut b2_read, |e, _| !e.is_empty()).await;
+        assert_eq!(b2_evs, [Rebalance::Assigned(b_parts.clone())]);
+        // A is not disturbed.
+        let quiet = Instant::now() + Duration::from_secs(3);
+        poll_until(&mut a, &mut a_evs, &mut a_read, |_, _| {
+            Instant::now() >= quiet
+        })
+        .await;
+        assert_eq!(events(&a_evs), ["+4", "-4", "+2"], "A rebalanced");
+        a.close().await.unwrap();
+        b2.close().await.unwrap();
+    });
+}

@@ -165,7 +165,9 @@ pub async fn join(
             .unwrap_or_default();
         tracing::debug!(generation, %member_id, leader, %protocol, members = resp.members.len(), "joined");
         p.member_id.clone_from(&member_id);
-        let assignments = if leader {
+        // KIP-814: a static leader that rejoined without a rebalance is told
+        // to keep the current assignment rather than compute a new one.
+        let assignments = if leader && !resp.skip_assignment {
             let strategy = AssignmentStrategy::parse(&protocol).ok_or_else(|| {
                 group_error(
                     ApiKey::JoinGroup,
