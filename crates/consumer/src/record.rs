@@ -35,7 +35,10 @@ impl RecordHeader {
     }
 }
 
-/// A consumed record.
+/// A consumed record. Its key, value and header values share the buffer
+/// of the Fetch response they came in (or of their batch's decompressed
+/// section): holding a record keeps that buffer alive; copy what must
+/// outlive it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
     pub(crate) topic: Arc<str>,

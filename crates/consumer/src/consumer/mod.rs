@@ -234,6 +234,7 @@ impl Consumer {
         }
         let pending = self.initial_pending();
         self.fetcher.abort_all(&mut self.asg);
+        self.tasks.abort_lookups();
         self.asg.set(partitions, pending);
         self.mode = Mode::Assigned;
         Ok(())
@@ -251,6 +252,7 @@ impl Consumer {
     pub async fn unsubscribe(&mut self) -> Result<(), ConsumerError> {
         self.check_open()?;
         self.fetcher.abort_all(&mut self.asg);
+        self.tasks.abort_lookups();
         self.asg.clear();
         if let Some(g) = &mut self.group {
             g.leave(&self.cfg).await;

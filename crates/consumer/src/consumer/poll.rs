@@ -127,6 +127,7 @@ impl Consumer {
             Step::Quiet => Ok(None),
             Step::DropAssignment => {
                 self.fetcher.abort_all(&mut self.asg);
+                self.tasks.abort_lookups();
                 self.asg.clear();
                 // The join starts on the same turn.
                 let g = self.group.as_mut();
@@ -144,18 +145,21 @@ impl Consumer {
                         // Stop fetching; what was fetched but not handed out
                         // is dropped, positions stay for the user's commit.
                         self.fetcher.abort_all(&mut self.asg);
+                        self.tasks.abort_lookups();
                         for st in self.asg.partitions.values_mut() {
                             st.buffer = None;
                         }
                     }
                     Rebalance::Lost(_) => {
                         self.fetcher.abort_all(&mut self.asg);
+                        self.tasks.abort_lookups();
                         self.asg.clear();
                     }
                     Rebalance::Assigned(parts) => {
                         self.metrics.rebalanced();
                         let pending = self.initial_pending();
                         self.fetcher.abort_all(&mut self.asg);
+                        self.tasks.abort_lookups();
                         self.asg.clear();
                         self.asg.set(parts, pending);
                     }
@@ -207,7 +211,8 @@ impl Consumer {
             .as_ref()
             .and_then(|g| g.retry_at)
             .filter(|t| *t > now);
-        let auto = (self.cfg.enable_auto_commit).then_some(self.next_auto_commit);
+        let auto = (self.cfg.enable_auto_commit && self.next_auto_commit > now)
+            .then_some(self.next_auto_commit);
         // Partitions with neither a route nor a backoff: look again soon.
         let idle =
             (!self.asg.partitions.is_empty() && self.fetcher.is_idle() && !self.tasks.busy())

@@ -42,6 +42,16 @@ impl Tasks {
         }
     }
 
+    /// Abandons the position lookups (the assignment changed under them).
+    pub(crate) fn abort_lookups(&mut self) {
+        if let Some((_, h)) = self.committed.take() {
+            h.abort();
+        }
+        if let Some((_, h)) = self.reset.take() {
+            h.abort();
+        }
+    }
+
     /// Starts a metadata refresh for `topics` unless one is running.
     pub(crate) fn refresh_metadata(
         &mut self,
