@@ -8,6 +8,8 @@
 //!
 //! cargo bench -p exactly-consumer --bench parse -- --warm-up-time 1 --measurement-time 2
 
+#![allow(clippy::unwrap_used, missing_docs)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 
