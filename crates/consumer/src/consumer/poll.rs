@@ -179,7 +179,9 @@ impl Consumer {
     }
 
     fn send_fetches(&mut self) {
-        let missing = self.fetcher.send(&self.client, &self.cfg, &mut self.asg);
+        let missing = self
+            .fetcher
+            .send(&self.client, &self.cfg, &mut self.asg, &self.metrics);
         if missing {
             self.refresh_metadata();
         }

@@ -3,7 +3,10 @@
 //! on a task of its own so fetches to different brokers overlap and keep
 //! running while the user processes records.
 //!
-//! A response is checked partition by partition against what was asked:
+//! Each response is decoded on its fetch task (CRC, decompression, the
+//! `read_committed` filter), off the task that polls, so decoding overlaps
+//! the user's processing and other brokers' fetches. A response is checked
+//! partition by partition against what was asked:
 //! partitions that were not asked for, or that appear twice, are ignored
 //! (counted); partitions the response leaves out are simply fetched again;
 //! a partition whose position or version moved while the fetch was in flight
@@ -46,9 +49,35 @@ use crate::TopicPartition;
 #[derive(Debug, Clone)]
 struct Asked {
     tp: TopicPartition,
+    topic: Arc<str>,
     fetch_offset: i64,
     version: u64,
     route: Route,
+}
+
+/// One partition's answer, parsed on the fetch task.
+#[derive(Debug)]
+enum Outcome {
+    /// Records (or skipped batches, or a fault) to buffer.
+    Data(super::parse::Parsed),
+    /// A partition error code.
+    Error(ErrorCode),
+    /// Nothing new.
+    Empty,
+}
+
+#[derive(Debug)]
+struct PartitionResult {
+    asked: Asked,
+    high_watermark: i64,
+    last_stable_offset: i64,
+    outcome: Outcome,
+}
+
+#[derive(Debug)]
+enum Failure {
+    Net(NetError),
+    TopLevel(ErrorCode),
 }
 
 /// A finished fetch.
@@ -56,7 +85,7 @@ struct Asked {
 pub struct FetchDone {
     broker: i32,
     asked: Vec<Asked>,
-    result: Result<FetchResponse, NetError>,
+    result: Result<Vec<PartitionResult>, Failure>,
 }
 
 /// See the module docs.
@@ -72,6 +101,81 @@ pub struct Fetcher {
 pub struct Absorbed {
     /// The cluster view should be refreshed.
     pub refresh_metadata: bool,
+}
+
+/// Matches a response to what was asked and parses each partition's data
+/// (on the fetch task, off the caller's). Partitions not asked for, or
+/// answered twice, are counted and dropped.
+fn split(
+    resp: FetchResponse,
+    asked: &[Asked],
+    isolation: IsolationLevel,
+    opts: DecodeOptions,
+    metrics: &ConsumerMetrics,
+) -> Vec<PartitionResult> {
+    let mut index: HashMap<&str, HashMap<i32, usize>> = HashMap::new();
+    for (i, a) in asked.iter().enumerate() {
+        index
+            .entry(a.tp.topic.as_str())
+            .or_default()
+            .insert(a.tp.partition, i);
+    }
+    let mut out = Vec::with_capacity(asked.len());
+    for topic in resp.responses {
+        let name = topic.topic.0.as_str();
+        for p in topic.partitions {
+            let found = index
+                .get_mut(name)
+                .and_then(|ps| ps.remove(&p.partition_index));
+            let Some(i) = found else {
+                // Not asked for, or a duplicate.
+                metrics.unexpected_partition();
+                continue;
+            };
+            let a = &asked[i];
+            let outcome = match ErrorCode::from_code(p.error_code) {
+                Some(code) => Outcome::Error(code),
+                None => match p.records.filter(|r| !r.is_empty()) {
+                    None => Outcome::Empty,
+                    Some(records) => {
+                        let aborted = match isolation {
+                            IsolationLevel::ReadUncommitted => None,
+                            IsolationLevel::ReadCommitted => Some(
+                                p.aborted_transactions
+                                    .unwrap_or_default()
+                                    .into_iter()
+                                    .map(|t| AbortedTxn {
+                                        first_offset: t.first_offset,
+                                        producer_id: t.producer_id.0,
+                                    })
+                                    .collect(),
+                            ),
+                        };
+                        let parsed = parse_partition(
+                            &a.topic,
+                            a.tp.partition,
+                            PartitionData {
+                                fetch_offset: a.fetch_offset,
+                                records,
+                                aborted,
+                                last_stable_offset: p.last_stable_offset,
+                            },
+                            opts,
+                        );
+                        metrics.parsed(&parsed.stats, parsed.records.len());
+                        Outcome::Data(parsed)
+                    }
+                },
+            };
+            out.push(PartitionResult {
+                asked: a.clone(),
+                high_watermark: p.high_watermark,
+                last_stable_offset: p.last_stable_offset,
+                outcome,
+            });
+        }
+    }
+    out
 }
 
 impl Fetcher {
@@ -113,7 +217,13 @@ impl Fetcher {
     /// Sends a fetch to every broker that leads a fetchable partition and
     /// has none in flight. Returns whether some partition had no route (the
     /// cluster view should be refreshed).
-    pub fn send(&mut self, client: &Client, cfg: &ConsumerConfig, asg: &mut Assignment) -> bool {
+    pub fn send(
+        &mut self,
+        client: &Client,
+        cfg: &ConsumerConfig,
+        asg: &mut Assignment,
+        metrics: &Arc<ConsumerMetrics>,
+    ) -> bool {
         let now = Instant::now();
         let view = client.view();
         let mut missing_route = false;
@@ -132,6 +242,7 @@ impl Fetcher {
             }
             by_broker.entry(route.leader).or_default().push(Asked {
                 tp: tp.clone(),
+                topic: st.topic.clone(),
                 fetch_offset: pos.offset,
                 version: st.version,
                 route,
@@ -151,9 +262,15 @@ impl Fetcher {
             let req = build_request(cfg, &asked);
             let client = client.clone();
             let timeout = client.config().request_timeout() + cfg.fetch_max_wait;
+            let isolation = cfg.isolation_level;
+            let opts = DecodeOptions {
+                verify_crc: cfg.check_crcs,
+                ..DecodeOptions::default()
+            };
+            let metrics = metrics.clone();
             self.busy.insert(broker);
             self.tasks.spawn(async move {
-                let result = async {
+                let sent = async {
                     let conn = client.connection(broker).await?;
                     let v = conn.versions().pick_client(ApiKey::Fetch)?;
                     conn.send_with(
@@ -166,6 +283,14 @@ impl Fetcher {
                     .await
                 }
                 .await;
+                metrics.fetch();
+                let result = match sent {
+                    Err(e) => Err(Failure::Net(e)),
+                    Ok(resp) => match ErrorCode::from_code(resp.error_code) {
+                        Some(code) => Err(Failure::TopLevel(code)),
+                        None => Ok(split(resp, &asked, isolation, opts, &metrics)),
+                    },
+                };
                 FetchDone {
                     broker,
                     asked,
@@ -189,120 +314,81 @@ impl Fetcher {
         let now = Instant::now();
         let backoff = client.config().retry_backoff();
         let mut out = Absorbed::default();
-        // Still current: same version and position as when asked.
-        let mut pending: HashMap<(String, i32), Asked> = HashMap::new();
-        for a in done.asked {
-            let Some(st) = asg.partitions.get_mut(&a.tp) else {
-                continue;
-            };
-            st.in_flight = false;
-            if st.version != a.version {
-                continue;
+        // Whether the partition still waits for this very fetch: same
+        // version and position as when asked.
+        let current = |asg: &Assignment, a: &Asked| {
+            asg.partitions.get(&a.tp).is_some_and(|st| {
+                st.version == a.version && st.position.map(|p| p.offset) == Some(a.fetch_offset)
+            })
+        };
+        for a in &done.asked {
+            if let Some(st) = asg.partitions.get_mut(&a.tp) {
+                st.in_flight = false;
             }
-            if st.position.map(|p| p.offset) != Some(a.fetch_offset) {
-                continue;
-            }
-            pending.insert((a.tp.topic.clone(), a.tp.partition), a);
         }
-        metrics.fetch();
-        let resp = match done.result {
+        let results = match done.result {
             Ok(r) => r,
-            Err(e) => {
+            Err(failure) => {
                 metrics.fetch_error();
-                tracing::debug!(broker = done.broker, error = %e, "fetch failed");
-                for a in pending.values() {
-                    if e.needs_metadata_refresh() {
-                        client.invalidate_metadata(a.route.generation);
-                        out.refresh_metadata = true;
-                    }
-                    if let Some(st) = asg.partitions.get_mut(&a.tp) {
-                        st.retry_at = Some(now + backoff);
-                        // What retrying cannot fix (an unsupported version,
-                        // a response we cannot decode) is the user's to see.
-                        if !e.is_retriable() && st.error.is_none() {
-                            st.error = Some(ConsumerError::Net(e.clone()));
+                let still: Vec<&Asked> = done.asked.iter().filter(|a| current(asg, a)).collect();
+                for a in still {
+                    let Some(st) = asg.partitions.get_mut(&a.tp) else {
+                        continue;
+                    };
+                    st.retry_at = Some(now + backoff);
+                    match &failure {
+                        Failure::Net(e) => {
+                            if e.needs_metadata_refresh() {
+                                client.invalidate_metadata(a.route.generation);
+                                out.refresh_metadata = true;
+                            }
+                            // What retrying cannot fix (an unsupported
+                            // version, a response we cannot decode) is the
+                            // user's to see.
+                            if !e.is_retriable() && st.error.is_none() {
+                                st.error = Some(ConsumerError::Net(e.clone()));
+                            }
+                        }
+                        Failure::TopLevel(code) => {
+                            out.refresh_metadata |= client.on_partition_error(*code, &a.route);
                         }
                     }
+                }
+                if let Failure::Net(e) = &failure {
+                    tracing::debug!(broker = done.broker, error = %e, "fetch failed");
                 }
                 return out;
             }
         };
-        if let Some(code) = ErrorCode::from_code(resp.error_code) {
-            // A top-level error applies to every partition of the request.
-            metrics.fetch_error();
-            for a in pending.into_values() {
-                if let Some(st) = asg.partitions.get_mut(&a.tp) {
-                    out.refresh_metadata |= client.on_partition_error(code, &a.route);
-                    st.retry_at = Some(now + backoff);
-                }
+        for r in results {
+            if !current(asg, &r.asked) {
+                continue;
             }
-            return out;
-        }
-        let opts = DecodeOptions {
-            verify_crc: cfg.check_crcs,
-            ..DecodeOptions::default()
-        };
-        for topic in resp.responses {
-            let name = topic.topic.0.to_string();
-            for p in topic.partitions {
-                let Some(a) = pending.remove(&(name.clone(), p.partition_index)) else {
-                    // Not asked for, asked for elsewhere, or a duplicate.
-                    metrics.unexpected_partition();
-                    continue;
-                };
-                let Some(st) = asg.partitions.get_mut(&a.tp) else {
-                    continue;
-                };
-                st.high_watermark = p.high_watermark;
-                st.last_stable_offset = p.last_stable_offset;
-                match ErrorCode::from_code(p.error_code) {
-                    None => {
-                        let Some(records) = p.records.filter(|r| !r.is_empty()) else {
-                            continue;
-                        };
-                        let aborted = match cfg.isolation_level {
-                            IsolationLevel::ReadUncommitted => None,
-                            IsolationLevel::ReadCommitted => Some(
-                                p.aborted_transactions
-                                    .unwrap_or_default()
-                                    .into_iter()
-                                    .map(|t| AbortedTxn {
-                                        first_offset: t.first_offset,
-                                        producer_id: t.producer_id.0,
-                                    })
-                                    .collect(),
-                            ),
-                        };
-                        let topic_arc: Arc<str> = st.topic.clone();
-                        let parsed = parse_partition(
-                            &topic_arc,
-                            a.tp.partition,
-                            PartitionData {
-                                fetch_offset: a.fetch_offset,
-                                records,
-                                aborted,
-                                last_stable_offset: p.last_stable_offset,
-                            },
-                            opts,
-                        );
-                        metrics.parsed(&parsed.stats, parsed.records.len());
-                        if parsed.records.is_empty()
-                            && parsed.fault.is_none()
-                            && parsed.next_offset == a.fetch_offset
-                        {
-                            continue;
-                        }
-                        st.buffer = Some(Buffered {
-                            records: parsed.records.into(),
-                            next_offset: parsed.next_offset,
-                            fault: parsed.fault,
-                        });
+            let a = r.asked;
+            let Some(st) = asg.partitions.get_mut(&a.tp) else {
+                continue;
+            };
+            st.high_watermark = r.high_watermark;
+            st.last_stable_offset = r.last_stable_offset;
+            match r.outcome {
+                Outcome::Empty => {}
+                Outcome::Data(parsed) => {
+                    if parsed.records.is_empty()
+                        && parsed.fault.is_none()
+                        && parsed.next_offset == a.fetch_offset
+                    {
+                        continue;
                     }
-                    Some(code) => {
-                        metrics.partition_error();
-                        out.refresh_metadata |=
-                            partition_error(code, &a, st, client, cfg, now, backoff);
-                    }
+                    st.buffer = Some(Buffered {
+                        records: parsed.records.into(),
+                        next_offset: parsed.next_offset,
+                        fault: parsed.fault,
+                    });
+                }
+                Outcome::Error(code) => {
+                    metrics.partition_error();
+                    out.refresh_metadata |=
+                        partition_error(code, &a, st, client, cfg, now, backoff);
                 }
             }
         }
