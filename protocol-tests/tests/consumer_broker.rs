@@ -840,6 +840,11 @@ fn member_that_stops_polling_loses_its_partitions_and_rejoins() {
         all.dedup();
         assert_eq!(all.len(), read.len(), "records read twice");
         assert_eq!(read.len(), 400);
+        // Waiting inside one long poll is polling: no loss.
+        let p = c.poll(Duration::from_millis(4500)).await.unwrap();
+        assert_eq!(p, Polled::Records(Default::default()));
+        let p = c.poll(Duration::from_millis(500)).await.unwrap();
+        assert_eq!(p, Polled::Records(Default::default()), "{:?}", events(&evs));
         c.close().await.unwrap();
     });
 }

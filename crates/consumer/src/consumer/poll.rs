@@ -39,7 +39,6 @@ impl Consumer {
                 "poll before subscribe or assign".into(),
             ));
         }
-        self.shared.touch();
         let span = match &self.group {
             Some(g) => tracing::debug_span!(
                 "consumer.poll",
@@ -55,6 +54,9 @@ impl Consumer {
 
     async fn poll_inner(&mut self, deadline: Instant) -> Result<Polled, ConsumerError> {
         loop {
+            // Waiting inside poll counts as polling (max.poll.interval.ms
+            // is about the time the user spends between polls).
+            self.shared.touch();
             if let Some(p) = self.group_turn().await? {
                 return Ok(p);
             }
@@ -92,7 +94,10 @@ impl Consumer {
             if now >= deadline {
                 return Ok(Polled::Records(Records::default()));
             }
-            let wake = self.next_wake(now).map_or(deadline, |w| w.min(deadline));
+            let mut wake = self.next_wake(now).map_or(deadline, |w| w.min(deadline));
+            if self.group.is_some() {
+                wake = wake.min(now + self.cfg.max_poll_interval / 2);
+            }
             let fetching = !revoking && !self.fetcher.is_idle();
             tokio::select! {
                 done = self.fetcher.next(), if fetching => self.absorb(done),
