@@ -10,7 +10,7 @@
 //! partitions that were not asked for, or that appear twice, are ignored
 //! (counted); partitions the response leaves out are simply fetched again;
 //! a partition whose position or version moved while the fetch was in flight
-//! is dropped (see [`crate::state`]).
+//! is dropped (the versioning invariant of the consumer's assignment state).
 //!
 //! Partition errors: stale-metadata codes (NOT_LEADER_OR_FOLLOWER,
 //! FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, UNKNOWN_TOPIC_OR_PARTITION, ...)
