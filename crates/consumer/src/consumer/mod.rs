@@ -83,6 +83,19 @@ pub struct Consumer {
 
 /// Builds a [`Consumer`]: Kafka property names through `set`, or the typed
 /// setters of [`ConsumerConfigBuilder`] (it derefs to it).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), exactly_consumer::ConsumerError> {
+/// use exactly_consumer::{Consumer, IsolationLevel};
+///
+/// let mut b = Consumer::builder();
+/// b.set("bootstrap.servers", "127.0.0.1:9092")?
+///     .set("group.id", "readers")?
+///     .set("fetch.max.wait.ms", "100")?;
+/// b.isolation_level(IsolationLevel::ReadCommitted);
+/// let consumer = b.build().await?;
+/// # let _ = consumer; Ok(()) }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct ConsumerBuilder {
     config: ConsumerConfigBuilder,
