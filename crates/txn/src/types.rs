@@ -146,6 +146,20 @@ pub struct GroupMetadata {
     pub group_instance_id: Option<String>,
 }
 
+impl GroupMetadata {
+    /// The metadata of a group with no member: generation -1, no member id,
+    /// no instance id (what a standalone consumer, or a producer committing
+    /// offsets for a group it does not join, sends).
+    pub fn new(group_id: impl Into<String>) -> Self {
+        Self {
+            group_id: group_id.into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+        }
+    }
+}
+
 /// One partition's offset to commit inside a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OffsetCommit {
