@@ -77,7 +77,7 @@ fn committed_visible_aborted_never_tv1() {
 /// when it commits: invisible (and "unstable" to a require_stable reader)
 /// while it is open, discarded when it aborts.
 fn offsets_with_transaction(tv: TransactionVersion) {
-    use exactly_producer::{ConsumerGroupMetadata, TopicPartition};
+    use exactly_producer::{ConsumerGroupMetadata, OffsetCommit, TopicPartition};
     let broker = Broker::shared(tv).unwrap_or_else(|e| panic!("{e}"));
     let input = unique_topic("txn-off-in");
     let output = unique_topic("txn-off-out");
@@ -90,10 +90,12 @@ fn offsets_with_transaction(tv: TransactionVersion) {
         let p = producer(&broker.bootstrap(), &[("transactional.id", &txn_id)]).await;
         let meta = ConsumerGroupMetadata::new(&group);
         let offsets = |a: i64, b: i64| {
-            vec![
-                (TopicPartition::new(&input, 0), a.into()),
-                (TopicPartition::new(&input, 1), b.into()),
-            ]
+            [(0, a), (1, b)].map(|(p, offset)| OffsetCommit {
+                partition: TopicPartition::new(&input, p),
+                offset,
+                leader_epoch: None,
+                metadata: None,
+            })
         };
         p.init_transactions().await.unwrap();
         // 1: commit offsets 10 and 20.

@@ -4,37 +4,67 @@
 //! transactional producer state machine, for exactly-once
 //! consume-transform-produce. No C anywhere in its dependency tree.
 //!
-//! This crate re-exports the public API of the workspace's crates:
-//! [`Producer`] and friends at the top, and each layer as a module
-//! ([`producer`], [`net`], [`txn`], [`codec`]).
+//! This crate re-exports the public API of the workspace's crates: the
+//! producer's and the consumer's main types at the top, and each layer as a
+//! module ([`producer`], [`consumer`], [`net`], [`txn`], [`codec`]).
+//!
+//! Consume-transform-produce, exactly once (a sketch):
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), exactly::ProducerError> {
-//! use exactly::{Producer, ProducerRecord};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use exactly::{Consumer, Polled, Producer, ProducerRecord};
 //!
+//! let mut consumer = Consumer::from_properties([
+//!     ("bootstrap.servers", "127.0.0.1:9092"),
+//!     ("group.id", "copier"),
+//!     ("auto.offset.reset", "earliest"),
+//! ])
+//! .await?;
+//! consumer.subscribe(&["in"])?;
 //! let producer = Producer::from_properties([
 //!     ("bootstrap.servers", "127.0.0.1:9092"),
 //!     ("transactional.id", "copier-1"),
 //! ])
 //! .await?;
 //! producer.init_transactions().await?;
-//! producer.begin_transaction().await?;
-//! producer
-//!     .send(ProducerRecord::new("out").with_key(b"k").with_value(b"v"))
-//!     .await?;
-//! producer.commit_transaction().await?;
-//! # Ok(()) }
+//! loop {
+//!     if let Polled::Records(records) = consumer.poll(Duration::from_millis(500)).await? {
+//!         producer.begin_transaction().await?;
+//!         for r in &records {
+//!             let mut out = ProducerRecord::new("out");
+//!             if let Some(v) = r.value() {
+//!                 out = out.with_value(v);
+//!             }
+//!             producer.send(out).await?;
+//!         }
+//!         producer
+//!             .send_offsets_to_transaction(consumer.offsets_to_commit(), &consumer.group_metadata())
+//!             .await?;
+//!         producer.commit_transaction().await?;
+//!     }
+//! }
+//! # }
 //! ```
 
+pub use exactly_consumer::{
+    Consumer, ConsumerBuilder, ConsumerConfig, ConsumerError, ConsumerRecord, IsolationLevel,
+    OffsetReset, Polled, Rebalance,
+};
 pub use exactly_producer::{
-    Acks, Compression, ConsumerGroupMetadata, DeliveryFuture, OffsetAndMetadata, Partitioner,
+    Acks, Compression, ConsumerGroupMetadata, DeliveryFuture, OffsetCommit, Partitioner,
     PartitionerKind, Producer, ProducerBuilder, ProducerConfig, ProducerConfigBuilder,
-    ProducerError, ProducerRecord, RecordHeader, RecordMetadata, TopicPartition,
+    ProducerError, ProducerRecord, RecordMetadata, TopicPartition,
 };
 
 /// The async idempotent and transactional producer (`exactly-producer`).
 pub mod producer {
     pub use exactly_producer::*;
+}
+
+/// The `read_committed` consumer and consumer groups (`exactly-consumer`).
+pub mod consumer {
+    pub use exactly_consumer::*;
 }
 
 /// Connections, handshake, metadata and coordinators (`exactly-net`).

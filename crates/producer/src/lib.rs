@@ -64,7 +64,7 @@ pub use config::{Acks, ProducerConfig, ProducerConfigBuilder};
 pub use delivery::DeliveryFuture;
 pub use error::ProducerError;
 pub use partitioner::{murmur2, partition_for_key, Partitioner, PartitionerKind};
-pub use producer::{ConsumerGroupMetadata, OffsetAndMetadata, Producer, ProducerBuilder};
+pub use producer::{ConsumerGroupMetadata, Producer, ProducerBuilder};
 pub use record::{ProducerRecord, RecordHeader, RecordMetadata};
 
 /// Re-exported: codecs for `compression.type`.
@@ -74,5 +74,6 @@ pub use exactly_net::{ConfigError, NetError};
 /// Re-exported: the partition type of offsets and errors, and the core's
 /// error details carried by [`ProducerError`].
 pub use exactly_txn::{
-    DeliveryError, DeliveryFailure, ErrorReason, Severity, TopicPartition, TxnError, UsageError,
+    DeliveryError, DeliveryFailure, ErrorReason, GroupMetadata, OffsetCommit, Severity,
+    TopicPartition, TxnError, UsageError,
 };

@@ -8,7 +8,7 @@ use std::time::Duration;
 use exactly_codec::BatchBuilder;
 use exactly_codec::Compression;
 use exactly_net::{Client, ConfigError, MetricsSnapshot};
-use exactly_txn::{GroupMetadata, OffsetCommit, ProducerCore, TopicPartition};
+use exactly_txn::{GroupMetadata, OffsetCommit, ProducerCore};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -22,52 +22,11 @@ use crate::record::ProducerRecord;
 
 /// A consumer group's identity for [`Producer::send_offsets_to_transaction`]
 /// (KIP-447): the group coordinator fences a zombie member by its generation,
-/// member id and group instance id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ConsumerGroupMetadata {
-    /// `group.id`.
-    pub group_id: String,
-    /// The generation the consumer's assignment belongs to (`-1`: none).
-    pub generation_id: i32,
-    /// The member id (empty: none).
-    pub member_id: String,
-    /// `group.instance.id`, for static members.
-    pub group_instance_id: Option<String>,
-}
-
-impl ConsumerGroupMetadata {
-    /// Metadata of a group with no member (offsets committed for a group
-    /// this producer's consumer does not join, or a standalone consumer).
-    pub fn new(group_id: impl Into<String>) -> Self {
-        Self {
-            group_id: group_id.into(),
-            generation_id: -1,
-            member_id: String::new(),
-            group_instance_id: None,
-        }
-    }
-}
-
-/// An offset to commit inside a transaction: the next offset to consume.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct OffsetAndMetadata {
-    /// The next offset to consume.
-    pub offset: i64,
-    /// The leader epoch of the last consumed record, if known (KIP-320).
-    pub leader_epoch: Option<i32>,
-    /// Free-form metadata stored with the offset.
-    pub metadata: Option<String>,
-}
-
-impl From<i64> for OffsetAndMetadata {
-    fn from(offset: i64) -> Self {
-        Self {
-            offset,
-            leader_epoch: None,
-            metadata: None,
-        }
-    }
-}
+/// member id and group instance id. The same type as
+/// `exactly_consumer::ConsumerGroupMetadata` (what `Consumer::group_metadata`
+/// returns); [`ConsumerGroupMetadata::new`] makes the metadata of a group
+/// with no member.
+pub type ConsumerGroupMetadata = GroupMetadata;
 
 /// Builds a [`Producer`]: Kafka property names through
 /// [`set`](ProducerBuilder::set), or typed setters.
@@ -440,29 +399,22 @@ impl Producer {
         self.call(Command::Begin).await
     }
 
-    /// Adds consumed offsets to the transaction: they become the group's
-    /// committed offsets only if the transaction commits (KIP-98, KIP-447).
-    /// Waits until the group coordinator holds them for the transaction.
+    /// Adds consumed offsets (the next offset to consume per partition) to
+    /// the transaction: they become the group's committed offsets only if
+    /// the transaction commits (KIP-98, KIP-447). Waits until the group
+    /// coordinator holds them for the transaction. With the consumer:
+    /// `producer.send_offsets_to_transaction(consumer.offsets_to_commit(),
+    /// &consumer.group_metadata())`.
+    ///
+    /// A group error (a stale generation, an unknown member: a zombie
+    /// consumer) fails the transaction, which must then be aborted.
     pub async fn send_offsets_to_transaction(
         &self,
-        offsets: impl IntoIterator<Item = (TopicPartition, OffsetAndMetadata)>,
+        offsets: impl IntoIterator<Item = OffsetCommit>,
         group: &ConsumerGroupMetadata,
     ) -> Result<(), ProducerError> {
-        let offsets: Vec<OffsetCommit> = offsets
-            .into_iter()
-            .map(|(partition, o)| OffsetCommit {
-                partition,
-                offset: o.offset,
-                leader_epoch: o.leader_epoch,
-                metadata: o.metadata,
-            })
-            .collect();
-        let group = GroupMetadata {
-            group_id: group.group_id.clone(),
-            generation_id: group.generation_id,
-            member_id: group.member_id.clone(),
-            group_instance_id: group.group_instance_id.clone(),
-        };
+        let offsets: Vec<OffsetCommit> = offsets.into_iter().collect();
+        let group = group.clone();
         self.call(|reply| Command::SendOffsets {
             group,
             offsets,
