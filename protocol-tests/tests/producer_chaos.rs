@@ -94,7 +94,7 @@ fn chaos(tv: TransactionVersion) {
         let cuts = proxy.cuts();
         let m = producer.metrics();
         assert!(
-            m.requests >= m.responses + 3,
+            m.requests > m.responses,
             "cuts must hit requests in flight: {m:?}"
         );
         eprintln!(
