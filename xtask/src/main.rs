@@ -39,6 +39,9 @@ enum Cmd {
         /// Transaction protocol of the demo broker.
         #[arg(long, value_enum, default_value_t = Tv::V2)]
         tv: Tv,
+        /// Records to copy.
+        #[arg(long, default_value_t = 20_000)]
+        records: u64,
     },
     /// Everything CI runs: fmt, clippy, no-C check, all tests, no stray JVM.
     Test {
@@ -90,7 +93,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Kafka { cmd } => kafka(cmd),
-        Cmd::Demo { tv } => demo::run(tv.into()),
+        Cmd::Demo { tv, records } => demo::run(tv.into(), records),
         Cmd::Test { no_lint } => test(no_lint),
         Cmd::NoC => noc::check(),
     }

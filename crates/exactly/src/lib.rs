@@ -83,3 +83,8 @@ pub mod txn {
 pub mod codec {
     pub use exactly_codec::*;
 }
+
+pub mod check;
+pub mod copy;
+
+pub use copy::{copy, CopyConfig, CopyError, CopyStats, Transformed};
