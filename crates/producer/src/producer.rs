@@ -196,9 +196,23 @@ impl Producer {
     /// Connects and starts a producer with `config`.
     pub async fn new(config: ProducerConfig) -> Result<Producer, ProducerError> {
         let client = Client::connect(config.net.clone()).await?;
-        let conn = client.any_connection().await?;
-        let info = broker_info(conn.versions());
-        let features_epoch = conn.versions().finalized_features_epoch();
+        // A producer may start before its cluster is reachable (as with the
+        // Java client, construction does not wait for brokers): then the
+        // versions are learned from the first coordinator exchange, which
+        // always precedes any Produce and any `begin` (InitProducerId comes
+        // first). Until then the core holds the v1 profile, which every
+        // broker accepts.
+        let (info, features_epoch) = match client.any_connection().await {
+            Ok(conn) => (
+                broker_info(conn.versions()),
+                conn.versions().finalized_features_epoch(),
+            ),
+            Err(e) if e.is_retriable() => {
+                tracing::warn!(error = %e, "no broker reachable yet; versions learned on first contact");
+                (exactly_txn::BrokerInfo::v1(), i64::MIN)
+            }
+            Err(e) => return Err(e.into()),
+        };
         let config = Arc::new(config);
         let core = ProducerCore::new(config.core_config(), info);
         let acc = Arc::new(Accumulator::new(

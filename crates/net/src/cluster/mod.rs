@@ -93,8 +93,19 @@ impl Client {
                 next_any: AtomicUsize::new(0),
             }),
         };
-        client.refresh_metadata(&[]).await?;
-        client.close_bootstrap_connections();
+        // Like the Java clients, an unreachable cluster is not a reason to
+        // fail construction: a client may start before its brokers (or
+        // while they restart). Retriable failures (nothing listening,
+        // timeouts, lost connections) leave an empty view that the first
+        // request refreshes; what retrying cannot fix (authentication,
+        // TLS, configuration) fails here, at once and clearly.
+        match client.refresh_metadata(&[]).await {
+            Ok(_) => client.close_bootstrap_connections(),
+            Err(e) if e.is_retriable() => {
+                tracing::warn!(error = %e, "cluster not reachable yet; will retry on first use");
+            }
+            Err(e) => return Err(e),
+        }
         Ok(client)
     }
 
