@@ -1,9 +1,11 @@
-//! Exactly-once under broker faults (RELIABILITY.md T8), each on a private
-//! broker so the faults touch no other test.
+//! Exactly-once copies under broker faults (RELIABILITY.md T4 and T8), each
+//! on a private broker so the faults touch no other test.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use exactly::{Producer, ProducerRecord};
+use exactly::{check, copy, CopyConfig, Producer, ProducerRecord, Transformed};
 use exactly_protocol_tests::{unique_topic, Broker, BrokerConfig, TransactionVersion};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -13,6 +15,163 @@ fn runtime() -> tokio::runtime::Runtime {
         .with_test_writer()
         .try_init();
     tokio::runtime::Runtime::new().expect("tokio runtime")
+}
+
+fn judge(broker: &Broker, rt: &tokio::runtime::Runtime, output: &str, n: u64, label: &str) {
+    let v = rt
+        .block_on(check::verify_numbered(
+            &broker.bootstrap(),
+            output,
+            3,
+            n,
+            Duration::from_secs(60),
+            |_| {},
+        ))
+        .expect("verify");
+    println!("{label}: ours {v:?}");
+    assert!(v.is_exactly_once(), "{label}: {v:?}");
+    let java = broker
+        .java()
+        .verifiable_consumer(
+            output,
+            &unique_topic("judge"),
+            n as usize,
+            &[("isolation.level", "read_committed")],
+            Duration::from_secs(180),
+        )
+        .expect("VerifiableConsumer");
+    let mut values: Vec<u64> = java
+        .iter()
+        .map(|r| r.value.as_deref().unwrap_or("x").parse().expect("numeric"))
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, (0..n).collect::<Vec<_>>(), "{label}: Java judge");
+}
+
+/// Waits until `progress` reaches `target` (or panics after `limit`, or
+/// when the copier thread ended early).
+fn wait_progress(
+    progress: &AtomicU64,
+    target: u64,
+    limit: Duration,
+    what: &str,
+    copier: &std::thread::JoinHandle<Result<exactly::CopyStats, exactly::CopyError>>,
+) -> Duration {
+    let t = Instant::now();
+    while progress.load(Ordering::Relaxed) < target {
+        assert!(!copier.is_finished(), "{what}: the copier stopped early");
+        assert!(
+            t.elapsed() < limit,
+            "{what}: progress stuck at {}",
+            progress.load(Ordering::Relaxed)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.elapsed()
+}
+
+/// T4: a transactional copy while the broker is killed -9 twice and
+/// SIGTERMed once (restarted each time): no duplicate, no loss, nothing
+/// aborted visible, progress resumes after each fault.
+#[test]
+fn t4_copy_survives_broker_kill9_twice_and_sigterm() {
+    let rt = runtime();
+    let n: u64 = std::env::var("EXACTLY_EOS_RECORDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(50_000, |r: u64| r / 2);
+    for tv in TransactionVersion::ALL {
+        let broker = Broker::start(BrokerConfig::with_transaction_version(tv)).expect("broker");
+        let input = unique_topic("t4-in");
+        let output = unique_topic("t4-out");
+        broker.create_topic(&input, 2).expect("input");
+        broker.create_topic(&output, 3).expect("output");
+        rt.block_on(check::produce_numbered(
+            &broker.bootstrap(),
+            &input,
+            n,
+            |_| {},
+        ))
+        .expect("produce input");
+        let progress = Arc::new(AtomicU64::new(0));
+        let cfg = CopyConfig {
+            records_per_transaction: 500,
+            abort_fraction: 1.0 / 3.0,
+            stop_after: Some(n),
+            idle_timeout: Duration::from_secs(120),
+            ..CopyConfig::new(
+                broker.bootstrap(),
+                &input,
+                &output,
+                unique_topic("t4-group"),
+                unique_topic("t4-txn"),
+            )
+        };
+        let p = progress.clone();
+        let copier = std::thread::spawn(move || {
+            runtime().block_on(copy(&cfg, Transformed::identity, |s| {
+                p.store(s.committed_records, Ordering::Relaxed)
+            }))
+        });
+        let t = Instant::now();
+        let mut recoveries = Vec::new();
+        for (i, fault) in ["kill -9", "kill -9", "SIGTERM"].iter().enumerate() {
+            let at = n * (i as u64 + 1) / 4;
+            if let Err(stuck) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                wait_progress(
+                    &progress,
+                    at,
+                    Duration::from_secs(300),
+                    "before fault",
+                    &copier,
+                )
+            })) {
+                if copier.is_finished() {
+                    panic!(
+                        "copier ended: {:?}",
+                        copier.join().map(|r| r.map_err(|e| e.to_string()))
+                    );
+                }
+                std::panic::resume_unwind(stuck);
+            }
+            match *fault {
+                "SIGTERM" => broker.sigterm(1).expect("sigterm"),
+                _ => broker.kill9(1).expect("kill -9"),
+            }
+            std::thread::sleep(Duration::from_secs(2));
+            broker.restart(1).expect("restart");
+            let before = progress.load(Ordering::Relaxed);
+            let took = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                wait_progress(
+                    &progress,
+                    (before + 1).min(n),
+                    Duration::from_secs(120),
+                    "after restart",
+                    &copier,
+                )
+            })) {
+                Ok(took) => took,
+                Err(stuck) => {
+                    if copier.is_finished() {
+                        panic!(
+                            "copier ended after {fault}: {:?}",
+                            copier.join().map(|r| r.map_err(|e| e.to_string()))
+                        );
+                    }
+                    std::panic::resume_unwind(stuck)
+                }
+            };
+            recoveries.push((fault.to_string(), took));
+        }
+        let stats = copier.join().expect("copier thread").expect("copy");
+        println!(
+            "T4 {tv:?}: {n} records, faults and recovery to the next commit {recoveries:?}, \
+             {stats:?}, {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        assert_eq!(stats.committed_records, n);
+        judge(&broker, &rt, &output, n, &format!("T4 {tv:?}"));
+    }
 }
 
 /// T8: the coordinator is unavailable. The producer is created and
