@@ -799,4 +799,6 @@ Configuration:
         level: INFO
       - name: kafka.server.BrokerServer
         level: INFO
+      - name: kafka.coordinator.transaction
+        level: INFO
 ";

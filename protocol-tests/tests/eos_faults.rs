@@ -48,6 +48,34 @@ fn judge(broker: &Broker, rt: &tokio::runtime::Runtime, output: &str, n: u64, la
     assert_eq!(values, (0..n).collect::<Vec<_>>(), "{label}: Java judge");
 }
 
+/// The transaction versions to run: both, or the one named by
+/// `EXACTLY_EOS_TV` (`1` or `2`) when chasing a failure.
+fn versions() -> Vec<TransactionVersion> {
+    match std::env::var("EXACTLY_EOS_TV").as_deref() {
+        Ok("1") => vec![TransactionVersion::V1],
+        Ok("2") => vec![TransactionVersion::V2],
+        _ => TransactionVersion::ALL.to_vec(),
+    }
+}
+
+/// What the broker knows of the copier's transaction (TransactionsCommand
+/// `describe`, and `list`), printed when a run fails.
+fn diagnose(broker: &Broker, txn_id: &str) {
+    for args in [
+        vec!["describe", "--transactional-id", txn_id],
+        vec!["list"],
+    ] {
+        match broker.java().transactions_command(&args) {
+            Ok(run) => println!(
+                "TransactionsCommand {args:?}:\n{}\n{}",
+                run.stdout.join("\n"),
+                run.stderr_tail
+            ),
+            Err(e) => println!("TransactionsCommand {args:?} failed: {e}"),
+        }
+    }
+}
+
 /// Waits until `progress` reaches `target` (or panics after `limit`, or
 /// when the copier thread ended early).
 fn wait_progress(
@@ -80,7 +108,7 @@ fn t4_copy_survives_broker_kill9_twice_and_sigterm() {
         .ok()
         .and_then(|s| s.parse().ok())
         .map_or(50_000, |r: u64| r / 2);
-    for tv in TransactionVersion::ALL {
+    for tv in versions() {
         let broker = Broker::start(BrokerConfig::with_transaction_version(tv)).expect("broker");
         let input = unique_topic("t4-in");
         let output = unique_topic("t4-out");
@@ -94,6 +122,7 @@ fn t4_copy_survives_broker_kill9_twice_and_sigterm() {
         ))
         .expect("produce input");
         let progress = Arc::new(AtomicU64::new(0));
+        let txn_id = unique_topic("t4-txn");
         let cfg = CopyConfig {
             records_per_transaction: 500,
             abort_fraction: 1.0 / 3.0,
@@ -104,7 +133,7 @@ fn t4_copy_survives_broker_kill9_twice_and_sigterm() {
                 &input,
                 &output,
                 unique_topic("t4-group"),
-                unique_topic("t4-txn"),
+                &txn_id,
             )
         };
         let p = progress.clone();
@@ -126,9 +155,10 @@ fn t4_copy_survives_broker_kill9_twice_and_sigterm() {
                     &copier,
                 )
             })) {
+                diagnose(&broker, &txn_id);
                 if copier.is_finished() {
                     panic!(
-                        "copier ended: {:?}",
+                        "{tv:?}: copier ended: {:?}",
                         copier.join().map(|r| r.map_err(|e| e.to_string()))
                     );
                 }
@@ -152,9 +182,10 @@ fn t4_copy_survives_broker_kill9_twice_and_sigterm() {
             })) {
                 Ok(took) => took,
                 Err(stuck) => {
+                    diagnose(&broker, &txn_id);
                     if copier.is_finished() {
                         panic!(
-                            "copier ended after {fault}: {:?}",
+                            "{tv:?}: copier ended after {fault}: {:?}",
                             copier.join().map(|r| r.map_err(|e| e.to_string()))
                         );
                     }
@@ -163,7 +194,13 @@ fn t4_copy_survives_broker_kill9_twice_and_sigterm() {
             };
             recoveries.push((fault.to_string(), took));
         }
-        let stats = copier.join().expect("copier thread").expect("copy");
+        let stats = match copier.join().expect("copier thread") {
+            Ok(stats) => stats,
+            Err(e) => {
+                diagnose(&broker, &txn_id);
+                panic!("{tv:?}: copy failed after the faults: {e}");
+            }
+        };
         println!(
             "T4 {tv:?}: {n} records, faults and recovery to the next commit {recoveries:?}, \
              {stats:?}, {:.1} s",
