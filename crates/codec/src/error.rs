@@ -74,6 +74,32 @@ pub enum CodecError {
     /// A record batch was malformed.
     #[error(transparent)]
     Record(#[from] crate::record::RecordError),
+    /// A message failed the wire check run before decoding (see
+    /// [`crate::guard`]): a length, count, null, varint or tagged field that
+    /// the bytes cannot back.
+    #[error("malformed {api:?} v{version} {direction:?} at {path}: {fault}")]
+    Malformed {
+        /// The API.
+        api: ApiKey,
+        /// The version it was checked at.
+        version: i16,
+        /// Request or response.
+        direction: crate::guard::Direction,
+        /// Where: `header.ClientId`, `Brokers`, `Responses[0].Partitions[3].Records`.
+        path: String,
+        /// What.
+        fault: crate::guard::Fault,
+    },
+    /// No wire schema covers this API at this version (it is outside the
+    /// client's range), so the message is refused rather than decoded
+    /// unchecked.
+    #[error("{api:?} v{version} has no wire schema (outside the client's range)")]
+    NoWireSchema {
+        /// The API.
+        api: ApiKey,
+        /// The version asked for.
+        version: i16,
+    },
     /// A raw API key that is not a Kafka API.
     #[error("unknown API key {0}")]
     UnknownApiKey(i16),
