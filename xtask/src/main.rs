@@ -4,7 +4,8 @@
 //!   Maven Central jars, cached after the first run).
 //! - `demo`: the main job, an exactly-once copy on a local broker it starts.
 //! - `test`: everything CI runs (fmt, clippy, the no-C check, all tests
-//!   including the real-broker ones, a check that no JVM is left behind).
+//!   including the real-broker ones, a check that no JVM is left behind, and
+//!   the codec fuzz smoke).
 //! - `no-c`: the library builds with no C compiler and its tree has no C.
 
 use std::path::{Path, PathBuf};
@@ -40,7 +41,8 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Tv::V2)]
         tv: Tv,
     },
-    /// Everything CI runs: fmt, clippy, no-C check, all tests, no stray JVM.
+    /// Everything CI runs: fmt, clippy, no-C check, all tests, no stray JVM,
+    /// fuzz smoke.
     Test {
         /// Skip fmt and clippy (for a quick local run of the tests only).
         #[arg(long)]
@@ -239,11 +241,31 @@ fn test(no_lint: bool) -> Result<()> {
         }
         bail!("tests left harness JVMs running (pids {strays:?}); they were killed now");
     }
+    times.push(("fuzz", fuzz_smoke()?));
     eprintln!("\n==> all green");
     for (step, took) in times {
         eprintln!("    {step:<8} {:>7.1} s", took.as_secs_f64());
     }
     Ok(())
+}
+
+/// The codec fuzz smoke (RELIABILITY.md T1): every target for 30 s on its
+/// committed corpus (`fuzz/smoke.sh`), installing cargo-fuzz if it is missing.
+fn fuzz_smoke() -> Result<Duration> {
+    let have = cargo()
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        run(
+            "install cargo-fuzz",
+            cargo().args(["install", "cargo-fuzz", "--locked"]),
+        )?;
+    }
+    run(
+        "fuzz smoke (30 s per target)",
+        Command::new("bash").args(["fuzz/smoke.sh", "30"]),
+    )
 }
 
 /// Harness JVMs still alive, except a broker deliberately left up by
