@@ -52,7 +52,11 @@ fn init_producer_id_frame() -> Bytes {
     let resp = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(123_456))
         .with_producer_epoch(7);
-    frame_of(ApiKey::InitProducerId, 5, &ResponseKind::InitProducerId(resp))
+    frame_of(
+        ApiKey::InitProducerId,
+        5,
+        &ResponseKind::InitProducerId(resp),
+    )
 }
 
 fn kp_decode(api: ApiKey, version: i16, mut frame: Bytes) -> ResponseKind {

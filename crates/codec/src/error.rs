@@ -90,10 +90,10 @@ pub enum CodecError {
         /// What.
         fault: crate::guard::Fault,
     },
-    /// No wire schema covers this API at this version (it is outside the
-    /// client's range), so the message is refused rather than decoded
-    /// unchecked.
-    #[error("{api:?} v{version} has no wire schema (outside the client's range)")]
+    /// No wire schema covers this API at this version (an API the client
+    /// does not use, or a version the message crate cannot decode), so the
+    /// message is refused rather than decoded unchecked.
+    #[error("{api:?} v{version} has no wire schema")]
     NoWireSchema {
         /// The API.
         api: ApiKey,

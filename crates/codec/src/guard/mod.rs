@@ -28,7 +28,8 @@
 //! [`Fault`] with the declared and available lengths.
 //!
 //! Coverage: every API in [`crate::CLIENT_APIS`], both directions, at every
-//! version in the client's range. Any other (API, version) is refused with
+//! version `kafka-protocol` 0.18 decodes for it (a superset of the client's
+//! range). Any other (API, version, direction) is refused with
 //! [`CodecError::NoWireSchema`] rather than decoded unchecked.
 
 mod schema;

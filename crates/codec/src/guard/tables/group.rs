@@ -42,7 +42,8 @@ pub(super) const OFFSET_COMMIT_RESPONSE: Message = message(
         f(
             "Topics",
             Structs(&[
-                f("Name", Str, "0+"),
+                f("Name", Str, "0-9"),
+                f("TopicId", Uuid, "10+"),
                 f(
                     "Partitions",
                     Structs(&[
@@ -122,7 +123,8 @@ pub(super) const OFFSET_FETCH_RESPONSE: Message = message(
                 f(
                     "Topics",
                     Structs(&[
-                        f("Name", Str, "8+"),
+                        f("Name", Str, "8-9"),
+                        f("TopicId", Uuid, "10+"),
                         f(
                             "Partitions",
                             Structs(&[

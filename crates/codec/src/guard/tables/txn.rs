@@ -23,6 +23,8 @@ pub(super) const INIT_PRODUCER_ID_RESPONSE: Message = message(
         f("ErrorCode", Int16, "0+"),
         f("ProducerId", Int64, "0+"),
         f("ProducerEpoch", Int16, "0+"),
+        f("OngoingTxnProducerId", Int64, "6+"),
+        f("OngoingTxnProducerEpoch", Int16, "6+"),
     ],
 );
 
