@@ -202,6 +202,7 @@ const fn api(
 }
 
 /// The versions covered for `api` in `direction`, if `api` has schemas.
+#[cfg(test)]
 pub(super) fn coverage(api: ApiKey, direction: Direction) -> Option<Versions> {
     let entry = SCHEMAS.iter().find(|a| a.key == api)?;
     Some(match direction {
