@@ -85,11 +85,11 @@ pub fn decode_response_kind(
     crate::guard::check_response(api, version, &frame)?;
     let header_version = api.response_header_version(version);
     let header = ResponseHeader::decode(&mut frame, header_version)
-        .map_err(|e| CodecError::Header(e.to_string()))?;
+        .map_err(|e| CodecError::Header(format!("{e:#}")))?;
     let body = ResponseKind::decode(api, &mut frame, version).map_err(|e| CodecError::Decode {
         api,
         version,
-        reason: e.to_string(),
+        reason: format!("{e:#}"),
     })?;
     if frame.has_remaining() {
         return Err(CodecError::TrailingBytes {
@@ -120,11 +120,11 @@ pub fn decode_request(mut frame: Bytes) -> Result<(RequestHeader, RequestKind), 
     crate::guard::check_request(api, version, &frame)?;
     let header_version = api.request_header_version(version);
     let header = RequestHeader::decode(&mut frame, header_version)
-        .map_err(|e| CodecError::Header(e.to_string()))?;
+        .map_err(|e| CodecError::Header(format!("{e:#}")))?;
     let body = RequestKind::decode(api, &mut frame, version).map_err(|e| CodecError::Decode {
         api,
         version,
-        reason: e.to_string(),
+        reason: format!("{e:#}"),
     })?;
     if frame.has_remaining() {
         return Err(CodecError::TrailingBytes {

@@ -74,11 +74,11 @@ pub fn decode_response<R: Request>(
     crate::guard::check_response(api, version, &frame)?;
     let header_version = <R::Response as HeaderVersion>::header_version(version);
     let header = ResponseHeader::decode(&mut frame, header_version)
-        .map_err(|e| CodecError::Header(e.to_string()))?;
+        .map_err(|e| CodecError::Header(format!("{e:#}")))?;
     let body = R::Response::decode(&mut frame, version).map_err(|e| CodecError::Decode {
         api,
         version,
-        reason: e.to_string(),
+        reason: format!("{e:#}"),
     })?;
     if frame.has_remaining() {
         return Err(CodecError::TrailingBytes {

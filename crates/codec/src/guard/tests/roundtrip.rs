@@ -172,3 +172,60 @@ fn truncation_at_every_byte_is_an_error() {
     }
     assert!(cuts > 10_000, "{cuts}");
 }
+
+/// Whether a result is one the guard explains: success, a refusal before or
+/// by the guard, or what `kafka-protocol` may still reject after the guard
+/// passed, text that is not UTF-8 (the guard checks lengths, not contents).
+fn only_utf8(r: &Result<(), CodecError>) -> bool {
+    match r {
+        Err(CodecError::Decode { reason, .. }) => {
+            reason.contains("utf-8") || reason.starts_with("version outside")
+        }
+        Err(CodecError::Header(reason)) => {
+            reason.contains("utf-8") || reason.contains("no api key")
+        }
+        _ => true,
+    }
+}
+
+#[test]
+fn mutants_are_rejected_by_the_guard_or_decoded() {
+    // Differential check of guard and decoder: flip, insert and delete bytes
+    // of valid messages; whatever the guard lets through, the decoder reads
+    // to the end (or rejects only for invalid UTF-8).
+    let mut rng = Rng(0x0bad_cafe_f00d_0001);
+    let (mut passed, mut total) = (0usize, 0usize);
+    for (api, version, direction) in every_message() {
+        let msg = lookup(api, version, direction).expect("schema");
+        for _ in 0..20 {
+            let (body, _) = generate(msg, version, &mut rng, false);
+            let whole = frame(api, version, direction, &body);
+            for _ in 0..10 {
+                let mut m = whole.to_vec();
+                let at = rng.below(m.len() as u64 + 1) as usize;
+                match rng.below(3) {
+                    0 if at < m.len() => m[at] ^= 1 << rng.below(8),
+                    1 => m.insert(at, rng.next() as u8),
+                    _ if at < m.len() => {
+                        m.remove(at);
+                    }
+                    _ => m.push(0x80),
+                }
+                let m = Bytes::from(m);
+                let r = match direction {
+                    Direction::Request => decode_request(m).map(|_| ()),
+                    Direction::Response => decode_response_kind(api, version, m).map(|_| ()),
+                };
+                assert!(
+                    only_utf8(&r),
+                    "{api:?} v{version} {direction:?}: guard passed, decoder failed: {r:?}"
+                );
+                passed += usize::from(r.is_ok());
+                total += 1;
+            }
+        }
+    }
+    // a fair share of mutants are still valid messages (flipped values)
+    assert!(passed * 10 > total, "{passed} of {total}");
+    eprintln!("{passed} of {total} mutants decoded");
+}
