@@ -11,14 +11,24 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     mapfile -t targets < <(ls fuzz_targets | sed 's/\.rs$//')
 fi
-# cargo-fuzz needs nightly flags: use the nightly toolchain when installed,
-# otherwise let stable accept them.
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+# cargo-fuzz needs nightly flags: use the nightly toolchain when installed
+# (unless RUSTC_BOOTSTRAP=1 is already set, which asks for the default
+# toolchain), otherwise let stable accept them.
+if [ "${RUSTC_BOOTSTRAP:-}" != 1 ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     fuzz=(cargo +nightly fuzz)
 else
     export RUSTC_BOOTSTRAP=1
     fuzz=(cargo fuzz)
 fi
+# Build every target first: one cargo run compiles them in parallel, and the
+# runs below then start at once.
+started=$SECONDS
+if [ $# -eq 0 ]; then
+    "${fuzz[@]}" build
+else
+    for t in "${targets[@]}"; do "${fuzz[@]}" build "$t"; done
+fi
+echo "== built in $((SECONDS - started)) s"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 status=0
