@@ -250,7 +250,8 @@ fn test(no_lint: bool) -> Result<()> {
 }
 
 /// The codec fuzz smoke (RELIABILITY.md T1): every target for 30 s on its
-/// committed corpus (`fuzz/smoke.sh`), installing cargo-fuzz if it is missing.
+/// committed corpus (`fuzz/smoke.sh`, two targets at a time to stay within
+/// ~6 minutes with a cold build), installing cargo-fuzz if it is missing.
 fn fuzz_smoke() -> Result<Duration> {
     let have = cargo()
         .args(["fuzz", "--version"])
@@ -263,8 +264,10 @@ fn fuzz_smoke() -> Result<Duration> {
         )?;
     }
     run(
-        "fuzz smoke (30 s per target)",
-        Command::new("bash").args(["fuzz/smoke.sh", "30"]),
+        "fuzz smoke (30 s per target, two at a time)",
+        Command::new("bash")
+            .args(["fuzz/smoke.sh", "30"])
+            .env("FUZZ_JOBS", "2"),
     )
 }
 
