@@ -81,6 +81,27 @@ impl Broker {
     }
 
     fn start_inner(config: BrokerConfig, detached: bool) -> Result<Broker> {
+        // Free ports are found by binding port 0 and releasing it, so another
+        // process (a second test binary, another CI run) can take one before
+        // our JVM binds it. That shows up as a JVM that cannot bind, or as a
+        // different cluster answering on "our" port: start afresh with new
+        // ports a few times before giving up.
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(config.clone(), detached) {
+                Err(HarnessError::NotReady { why, tail, .. })
+                    if attempt < 3
+                        && (tail.contains("Address already in use")
+                            || why.contains("another cluster")) =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(config: BrokerConfig, detached: bool) -> Result<Broker> {
         if !(config.nodes == 1 || config.nodes == 3) {
             return Err(HarnessError::Protocol {
                 addr: String::new(),
@@ -217,6 +238,11 @@ impl Broker {
             .lock()
             .ok()
             .and_then(|c| c.as_ref().map(Child::id))
+    }
+
+    /// The exact command-line argument that marks this broker's JVMs.
+    pub fn jvm_marker(&self) -> String {
+        marker_arg(&self.root)
     }
 
     /// Java reference tools bound to this broker.
@@ -480,7 +506,8 @@ impl Broker {
             "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
         ])
-        .arg(format!("-D{JVM_MARKER}={}", self.root.display()))
+        .arg(self.jvm_marker())
+        .arg(process::run_tag_property())
         .arg(format!(
             "-Dkafka.logs.dir={}",
             node.dir.join("logs").display()
@@ -525,6 +552,17 @@ impl Broker {
             let last_err = match ProbeClient::connect(&node.address(), Duration::from_secs(2))
                 .and_then(|mut c| c.metadata(None))
             {
+                Ok(md) if md.cluster_id.as_deref() != Some(self.cluster_id.as_str()) => {
+                    // Not ours: fail now so start_inner retries on new ports.
+                    return Err(self.not_ready(
+                        node,
+                        format!(
+                            "another cluster ({:?}) answers on {}",
+                            md.cluster_id,
+                            node.address()
+                        ),
+                    ));
+                }
                 Ok(md)
                     if md.brokers.len() >= min_brokers
                         && md.brokers.iter().any(|b| b.node_id.0 == node.id) =>
@@ -583,9 +621,9 @@ impl Broker {
     /// SIGKILL after 30 s; only processes carrying this harness's marker for
     /// that root are signalled. Removes its data directory.
     pub fn stop_detached(state: &DetachedState) {
-        let needle = format!("{JVM_MARKER}={}", state.root.display());
+        let needle = marker_arg(&state.root);
         for &pid in &state.pids {
-            if process::alive_with_cmdline(pid, &needle) {
+            if process::alive_with_arg(pid, &needle) {
                 process::signal(pid, Signal::Term);
             }
         }
@@ -593,11 +631,11 @@ impl Broker {
         while state
             .pids
             .iter()
-            .any(|&p| process::alive_with_cmdline(p, &needle))
+            .any(|&p| process::alive_with_arg(p, &needle))
         {
             if Instant::now() > deadline {
                 for &pid in &state.pids {
-                    if process::alive_with_cmdline(pid, &needle) {
+                    if process::alive_with_arg(pid, &needle) {
                         process::signal(pid, Signal::Kill);
                     }
                 }
@@ -659,10 +697,10 @@ impl DetachedState {
 
     /// Whether any of its JVMs is still alive.
     pub fn is_alive(&self) -> bool {
-        let needle = format!("{JVM_MARKER}={}", self.root.display());
+        let needle = marker_arg(&self.root);
         self.pids
             .iter()
-            .any(|&p| process::alive_with_cmdline(p, &needle))
+            .any(|&p| process::alive_with_arg(p, &needle))
     }
 }
 
@@ -701,12 +739,17 @@ fn collect_garbage() {
         else {
             continue;
         };
-        let root_marker = format!("{JVM_MARKER}={}", e.path().display());
+        let root_marker = marker_arg(&e.path());
         let owner_alive = Path::new(&format!("/proc/{pid}")).exists();
-        if !owner_alive && process::pids_with_cmdline(&root_marker).is_empty() {
+        if !owner_alive && process::pids_with_arg(&root_marker).is_empty() {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
+}
+
+/// The `-D` argument that marks the JVMs of the broker rooted at `root`.
+fn marker_arg(root: &Path) -> String {
+    format!("-D{JVM_MARKER}={}", root.display())
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).

@@ -163,6 +163,7 @@ impl JavaTools {
         let mut cmd = Command::new("java");
         cmd.args(["-Xms64m", "-Xmx512m", "-XX:+UseSerialGC"])
             .arg(format!("-D{JVM_MARKER}=tool"))
+            .arg(process::run_tag_property())
             .arg(format!(
                 "-Dlog4j2.configurationFile={}",
                 self.log4j_config()?.display()

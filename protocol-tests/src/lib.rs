@@ -29,6 +29,8 @@ pub mod jars;
 pub mod java;
 pub mod probe;
 pub mod process;
+pub mod proxy;
+pub mod security;
 
 pub use broker::{Broker, DetachedState};
 pub use config::{BrokerConfig, ExtraListener, TransactionVersion};

@@ -140,14 +140,17 @@ impl ProbeClient {
 
     /// Metadata for all topics (`None`) or the named ones.
     pub fn metadata(&mut self, topics: Option<&[&str]>) -> Result<MetadataResponse> {
-        let req = MetadataRequest::default().with_topics(topics.map(|ts| {
-            ts.iter()
-                .map(|t| {
-                    MetadataRequestTopic::default()
-                        .with_name(Some(StrBytes::from_string((*t).to_owned()).into()))
-                })
-                .collect()
-        }));
+        // Never auto-create: asking about a missing topic must not make it.
+        let req = MetadataRequest::default()
+            .with_allow_auto_topic_creation(false)
+            .with_topics(topics.map(|ts| {
+                ts.iter()
+                    .map(|t| {
+                        MetadataRequestTopic::default()
+                            .with_name(Some(StrBytes::from_string((*t).to_owned()).into()))
+                    })
+                    .collect()
+            }));
         self.call(&req)
     }
 

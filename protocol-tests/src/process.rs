@@ -88,6 +88,22 @@ pub fn spawn_detached(mut cmd: Command, what: &str) -> Result<Child> {
     })
 }
 
+/// Environment variable naming the test run (set by `cargo xtask test`): every
+/// harness JVM carries it on its command line, so the stray-JVM check after a
+/// run looks only at that run's JVMs, never at another run's on this machine.
+pub const RUN_TAG_ENV: &str = "EXACTLY_HARNESS_RUN";
+
+/// The `-D` argument that tags a JVM with this process's run (see
+/// [`RUN_TAG_ENV`]); `-Dexactly.harness.run=untagged` outside a tagged run.
+pub fn run_tag_property() -> String {
+    run_tag_arg(&std::env::var(RUN_TAG_ENV).unwrap_or_else(|_| "untagged".into()))
+}
+
+/// The `-D` argument of a given run tag.
+pub fn run_tag_arg(tag: &str) -> String {
+    format!("-Dexactly.harness.run={tag}")
+}
+
 /// Sends a signal to a process id. Returns false if it does not exist.
 #[allow(unsafe_code)]
 pub fn signal(pid: u32, sig: Signal) -> bool {
@@ -122,13 +138,11 @@ impl Signal {
     }
 }
 
-/// Whether a pid is alive and its command line contains `needle`.
-pub fn alive_with_cmdline(pid: u32, needle: &str) -> bool {
+/// Whether a pid is alive (not a zombie) and one of its command-line
+/// arguments is exactly `arg`.
+pub fn alive_with_arg(pid: u32, arg: &str) -> bool {
     match std::fs::read(format!("/proc/{pid}/cmdline")) {
-        Ok(raw) => {
-            let text = String::from_utf8_lossy(&raw).replace('\0', " ");
-            text.contains(needle) && !is_zombie(pid)
-        }
+        Ok(raw) => raw.split(|&b| b == 0).any(|a| a == arg.as_bytes()) && !is_zombie(pid),
         Err(_) => false,
     }
 }
@@ -143,12 +157,12 @@ fn is_zombie(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// Process ids of live JVMs whose command line contains `needle`.
-pub fn pids_with_cmdline(needle: &str) -> Vec<u32> {
+/// Process ids of live processes with the exact argument `arg`.
+pub fn pids_with_arg(arg: &str) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != std::process::id() && alive_with_cmdline(pid, needle))
+        .filter(|&pid| pid != std::process::id() && alive_with_arg(pid, arg))
         .collect()
 }

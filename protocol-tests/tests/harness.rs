@@ -156,8 +156,8 @@ fn fault_primitives_on_a_private_broker() {
     let topic = unique_topic("faults");
     broker.create_topic(&topic, 1).expect("create topic");
     let pid = broker.pid(1).expect("running");
-    let marker = format!("exactly.harness={}", "");
-    assert!(process::alive_with_cmdline(pid, &marker));
+    let marker = broker.jvm_marker();
+    assert!(process::alive_with_arg(pid, &marker));
 
     broker.sigstop(1);
     let frozen = ProbeClient::connect(&addr, Duration::from_millis(1500));
@@ -167,7 +167,7 @@ fn fault_primitives_on_a_private_broker() {
 
     broker.kill9(1).expect("kill -9");
     assert!(!broker.is_running(1));
-    assert!(!process::alive_with_cmdline(pid, &marker), "pid {pid} gone");
+    assert!(!process::alive_with_arg(pid, &marker), "pid {pid} gone");
     assert!(ProbeClient::connect(&addr, Duration::from_secs(2)).is_err());
 
     broker.restart(1).expect("restart after kill -9");
@@ -182,7 +182,7 @@ fn fault_primitives_on_a_private_broker() {
     assert_ne!(pid, pid2);
     drop(broker);
     assert!(
-        !process::alive_with_cmdline(pid2, &marker),
+        !process::alive_with_arg(pid2, &marker),
         "no JVM survives the handle"
     );
 }

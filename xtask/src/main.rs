@@ -222,6 +222,9 @@ fn test(no_lint: bool) -> Result<()> {
     // Fail early and clearly if the broker cannot be had (Java/Maven missing).
     let t = Instant::now();
     let libs = jars::ensure_jars()?;
+    // Tag this run's JVMs so the stray check below sees only ours.
+    let run_tag = std::env::var(process::RUN_TAG_ENV)
+        .unwrap_or_else(|_| format!("xtask-{}", std::process::id()));
     eprintln!(
         "==> broker jars: {} ({:.1} s)",
         libs.display(),
@@ -231,10 +234,12 @@ fn test(no_lint: bool) -> Result<()> {
         "tests",
         run(
             "tests (unit, property, simulation, real broker)",
-            cargo().args(["test", "--workspace", "--all-features"]),
+            cargo()
+                .args(["test", "--workspace", "--all-features"])
+                .env(process::RUN_TAG_ENV, &run_tag),
         )?,
     ));
-    let strays = stray_jvms();
+    let strays = stray_jvms(&run_tag);
     if !strays.is_empty() {
         for &pid in &strays {
             process::signal(pid, process::Signal::Kill);
@@ -271,15 +276,7 @@ fn fuzz_smoke() -> Result<Duration> {
     )
 }
 
-/// Harness JVMs still alive, except a broker deliberately left up by
-/// `cargo xtask kafka up`.
-fn stray_jvms() -> Vec<u32> {
-    let kept = read_state()
-        .filter(DetachedState::is_alive)
-        .map(|s| s.pids)
-        .unwrap_or_default();
-    process::pids_with_cmdline(exactly_protocol_tests::broker::JVM_MARKER)
-        .into_iter()
-        .filter(|p| !kept.contains(p))
-        .collect()
+/// JVMs of this test run still alive after the tests returned.
+fn stray_jvms(run_tag: &str) -> Vec<u32> {
+    process::pids_with_arg(&process::run_tag_arg(run_tag))
 }

@@ -1,0 +1,604 @@
+//! Consumer configuration under Kafka's property names.
+//!
+//! [`ConsumerConfigBuilder::set`] takes the consumer's own keys and passes the
+//! rest to the net layer's [`NetConfigBuilder`] (`bootstrap.servers`,
+//! `client.id`, `security.protocol`, `request.timeout.ms`, ...). A name that
+//! neither knows, or a bad value, is a [`ConfigError`]: nothing is silently
+//! ignored.
+//!
+//! Two defaults differ from the Java client, on purpose:
+//! - `isolation.level` is `read_committed` (Java: `read_uncommitted`). This
+//!   library exists for exactly-once pipelines; a reader that defaults to
+//!   `read_uncommitted` shows records of aborted and still-open transactions,
+//!   which silently breaks exactly-once for whoever forgot the setting. The
+//!   cost of `read_committed` is latency: records wait behind the oldest open
+//!   transaction (the last stable offset).
+//! - `enable.auto.commit` is `false` (Java: `true`). An auto commit stores the
+//!   positions of records a poll *returned*, whether or not they were
+//!   processed, so a crash loses or repeats records; in a transactional
+//!   pipeline offsets must be committed through the producer's transaction
+//!   (`send_offsets_to_transaction`), and an auto commit beside it would move
+//!   the group's offsets outside the transaction.
+
+use std::time::Duration;
+
+pub use exactly_net::ConfigError;
+use exactly_net::{NetConfig, NetConfigBuilder};
+
+/// `isolation.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IsolationLevel {
+    /// Only records of committed transactions (and non-transactional ones),
+    /// up to the last stable offset. Our default.
+    #[default]
+    ReadCommitted,
+    /// Every record up to the high watermark, aborted ones included.
+    ReadUncommitted,
+}
+
+impl IsolationLevel {
+    /// The wire value (0 = read_uncommitted, 1 = read_committed).
+    pub fn wire(self) -> i8 {
+        match self {
+            IsolationLevel::ReadUncommitted => 0,
+            IsolationLevel::ReadCommitted => 1,
+        }
+    }
+}
+
+/// `auto.offset.reset`: where to start when there is no committed offset or
+/// the position is out of range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// The log start offset.
+    Earliest,
+    /// The end (the last stable offset under `read_committed`).
+    #[default]
+    Latest,
+    /// No reset: report an error.
+    None,
+}
+
+impl OffsetReset {
+    /// The ListOffsets timestamp that asks for this position, if any.
+    pub(crate) fn timestamp(self) -> Option<i64> {
+        match self {
+            OffsetReset::Earliest => Some(-2),
+            OffsetReset::Latest => Some(-1),
+            OffsetReset::None => None,
+        }
+    }
+}
+
+/// A client-side partition assignor of the classic group protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssignmentStrategy {
+    /// `range`: per topic, consecutive ranges of partitions.
+    Range,
+    /// `roundrobin`: every subscribed partition dealt in turn.
+    RoundRobin,
+}
+
+impl AssignmentStrategy {
+    /// The protocol name in JoinGroup.
+    pub fn name(self) -> &'static str {
+        match self {
+            AssignmentStrategy::Range => "range",
+            AssignmentStrategy::RoundRobin => "roundrobin",
+        }
+    }
+
+    /// Parses a protocol name or the Java class name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "range" | "org.apache.kafka.clients.consumer.RangeAssignor" => {
+                Some(AssignmentStrategy::Range)
+            }
+            "roundrobin" | "org.apache.kafka.clients.consumer.RoundRobinAssignor" => {
+                Some(AssignmentStrategy::RoundRobin)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The validated consumer configuration.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub(crate) net: NetConfig,
+    pub(crate) group_id: Option<String>,
+    pub(crate) group_instance_id: Option<String>,
+    pub(crate) isolation_level: IsolationLevel,
+    pub(crate) auto_offset_reset: OffsetReset,
+    pub(crate) enable_auto_commit: bool,
+    pub(crate) auto_commit_interval: Duration,
+    pub(crate) fetch_min_bytes: i32,
+    pub(crate) fetch_max_bytes: i32,
+    pub(crate) max_partition_fetch_bytes: i32,
+    pub(crate) fetch_max_wait: Duration,
+    pub(crate) max_poll_records: usize,
+    pub(crate) session_timeout: Duration,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) max_poll_interval: Duration,
+    pub(crate) rebalance_timeout: Duration,
+    pub(crate) strategies: Vec<AssignmentStrategy>,
+    pub(crate) default_api_timeout: Duration,
+    pub(crate) check_crcs: bool,
+}
+
+impl ConsumerConfig {
+    /// A builder with the defaults.
+    pub fn builder() -> ConsumerConfigBuilder {
+        ConsumerConfigBuilder::default()
+    }
+
+    /// A configuration from Kafka property names and values.
+    pub fn from_properties<K, V>(
+        props: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<ConsumerConfig, ConfigError>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut b = ConsumerConfigBuilder::default();
+        for (k, v) in props {
+            b.set(k.as_ref(), v.as_ref())?;
+        }
+        b.build()
+    }
+
+    /// The net layer's part.
+    pub fn net(&self) -> &NetConfig {
+        &self.net
+    }
+    /// `group.id`.
+    pub fn group_id(&self) -> Option<&str> {
+        self.group_id.as_deref()
+    }
+    /// `group.instance.id` (static membership, KIP-345).
+    pub fn group_instance_id(&self) -> Option<&str> {
+        self.group_instance_id.as_deref()
+    }
+    /// `isolation.level`.
+    pub fn isolation_level(&self) -> IsolationLevel {
+        self.isolation_level
+    }
+    /// `auto.offset.reset`.
+    pub fn auto_offset_reset(&self) -> OffsetReset {
+        self.auto_offset_reset
+    }
+    /// `enable.auto.commit`.
+    pub fn enable_auto_commit(&self) -> bool {
+        self.enable_auto_commit
+    }
+    /// `max.poll.records`.
+    pub fn max_poll_records(&self) -> usize {
+        self.max_poll_records
+    }
+    /// `session.timeout.ms`.
+    pub fn session_timeout(&self) -> Duration {
+        self.session_timeout
+    }
+    /// `heartbeat.interval.ms`.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat_interval
+    }
+    /// `rebalance.timeout.ms` (defaults to `max.poll.interval.ms`).
+    pub fn rebalance_timeout(&self) -> Duration {
+        self.rebalance_timeout
+    }
+    /// `partition.assignment.strategy`, in preference order.
+    pub fn assignment_strategies(&self) -> &[AssignmentStrategy] {
+        &self.strategies
+    }
+    /// `default.api.timeout.ms`.
+    pub fn default_api_timeout(&self) -> Duration {
+        self.default_api_timeout
+    }
+}
+
+/// Builder of [`ConsumerConfig`] (and, through [`crate::Consumer::builder`],
+/// of a consumer).
+#[derive(Debug, Clone)]
+pub struct ConsumerConfigBuilder {
+    pub(crate) net: NetConfigBuilder,
+    cfg: Partial,
+}
+
+#[derive(Debug, Clone)]
+struct Partial {
+    group_id: Option<String>,
+    group_instance_id: Option<String>,
+    isolation_level: IsolationLevel,
+    auto_offset_reset: OffsetReset,
+    enable_auto_commit: Option<bool>,
+    auto_commit_interval: Duration,
+    fetch_min_bytes: i32,
+    fetch_max_bytes: i32,
+    max_partition_fetch_bytes: i32,
+    fetch_max_wait: Duration,
+    max_poll_records: usize,
+    session_timeout: Duration,
+    heartbeat_interval: Duration,
+    max_poll_interval: Duration,
+    rebalance_timeout: Option<Duration>,
+    strategies: Vec<AssignmentStrategy>,
+    default_api_timeout: Duration,
+    check_crcs: bool,
+}
+
+impl Default for ConsumerConfigBuilder {
+    fn default() -> Self {
+        Self {
+            net: NetConfig::builder(),
+            cfg: Partial {
+                group_id: None,
+                group_instance_id: None,
+                isolation_level: IsolationLevel::ReadCommitted,
+                auto_offset_reset: OffsetReset::Latest,
+                enable_auto_commit: None,
+                auto_commit_interval: Duration::from_millis(5_000),
+                fetch_min_bytes: 1,
+                fetch_max_bytes: 52_428_800,
+                max_partition_fetch_bytes: 1_048_576,
+                fetch_max_wait: Duration::from_millis(500),
+                max_poll_records: 500,
+                session_timeout: Duration::from_millis(45_000),
+                heartbeat_interval: Duration::from_millis(3_000),
+                max_poll_interval: Duration::from_millis(300_000),
+                rebalance_timeout: None,
+                strategies: vec![AssignmentStrategy::Range],
+                default_api_timeout: Duration::from_millis(60_000),
+                check_crcs: true,
+            },
+        }
+    }
+}
+
+/// Every property name the consumer itself takes (the net layer's come on
+/// top: [`exactly_net::config::PROPERTY_NAMES`]).
+pub const PROPERTY_NAMES: &[&str] = &[
+    "group.id",
+    "group.instance.id",
+    "group.protocol",
+    "isolation.level",
+    "auto.offset.reset",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "fetch.min.bytes",
+    "fetch.max.bytes",
+    "max.partition.fetch.bytes",
+    "fetch.max.wait.ms",
+    "max.poll.records",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "rebalance.timeout.ms",
+    "partition.assignment.strategy",
+    "default.api.timeout.ms",
+    "check.crcs",
+];
+
+fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn millis(key: &str, value: &str, min: u64) -> Result<Duration, ConfigError> {
+    let ms: u64 = value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, value, "expected a whole number of milliseconds"))?;
+    if ms < min {
+        return Err(invalid(key, value, format!("must be at least {min}")));
+    }
+    if ms > i32::MAX as u64 {
+        return Err(invalid(key, value, "must fit in 32 bits"));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+fn int(key: &str, value: &str, min: i64) -> Result<i32, ConfigError> {
+    let n: i32 = value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, value, "expected a 32-bit integer"))?;
+    if i64::from(n) < min {
+        return Err(invalid(key, value, format!("must be at least {min}")));
+    }
+    Ok(n)
+}
+
+fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, value, "expected true or false")),
+    }
+}
+
+fn non_empty(key: &str, value: &str) -> Result<String, ConfigError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(invalid(key, value, "must not be empty"));
+    }
+    Ok(v.to_owned())
+}
+
+impl ConsumerConfigBuilder {
+    /// Whether `key` is a property of the consumer (not counting the net
+    /// layer's).
+    pub fn is_known(key: &str) -> bool {
+        PROPERTY_NAMES.contains(&key)
+    }
+
+    /// Sets one property by its Kafka name; names the consumer does not own
+    /// go to the net layer. Unknown names and bad values are errors.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self, ConfigError> {
+        let c = &mut self.cfg;
+        match key {
+            "group.id" => c.group_id = Some(non_empty(key, value)?),
+            "group.instance.id" => c.group_instance_id = Some(non_empty(key, value)?),
+            "group.protocol" => {
+                if !value.trim().eq_ignore_ascii_case("classic") {
+                    return Err(invalid(
+                        key,
+                        value,
+                        "only the classic group protocol is implemented (KIP-848 `consumer` is not)",
+                    ));
+                }
+            }
+            "isolation.level" => {
+                c.isolation_level = match value.trim().to_ascii_lowercase().as_str() {
+                    "read_committed" => IsolationLevel::ReadCommitted,
+                    "read_uncommitted" => IsolationLevel::ReadUncommitted,
+                    _ => {
+                        return Err(invalid(
+                            key,
+                            value,
+                            "expected read_committed or read_uncommitted",
+                        ))
+                    }
+                }
+            }
+            "auto.offset.reset" => {
+                c.auto_offset_reset = match value.trim().to_ascii_lowercase().as_str() {
+                    "earliest" => OffsetReset::Earliest,
+                    "latest" => OffsetReset::Latest,
+                    "none" => OffsetReset::None,
+                    _ => return Err(invalid(key, value, "expected earliest, latest or none")),
+                }
+            }
+            "enable.auto.commit" => c.enable_auto_commit = Some(boolean(key, value)?),
+            "auto.commit.interval.ms" => c.auto_commit_interval = millis(key, value, 1)?,
+            "fetch.min.bytes" => c.fetch_min_bytes = int(key, value, 0)?,
+            "fetch.max.bytes" => c.fetch_max_bytes = int(key, value, 1)?,
+            "max.partition.fetch.bytes" => c.max_partition_fetch_bytes = int(key, value, 1)?,
+            "fetch.max.wait.ms" => c.fetch_max_wait = millis(key, value, 0)?,
+            "max.poll.records" => c.max_poll_records = int(key, value, 1)? as usize,
+            "session.timeout.ms" => c.session_timeout = millis(key, value, 1)?,
+            "heartbeat.interval.ms" => c.heartbeat_interval = millis(key, value, 1)?,
+            "max.poll.interval.ms" => c.max_poll_interval = millis(key, value, 1)?,
+            "rebalance.timeout.ms" => c.rebalance_timeout = Some(millis(key, value, 1)?),
+            "partition.assignment.strategy" => {
+                let mut list = Vec::new();
+                for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let s = AssignmentStrategy::parse(name).ok_or_else(|| {
+                        invalid(
+                            key,
+                            value,
+                            format!("`{name}` is not an assignor here (range, roundrobin)"),
+                        )
+                    })?;
+                    if !list.contains(&s) {
+                        list.push(s);
+                    }
+                }
+                if list.is_empty() {
+                    return Err(invalid(key, value, "name at least one assignor"));
+                }
+                c.strategies = list;
+            }
+            "default.api.timeout.ms" => c.default_api_timeout = millis(key, value, 1)?,
+            "check.crcs" => c.check_crcs = boolean(key, value)?,
+            _ => {
+                self.net.set(key, value)?;
+            }
+        }
+        Ok(self)
+    }
+
+    /// `bootstrap.servers`.
+    pub fn bootstrap_servers(&mut self, servers: &str) -> Result<&mut Self, ConfigError> {
+        self.set("bootstrap.servers", servers)
+    }
+    /// `group.id`.
+    pub fn group_id(&mut self, id: impl Into<String>) -> &mut Self {
+        self.cfg.group_id = Some(id.into());
+        self
+    }
+    /// `group.instance.id`.
+    pub fn group_instance_id(&mut self, id: impl Into<String>) -> &mut Self {
+        self.cfg.group_instance_id = Some(id.into());
+        self
+    }
+    /// `isolation.level`.
+    pub fn isolation_level(&mut self, level: IsolationLevel) -> &mut Self {
+        self.cfg.isolation_level = level;
+        self
+    }
+    /// `auto.offset.reset`.
+    pub fn auto_offset_reset(&mut self, reset: OffsetReset) -> &mut Self {
+        self.cfg.auto_offset_reset = reset;
+        self
+    }
+    /// `enable.auto.commit`.
+    pub fn enable_auto_commit(&mut self, on: bool) -> &mut Self {
+        self.cfg.enable_auto_commit = Some(on);
+        self
+    }
+    /// `max.poll.records`.
+    pub fn max_poll_records(&mut self, n: usize) -> &mut Self {
+        self.cfg.max_poll_records = n;
+        self
+    }
+    /// `fetch.max.wait.ms`.
+    pub fn fetch_max_wait(&mut self, t: Duration) -> &mut Self {
+        self.cfg.fetch_max_wait = t;
+        self
+    }
+    /// `session.timeout.ms` and `heartbeat.interval.ms`.
+    pub fn session(&mut self, session_timeout: Duration, heartbeat: Duration) -> &mut Self {
+        self.cfg.session_timeout = session_timeout;
+        self.cfg.heartbeat_interval = heartbeat;
+        self
+    }
+    /// `partition.assignment.strategy`.
+    pub fn assignment_strategies(&mut self, s: &[AssignmentStrategy]) -> &mut Self {
+        self.cfg.strategies = s.to_vec();
+        self
+    }
+    /// The net layer's builder, for settings without a property name (an
+    /// OAUTHBEARER token callback, TLS files).
+    pub fn net(&mut self) -> &mut NetConfigBuilder {
+        &mut self.net
+    }
+
+    /// Checks the settings against each other.
+    pub fn build(&self) -> Result<ConsumerConfig, ConfigError> {
+        let net = self.net.build()?;
+        let c = &self.cfg;
+        if c.heartbeat_interval >= c.session_timeout {
+            return Err(ConfigError::Inconsistent(
+                "`heartbeat.interval.ms` must be lower than `session.timeout.ms`".into(),
+            ));
+        }
+        if c.group_instance_id.is_some() && c.group_id.is_none() {
+            return Err(ConfigError::Inconsistent(
+                "`group.instance.id` needs `group.id`".into(),
+            ));
+        }
+        if c.enable_auto_commit == Some(true) && c.group_id.is_none() {
+            return Err(ConfigError::Inconsistent(
+                "`enable.auto.commit=true` needs `group.id`".into(),
+            ));
+        }
+        if c.max_poll_records == 0 || c.strategies.is_empty() {
+            return Err(ConfigError::Inconsistent(
+                "`max.poll.records` and `partition.assignment.strategy` must not be empty".into(),
+            ));
+        }
+        Ok(ConsumerConfig {
+            net,
+            group_id: c.group_id.clone(),
+            group_instance_id: c.group_instance_id.clone(),
+            isolation_level: c.isolation_level,
+            auto_offset_reset: c.auto_offset_reset,
+            enable_auto_commit: c.enable_auto_commit.unwrap_or(false),
+            auto_commit_interval: c.auto_commit_interval,
+            fetch_min_bytes: c.fetch_min_bytes,
+            fetch_max_bytes: c.fetch_max_bytes,
+            max_partition_fetch_bytes: c.max_partition_fetch_bytes,
+            fetch_max_wait: c.fetch_max_wait,
+            max_poll_records: c.max_poll_records,
+            session_timeout: c.session_timeout,
+            heartbeat_interval: c.heartbeat_interval,
+            max_poll_interval: c.max_poll_interval,
+            rebalance_timeout: c.rebalance_timeout.unwrap_or(c.max_poll_interval),
+            strategies: c.strategies.clone(),
+            default_api_timeout: c.default_api_timeout,
+            check_crcs: c.check_crcs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_and_kafka_names() {
+        let c = ConsumerConfig::from_properties([
+            ("bootstrap.servers", "127.0.0.1:9092"),
+            ("group.id", "g"),
+            ("client.id", "me"),
+            ("fetch.max.wait.ms", "100"),
+            (
+                "partition.assignment.strategy",
+                "roundrobin, org.apache.kafka.clients.consumer.RangeAssignor",
+            ),
+            ("max.poll.interval.ms", "60000"),
+        ])
+        .unwrap();
+        assert_eq!(c.isolation_level(), IsolationLevel::ReadCommitted);
+        assert!(!c.enable_auto_commit());
+        assert_eq!(c.auto_offset_reset(), OffsetReset::Latest);
+        assert_eq!(c.group_id(), Some("g"));
+        assert_eq!(c.net().client_id(), "me");
+        assert_eq!(c.fetch_max_wait, Duration::from_millis(100));
+        assert_eq!(
+            c.assignment_strategies(),
+            [AssignmentStrategy::RoundRobin, AssignmentStrategy::Range]
+        );
+        assert_eq!(c.rebalance_timeout(), Duration::from_secs(60));
+        assert_eq!(c.max_poll_records(), 500);
+    }
+
+    #[test]
+    fn unknown_and_invalid_properties_are_errors() {
+        let mut b = ConsumerConfig::builder();
+        assert_eq!(
+            b.set("group.idd", "g").unwrap_err(),
+            ConfigError::UnknownProperty("group.idd".into())
+        );
+        for (k, v) in [
+            ("isolation.level", "serializable"),
+            ("auto.offset.reset", "smallest"),
+            ("enable.auto.commit", "yes"),
+            ("max.poll.records", "0"),
+            ("fetch.max.wait.ms", "-1"),
+            ("partition.assignment.strategy", "sticky"),
+            ("partition.assignment.strategy", ""),
+            ("group.protocol", "consumer"),
+            ("group.id", " "),
+            ("session.timeout.ms", "99999999999"),
+        ] {
+            assert!(
+                matches!(b.set(k, v), Err(ConfigError::InvalidValue { .. })),
+                "{k}={v}"
+            );
+        }
+    }
+
+    #[test]
+    fn inconsistent_settings_are_errors() {
+        let base = [("bootstrap.servers", "h:1")];
+        let with = |extra: &[(&str, &str)]| {
+            ConsumerConfig::from_properties(base.iter().chain(extra.iter()).copied())
+        };
+        assert!(matches!(
+            with(&[
+                ("heartbeat.interval.ms", "10000"),
+                ("session.timeout.ms", "6000")
+            ]),
+            Err(ConfigError::Inconsistent(_))
+        ));
+        assert!(matches!(
+            with(&[("group.instance.id", "i1")]),
+            Err(ConfigError::Inconsistent(_))
+        ));
+        assert!(matches!(
+            with(&[("enable.auto.commit", "true")]),
+            Err(ConfigError::Inconsistent(_))
+        ));
+        assert!(matches!(
+            ConsumerConfig::from_properties([("group.id", "g")]),
+            Err(ConfigError::Inconsistent(_))
+        ));
+        assert!(with(&[("group.protocol", "CLASSIC")]).is_ok());
+    }
+}

@@ -1,0 +1,478 @@
+//! The fetcher: one sessionless Fetch in flight per broker (KIP-227 fetch
+//! sessions are not used: every request lists its partitions in full), each
+//! on a task of its own so fetches to different brokers overlap and keep
+//! running while the user processes records.
+//!
+//! Each response is decoded on its fetch task (CRC, decompression, the
+//! `read_committed` filter), off the task that polls, so decoding overlaps
+//! the user's processing and other brokers' fetches. A response is checked
+//! partition by partition against what was asked:
+//! partitions that were not asked for, or that appear twice, are ignored
+//! (counted); partitions the response leaves out are simply fetched again;
+//! a partition whose position or version moved while the fetch was in flight
+//! is dropped (the versioning invariant of the consumer's assignment state).
+//!
+//! Partition errors: stale-metadata codes (NOT_LEADER_OR_FOLLOWER,
+//! FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, UNKNOWN_TOPIC_OR_PARTITION, ...)
+//! go back to the cluster view through `on_partition_error`, which marks it
+//! stale so the next route comes from a fresh Metadata; OFFSET_OUT_OF_RANGE
+//! applies `auto.offset.reset`; anything else is reported to the user once
+//! and the partition backs off.
+//!
+//! Not done: log truncation detection after a leader change
+//! (OffsetsForLeaderEpoch, KIP-320 `last_fetched_epoch`), rack-aware fetching
+//! from followers (KIP-392).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use exactly_codec::messages::fetch_request::{FetchPartition, FetchTopic};
+use exactly_codec::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+use exactly_codec::protocol::StrBytes;
+use exactly_codec::record::DecodeOptions;
+use exactly_codec::ErrorCode;
+use exactly_net::metadata::{is_stale_metadata, Route};
+use exactly_net::{Client, NetError, SendOptions};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::parse::{parse_partition, PartitionData};
+use super::read_committed::AbortedTxn;
+use crate::config::{ConsumerConfig, IsolationLevel, OffsetReset};
+use crate::error::ConsumerError;
+use crate::metrics::ConsumerMetrics;
+use crate::state::{Assignment, Buffered, Pending};
+use crate::TopicPartition;
+
+/// What one partition of a fetch was asked under.
+#[derive(Debug, Clone)]
+struct Asked {
+    tp: TopicPartition,
+    topic: Arc<str>,
+    fetch_offset: i64,
+    version: u64,
+    route: Route,
+}
+
+/// One partition's answer, parsed on the fetch task.
+#[derive(Debug)]
+enum Outcome {
+    /// Records (or skipped batches, or a fault) to buffer.
+    Data(super::parse::Parsed),
+    /// A partition error code.
+    Error(ErrorCode),
+    /// Nothing new.
+    Empty,
+}
+
+#[derive(Debug)]
+struct PartitionResult {
+    asked: Asked,
+    high_watermark: i64,
+    last_stable_offset: i64,
+    outcome: Outcome,
+}
+
+#[derive(Debug)]
+enum Failure {
+    Net(NetError),
+    TopLevel(ErrorCode),
+}
+
+/// A finished fetch.
+#[derive(Debug)]
+pub struct FetchDone {
+    broker: i32,
+    asked: Vec<Asked>,
+    result: Result<Vec<PartitionResult>, Failure>,
+}
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub struct Fetcher {
+    tasks: JoinSet<FetchDone>,
+    busy: HashSet<i32>,
+    rotation: usize,
+}
+
+/// What absorbing a response asks of the caller.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Absorbed {
+    /// The cluster view should be refreshed.
+    pub refresh_metadata: bool,
+}
+
+/// Matches a response to what was asked and parses each partition's data
+/// (on the fetch task, off the caller's). Partitions not asked for, or
+/// answered twice, are counted and dropped.
+fn split(
+    resp: FetchResponse,
+    asked: &[Asked],
+    isolation: IsolationLevel,
+    opts: DecodeOptions,
+    metrics: &ConsumerMetrics,
+) -> Vec<PartitionResult> {
+    let mut index: HashMap<&str, HashMap<i32, usize>> = HashMap::new();
+    for (i, a) in asked.iter().enumerate() {
+        index
+            .entry(a.tp.topic.as_str())
+            .or_default()
+            .insert(a.tp.partition, i);
+    }
+    let mut out = Vec::with_capacity(asked.len());
+    for topic in resp.responses {
+        let name = topic.topic.0.as_str();
+        for p in topic.partitions {
+            let found = index
+                .get_mut(name)
+                .and_then(|ps| ps.remove(&p.partition_index));
+            let Some(i) = found else {
+                // Not asked for, or a duplicate.
+                metrics.unexpected_partition();
+                continue;
+            };
+            let a = &asked[i];
+            let outcome = match ErrorCode::from_code(p.error_code) {
+                Some(code) => Outcome::Error(code),
+                None => match p.records.filter(|r| !r.is_empty()) {
+                    None => Outcome::Empty,
+                    Some(records) => {
+                        let aborted = match isolation {
+                            IsolationLevel::ReadUncommitted => None,
+                            IsolationLevel::ReadCommitted => Some(
+                                p.aborted_transactions
+                                    .unwrap_or_default()
+                                    .into_iter()
+                                    .map(|t| AbortedTxn {
+                                        first_offset: t.first_offset,
+                                        producer_id: t.producer_id.0,
+                                    })
+                                    .collect(),
+                            ),
+                        };
+                        let parsed = parse_partition(
+                            &a.topic,
+                            a.tp.partition,
+                            PartitionData {
+                                fetch_offset: a.fetch_offset,
+                                records,
+                                aborted,
+                                last_stable_offset: p.last_stable_offset,
+                            },
+                            opts,
+                        );
+                        metrics.parsed(&parsed.stats, parsed.records.len());
+                        Outcome::Data(parsed)
+                    }
+                },
+            };
+            out.push(PartitionResult {
+                asked: a.clone(),
+                high_watermark: p.high_watermark,
+                last_stable_offset: p.last_stable_offset,
+                outcome,
+            });
+        }
+    }
+    out
+}
+
+impl Fetcher {
+    /// Whether any fetch is in flight.
+    pub fn is_idle(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// A finished fetch, if one is ready (no waiting).
+    pub fn try_next(&mut self) -> Option<FetchDone> {
+        loop {
+            match self.tasks.try_join_next()? {
+                Ok(d) => return Some(d),
+                Err(e) => tracing::debug!(error = %e, "fetch task ended abnormally"),
+            }
+        }
+    }
+
+    /// Waits for a finished fetch (cancel-safe). Pending forever when idle.
+    pub async fn next(&mut self) -> FetchDone {
+        loop {
+            match self.tasks.join_next().await {
+                Some(Ok(d)) => return d,
+                Some(Err(e)) => tracing::debug!(error = %e, "fetch task ended abnormally"),
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    /// Abandons every fetch in flight (their partitions are fetched again).
+    pub fn abort_all(&mut self, asg: &mut Assignment) {
+        self.tasks.abort_all();
+        self.busy.clear();
+        for st in asg.partitions.values_mut() {
+            st.in_flight = false;
+        }
+    }
+
+    /// Sends a fetch to every broker that leads a fetchable partition and
+    /// has none in flight. Returns whether some partition had no route (the
+    /// cluster view should be refreshed).
+    pub fn send(
+        &mut self,
+        client: &Client,
+        cfg: &ConsumerConfig,
+        asg: &mut Assignment,
+        metrics: &Arc<ConsumerMetrics>,
+    ) -> bool {
+        let now = Instant::now();
+        let view = client.view();
+        let mut missing_route = false;
+        let mut by_broker: BTreeMap<i32, Vec<Asked>> = BTreeMap::new();
+        for (tp, st) in asg.partitions.iter() {
+            if !st.fetchable(now) {
+                continue;
+            }
+            let Some(pos) = st.position else { continue };
+            let Some(route) = view.route(&tp.topic, tp.partition) else {
+                missing_route = true;
+                continue;
+            };
+            if self.busy.contains(&route.leader) {
+                continue;
+            }
+            by_broker.entry(route.leader).or_default().push(Asked {
+                tp: tp.clone(),
+                topic: st.topic.clone(),
+                fetch_offset: pos.offset,
+                version: st.version,
+                route,
+            });
+        }
+        self.rotation = self.rotation.wrapping_add(1);
+        for (broker, mut asked) in by_broker {
+            // Rotate the order so every partition gets to be first (the one
+            // the broker fills even past the size limits, KIP-74).
+            let k = self.rotation % asked.len();
+            asked.rotate_left(k);
+            for a in &asked {
+                if let Some(st) = asg.partitions.get_mut(&a.tp) {
+                    st.in_flight = true;
+                }
+            }
+            let req = build_request(cfg, &asked);
+            let client = client.clone();
+            let timeout = client.config().request_timeout() + cfg.fetch_max_wait;
+            let isolation = cfg.isolation_level;
+            let opts = DecodeOptions {
+                verify_crc: cfg.check_crcs,
+                ..DecodeOptions::default()
+            };
+            let metrics = metrics.clone();
+            self.busy.insert(broker);
+            self.tasks.spawn(async move {
+                let sent = async {
+                    let conn = client.connection(broker).await?;
+                    let v = conn.versions().pick_client(ApiKey::Fetch)?;
+                    conn.send_with(
+                        &req,
+                        SendOptions {
+                            version: Some(v),
+                            timeout: Some(timeout),
+                        },
+                    )
+                    .await
+                }
+                .await;
+                metrics.fetch();
+                let result = match sent {
+                    Err(e) => Err(Failure::Net(e)),
+                    Ok(resp) => match ErrorCode::from_code(resp.error_code) {
+                        Some(code) => Err(Failure::TopLevel(code)),
+                        None => Ok(split(resp, &asked, isolation, opts, &metrics)),
+                    },
+                };
+                FetchDone {
+                    broker,
+                    asked,
+                    result,
+                }
+            });
+        }
+        missing_route
+    }
+
+    /// Applies a finished fetch to the assignment.
+    pub fn absorb(
+        &mut self,
+        done: FetchDone,
+        client: &Client,
+        cfg: &ConsumerConfig,
+        asg: &mut Assignment,
+        metrics: &ConsumerMetrics,
+    ) -> Absorbed {
+        self.busy.remove(&done.broker);
+        let now = Instant::now();
+        let backoff = client.config().retry_backoff();
+        let mut out = Absorbed::default();
+        // Whether the partition still waits for this very fetch: same
+        // version and position as when asked.
+        let current = |asg: &Assignment, a: &Asked| {
+            asg.partitions.get(&a.tp).is_some_and(|st| {
+                st.version == a.version && st.position.map(|p| p.offset) == Some(a.fetch_offset)
+            })
+        };
+        for a in &done.asked {
+            if let Some(st) = asg.partitions.get_mut(&a.tp) {
+                st.in_flight = false;
+            }
+        }
+        let results = match done.result {
+            Ok(r) => r,
+            Err(failure) => {
+                metrics.fetch_error();
+                let still: Vec<&Asked> = done.asked.iter().filter(|a| current(asg, a)).collect();
+                for a in still {
+                    let Some(st) = asg.partitions.get_mut(&a.tp) else {
+                        continue;
+                    };
+                    st.retry_at = Some(now + backoff);
+                    match &failure {
+                        Failure::Net(e) => {
+                            if e.needs_metadata_refresh() {
+                                client.invalidate_metadata(a.route.generation);
+                                out.refresh_metadata = true;
+                            }
+                            // What retrying cannot fix (an unsupported
+                            // version, a response we cannot decode) is the
+                            // user's to see.
+                            if !e.is_retriable() && st.error.is_none() {
+                                st.error = Some(ConsumerError::Net(e.clone()));
+                            }
+                        }
+                        Failure::TopLevel(code) => {
+                            out.refresh_metadata |= client.on_partition_error(*code, &a.route);
+                        }
+                    }
+                }
+                if let Failure::Net(e) = &failure {
+                    tracing::debug!(broker = done.broker, error = %e, "fetch failed");
+                }
+                return out;
+            }
+        };
+        for r in results {
+            if !current(asg, &r.asked) {
+                continue;
+            }
+            let a = r.asked;
+            let Some(st) = asg.partitions.get_mut(&a.tp) else {
+                continue;
+            };
+            st.high_watermark = r.high_watermark;
+            st.last_stable_offset = r.last_stable_offset;
+            match r.outcome {
+                Outcome::Empty => {}
+                Outcome::Data(parsed) => {
+                    if parsed.records.is_empty()
+                        && parsed.fault.is_none()
+                        && parsed.next_offset == a.fetch_offset
+                    {
+                        continue;
+                    }
+                    st.buffer = Some(Buffered {
+                        records: parsed.records.into(),
+                        next_offset: parsed.next_offset,
+                        fault: parsed.fault,
+                    });
+                }
+                Outcome::Error(code) => {
+                    metrics.partition_error();
+                    out.refresh_metadata |=
+                        partition_error(code, &a, st, client, cfg, now, backoff);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Handles one partition's error code; returns whether metadata should be
+/// refreshed.
+fn partition_error(
+    code: ErrorCode,
+    a: &Asked,
+    st: &mut crate::state::PartitionState,
+    client: &Client,
+    cfg: &ConsumerConfig,
+    now: Instant,
+    backoff: Duration,
+) -> bool {
+    tracing::debug!(partition = %a.tp, code = %code, "fetch partition error");
+    if code == ErrorCode::OffsetOutOfRange {
+        match cfg.auto_offset_reset {
+            OffsetReset::None => {
+                st.error = Some(ConsumerError::OffsetOutOfRange {
+                    partition: a.tp.clone(),
+                    offset: a.fetch_offset,
+                });
+            }
+            policy => {
+                tracing::info!(partition = %a.tp, offset = a.fetch_offset, ?policy, "offset out of range; resetting");
+                st.position = None;
+                st.pending = Pending::Reset(policy);
+                st.buffer = None;
+            }
+        }
+        return false;
+    }
+    st.retry_at = Some(now + backoff);
+    if client.on_partition_error(code, &a.route) || is_stale_metadata(code) {
+        return true;
+    }
+    match code {
+        // Transient on the broker's side: try again after the backoff.
+        ErrorCode::OffsetNotAvailable
+        | ErrorCode::UnknownServerError
+        | ErrorCode::RequestTimedOut
+        | ErrorCode::NotEnoughReplicas => {}
+        // Anything else (authorization, a corrupt log, a code we do not
+        // know) is the user's to see, once per occurrence.
+        _ => {
+            st.error = Some(ConsumerError::kafka(
+                ApiKey::Fetch,
+                code,
+                Some(a.tp.clone()),
+            ))
+        }
+    }
+    false
+}
+
+fn build_request(cfg: &ConsumerConfig, asked: &[Asked]) -> FetchRequest {
+    // Topics in first-appearance order, partitions in the rotated order.
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for a in asked {
+        let part = FetchPartition::default()
+            .with_partition(a.tp.partition)
+            .with_current_leader_epoch(a.route.leader_epoch)
+            .with_fetch_offset(a.fetch_offset)
+            .with_log_start_offset(-1)
+            .with_partition_max_bytes(cfg.max_partition_fetch_bytes);
+        match topics.iter_mut().find(|t| t.topic.0.as_str() == a.tp.topic) {
+            Some(t) => t.partitions.push(part),
+            None => topics.push(
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(a.tp.topic.clone())))
+                    .with_partitions(vec![part]),
+            ),
+        }
+    }
+    FetchRequest::default()
+        .with_max_wait_ms(i32::try_from(cfg.fetch_max_wait.as_millis()).unwrap_or(i32::MAX))
+        .with_min_bytes(cfg.fetch_min_bytes)
+        .with_max_bytes(cfg.fetch_max_bytes)
+        .with_isolation_level(cfg.isolation_level.wire())
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(topics)
+}

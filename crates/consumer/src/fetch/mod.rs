@@ -1,0 +1,9 @@
+//! Fetching: the `read_committed` filter, the partition parser, and the
+//! fetcher that keeps one Fetch in flight per broker.
+
+pub mod fetcher;
+pub mod parse;
+pub mod read_committed;
+
+#[cfg(test)]
+mod parse_model;

@@ -1,0 +1,12 @@
+//! Consumer groups, classic protocol (KIP-62 background heartbeats, KIP-345
+//! static membership, KIP-394 member id on first join, KIP-447 group
+//! metadata for transactional offset commits), eager rebalancing.
+//!
+//! Not done: incremental cooperative rebalancing (KIP-429) and the KIP-848
+//! `consumer` group protocol.
+
+pub mod assignor;
+pub mod coordinator;
+pub mod heartbeat;
+pub mod join;
+pub mod protocol;

@@ -1,0 +1,202 @@
+//! TLS with rustls and the pure-Rust `rustls-graviola` crypto provider (no
+//! ring, no aws-lc, no C). Trust comes from `ssl.ca.location` (PEM) or, when
+//! absent, the webpki root set; a client certificate is optional; the broker's
+//! host name is checked unless `ssl.endpoint.identification.algorithm` is
+//! empty, in which case the chain is still verified against the trusted CAs.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use crate::config::{ConfigError, TlsConfig};
+use crate::error::NetError;
+
+/// A prepared TLS client configuration.
+#[derive(Clone)]
+pub(crate) struct TlsConnector {
+    inner: tokio_rustls::TlsConnector,
+}
+
+impl std::fmt::Debug for TlsConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsConnector")
+    }
+}
+
+fn bad_file(key: &str, path: &std::path::Path, e: impl std::fmt::Display) -> NetError {
+    NetError::Config(ConfigError::InvalidValue {
+        key: key.to_owned(),
+        value: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The crypto provider every TLS connection uses.
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls_graviola::default_provider())
+}
+
+impl TlsConnector {
+    pub(crate) fn new(cfg: &TlsConfig) -> Result<Self, NetError> {
+        let provider = crypto_provider();
+        let mut roots = RootCertStore::empty();
+        match &cfg.ca_location {
+            Some(path) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .map_err(|e| bad_file("ssl.ca.location", path, e))?;
+                for c in certs {
+                    let c = c.map_err(|e| bad_file("ssl.ca.location", path, e))?;
+                    roots
+                        .add(c)
+                        .map_err(|e| bad_file("ssl.ca.location", path, e))?;
+                }
+                if roots.is_empty() {
+                    return Err(bad_file("ssl.ca.location", path, "no certificate in file"));
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| NetError::Config(ConfigError::Inconsistent(e.to_string())))?;
+        let builder = if cfg.verify_hostname {
+            builder.with_root_certificates(roots)
+        } else {
+            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| NetError::Config(ConfigError::Inconsistent(e.to_string())))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoHostnameVerifier(webpki)))
+        };
+        let config = match (&cfg.certificate_location, &cfg.key_location) {
+            (Some(cert), Some(key)) => {
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .map_err(|e| bad_file("ssl.certificate.location", cert, e))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| bad_file("ssl.certificate.location", cert, e))?;
+                let key_der = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| bad_file("ssl.key.location", key, e))?;
+                builder
+                    .with_client_auth_cert(chain, key_der)
+                    .map_err(|e| bad_file("ssl.key.location", key, e))?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        Ok(Self {
+            inner: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        })
+    }
+
+    pub(crate) async fn connect(
+        &self,
+        host: &str,
+        tcp: TcpStream,
+        addr: &Arc<str>,
+    ) -> Result<TlsStream<TcpStream>, NetError> {
+        let name = ServerName::try_from(host.to_owned()).map_err(|e| NetError::Tls {
+            addr: addr.clone(),
+            message: format!("invalid server name {host:?}: {e}").into(),
+        })?;
+        self.inner.connect(name, tcp).await.map_err(|e| {
+            // A rustls error (certificate, alert) is final; a plain I/O error
+            // during the handshake is a connection failure worth a retry.
+            match e.get_ref().and_then(|r| r.downcast_ref::<rustls::Error>()) {
+                Some(tls) => NetError::Tls {
+                    addr: addr.clone(),
+                    message: tls.to_string().into(),
+                },
+                None => NetError::Connect {
+                    addr: addr.clone(),
+                    message: format!("during TLS handshake: {e}").into(),
+                },
+            }
+        })
+    }
+}
+
+/// Verifies the chain against the trusted roots but accepts any host name
+/// (`ssl.endpoint.identification.algorithm=`).
+#[derive(Debug)]
+struct NoHostnameVerifier(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for NoHostnameVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_ca_file_is_a_config_error() {
+        let cfg = TlsConfig {
+            ca_location: Some("/nonexistent/ca.pem".into()),
+            ..TlsConfig::default()
+        };
+        match TlsConnector::new(&cfg) {
+            Err(NetError::Config(ConfigError::InvalidValue { key, .. })) => {
+                assert_eq!(key, "ssl.ca.location")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_roots_build() {
+        TlsConnector::new(&TlsConfig::default()).unwrap();
+        TlsConnector::new(&TlsConfig {
+            verify_hostname: false,
+            ..TlsConfig::default()
+        })
+        .unwrap();
+    }
+}
