@@ -64,6 +64,7 @@ fn check_version(api: ApiKey, version: i16) -> Result<(), CodecError> {
                 "version outside the supported range v{}..=v{}",
                 valid.min, valid.max
             ),
+            malformed: None,
         });
     }
     Ok(())
@@ -90,6 +91,7 @@ pub fn decode_response_kind(
         api,
         version,
         reason: format!("{e:#}"),
+        malformed: None,
     })?;
     if frame.has_remaining() {
         return Err(CodecError::TrailingBytes {
@@ -125,6 +127,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<(RequestHeader, RequestKind), 
         api,
         version,
         reason: format!("{e:#}"),
+        malformed: None,
     })?;
     if frame.has_remaining() {
         return Err(CodecError::TrailingBytes {
@@ -229,17 +232,22 @@ mod tests {
             })
         ));
         // header, then a body cut short at the throttle time
+        let e = decode_response_kind(ApiKey::EndTxn, 5, Bytes::from_static(&[0, 0, 0, 1, 0]))
+            .unwrap_err();
         assert!(matches!(
-            decode_response_kind(ApiKey::EndTxn, 5, Bytes::from_static(&[0, 0, 0, 1, 0])),
-            Err(CodecError::Malformed {
+            e,
+            CodecError::Decode {
                 api: ApiKey::EndTxn,
                 version: 5,
-                fault: crate::guard::Fault::LengthPastEnd {
-                    declared: 4,
-                    available: 0
-                },
                 ..
-            })
+            }
         ));
+        assert_eq!(
+            e.malformed().map(|m| &m.fault),
+            Some(&crate::guard::Fault::LengthPastEnd {
+                declared: 4,
+                available: 0
+            })
+        );
     }
 }

@@ -31,7 +31,8 @@ pub enum CodecError {
         /// What the message crate reported.
         reason: String,
     },
-    /// A message body could not be decoded.
+    /// A message could not be decoded: the wire guard refused its bytes
+    /// (then `malformed` says where and why), or the message crate did.
     #[error("cannot decode {api:?} v{version}: {reason}")]
     Decode {
         /// The API being decoded.
@@ -40,6 +41,9 @@ pub enum CodecError {
         version: i16,
         /// What was wrong.
         reason: String,
+        /// The wire guard's verdict (direction, field path, fault with the
+        /// declared and available lengths), when the guard refused the bytes.
+        malformed: Option<Box<crate::guard::Malformed>>,
     },
     /// A response header could not be decoded.
     #[error("cannot decode response header: {0}")]
@@ -74,22 +78,6 @@ pub enum CodecError {
     /// A record batch was malformed.
     #[error(transparent)]
     Record(#[from] crate::record::RecordError),
-    /// A message failed the wire check run before decoding (see
-    /// [`crate::guard`]): a length, count, null, varint or tagged field that
-    /// the bytes cannot back.
-    #[error("malformed {api:?} v{version} {direction:?} at {path}: {fault}")]
-    Malformed {
-        /// The API.
-        api: ApiKey,
-        /// The version it was checked at.
-        version: i16,
-        /// Request or response.
-        direction: crate::guard::Direction,
-        /// Where: `header.ClientId`, `Brokers`, `Responses[0].Partitions[3].Records`.
-        path: String,
-        /// What.
-        fault: crate::guard::Fault,
-    },
     /// No wire schema covers this API at this version (an API the client
     /// does not use, or a version the message crate cannot decode), so the
     /// message is refused rather than decoded unchecked.
@@ -103,4 +91,14 @@ pub enum CodecError {
     /// A raw API key that is not a Kafka API.
     #[error("unknown API key {0}")]
     UnknownApiKey(i16),
+}
+
+impl CodecError {
+    /// The wire guard's verdict, if this error is the guard refusing bytes.
+    pub fn malformed(&self) -> Option<&crate::guard::Malformed> {
+        match self {
+            CodecError::Decode { malformed, .. } => malformed.as_deref(),
+            _ => None,
+        }
+    }
 }

@@ -32,7 +32,8 @@
 //! schema-driven walk of the header and body (every API and version the
 //! client speaks) that checks each length, count, null, varint and tagged
 //! field against the bytes that remain, allocating nothing; a failure is a
-//! [`CodecError::Malformed`] naming the API, version and field path. Only
+//! [`CodecError::Decode`] whose [`guard::Malformed`] names the field path and
+//! the declared and available lengths. Only
 //! then does `kafka-protocol` decode. Record batches, frames and compression
 //! are ours and bound their own allocations.
 

@@ -79,6 +79,7 @@ pub fn decode_response<R: Request>(
         api,
         version,
         reason: format!("{e:#}"),
+        malformed: None,
     })?;
     if frame.has_remaining() {
         return Err(CodecError::TrailingBytes {

@@ -93,8 +93,11 @@ fn field_well_formed_control_case() {
 /// The guard's verdict on a response: (path, fault).
 fn malformed<T: std::fmt::Debug>(r: Result<T, CodecError>) -> (String, Fault) {
     match r {
-        Err(CodecError::Malformed { path, fault, .. }) => (path, fault),
-        other => panic!("expected Malformed, got {other:?}"),
+        Err(e) => match e.malformed() {
+            Some(m) => (m.path.clone(), m.fault.clone()),
+            None => panic!("expected the guard's verdict, got {e:?}"),
+        },
+        Ok(_) => panic!("expected the guard's verdict, got Ok"),
     }
 }
 

@@ -45,35 +45,35 @@ fn every_oom_reproducer_is_a_typed_error() {
         // Both declare an array count the frame cannot back: the request
         // plainly (int32 count), the response as a varint whose fifth byte
         // still continues (kafka-protocol would have read ~2^34 brokers).
-        match (name.as_str(), &r) {
-            (
-                "request-fetch-v4",
-                Err(CodecError::Malformed {
-                    api: ApiKey::Fetch,
-                    version: 4,
-                    path,
-                    fault:
-                        Fault::CountPastEnd {
-                            declared,
-                            available,
-                            ..
-                        },
-                    ..
-                }),
-            ) => assert!(*declared > *available as u64 && path == "Topics", "{r:?}"),
-            (
-                "response-metadata-v12-broker-array",
-                Err(CodecError::Malformed {
-                    api: ApiKey::Metadata,
-                    version: 12,
-                    path,
-                    fault: Fault::VarintTooLong,
-                    ..
-                }),
-            ) => assert_eq!(path, "Brokers"),
-            _ => panic!("{name}: unexpected {r:?}"),
+        let e = r.unwrap_err();
+        let CodecError::Decode { api, version, .. } = e else {
+            panic!("{name}: not a decode error: {e:?}")
+        };
+        let m = e
+            .malformed()
+            .unwrap_or_else(|| panic!("{name}: not the guard: {e:?}"));
+        match name.as_str() {
+            "request-fetch-v4" => {
+                assert_eq!(
+                    (api, version, m.path.as_str()),
+                    (ApiKey::Fetch, 4, "Topics")
+                );
+                assert!(
+                    matches!(m.fault, Fault::CountPastEnd { declared, available, .. }
+                        if declared > available as u64),
+                    "{m:?}"
+                );
+            }
+            "response-metadata-v12-broker-array" => {
+                assert_eq!(
+                    (api, version, m.path.as_str()),
+                    (ApiKey::Metadata, 12, "Brokers")
+                );
+                assert_eq!(m.fault, Fault::VarintTooLong);
+            }
+            _ => panic!("{name}: unexpected file"),
         }
-        seen.push((name, r.unwrap_err().to_string()));
+        seen.push((name, e.to_string()));
     }
     seen.sort();
     let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
@@ -84,12 +84,12 @@ fn every_oom_reproducer_is_a_typed_error() {
     );
     // the messages name the API, the version and the field
     assert!(
-        seen[0].1.contains("Fetch v4 Request at Topics:"),
+        seen[0].1.contains("Fetch v4: Request at Topics:"),
         "{}",
         seen[0].1
     );
     assert!(
-        seen[1].1.contains("Metadata v12 Response at Brokers"),
+        seen[1].1.contains("Metadata v12: Response at Brokers"),
         "{}",
         seen[1].1
     );

@@ -23,9 +23,12 @@
 //!
 //! Only then is the message handed to the decoder, whose allocations are now
 //! bounded by what the frame really contains. A failure is a
-//! [`CodecError::Malformed`] naming the API, version, direction, the path to
-//! the field (e.g. `Brokers` or `Responses[0].Partitions[2].Records`) and a
-//! [`Fault`] with the declared and available lengths.
+//! [`CodecError::Decode`] naming the API and version and carrying a
+//! [`Malformed`]: the direction, the path to the field (e.g. `Brokers` or
+//! `Responses[0].Partitions[2].Records`) and a [`Fault`] with the declared and
+//! available lengths. (It is a `Decode` error rather than a variant of its
+//! own so that every caller's existing handling of undecodable responses,
+//! such as `exactly-net` judging the request delivered, applies unchanged.)
 //!
 //! Coverage: every API in [`crate::CLIENT_APIS`], both directions, at every
 //! version `kafka-protocol` 0.18 decodes for it (a superset of the client's
@@ -48,6 +51,19 @@ pub enum Direction {
     Request,
     /// Broker to client.
     Response,
+}
+
+/// The wire guard's verdict on a message it refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{direction:?} at {path}: {fault}")]
+pub struct Malformed {
+    /// Request or response.
+    pub direction: Direction,
+    /// Where: `header.ClientId`, `Brokers`, `Responses[0].Partitions[3].Records`,
+    /// `<tagged fields>`, `Topics[0].<tag 7>`.
+    pub path: String,
+    /// What.
+    pub fault: Fault,
 }
 
 /// What was wrong with the bytes at one place of a message.
@@ -151,12 +167,18 @@ fn check(
     let Some(message) = tables::lookup(api, version, direction) else {
         return Err(CodecError::NoWireSchema { api, version });
     };
-    let malformed = |e: Box<Failure>| CodecError::Malformed {
-        api,
-        version,
-        direction,
-        path: e.path(),
-        fault: e.fault.clone(),
+    let malformed = |e: Box<Failure>| {
+        let m = Malformed {
+            direction,
+            path: e.path(),
+            fault: e.fault.clone(),
+        };
+        CodecError::Decode {
+            api,
+            version,
+            reason: m.to_string(),
+            malformed: Some(Box::new(m)),
+        }
     };
     // The header is never flexible in the sense of compact strings.
     let mut w = Walker::new(frame, version, false);

@@ -11,8 +11,11 @@ use crate::{decode_request, CodecError};
 
 fn malformed(r: Result<(), CodecError>) -> (String, Fault) {
     match r {
-        Err(CodecError::Malformed { path, fault, .. }) => (path, fault),
-        other => panic!("expected Malformed, got {other:?}"),
+        Err(e) => match e.malformed() {
+            Some(m) => (m.path.clone(), m.fault.clone()),
+            None => panic!("expected the guard's verdict, got {e:?}"),
+        },
+        Ok(_) => panic!("expected the guard's verdict, got Ok"),
     }
 }
 
@@ -285,18 +288,21 @@ fn request_header_faults() {
     b.put_i32(1);
     b.put_i16(300);
     b.put_slice(b"abc");
-    let r = decode_request(b.freeze());
-    assert!(
-        matches!(
-            r,
-            Err(CodecError::Malformed {
-                direction: Direction::Request,
-                ref path,
-                fault: Fault::LengthPastEnd { declared: 300, available: 3 },
-                ..
-            }) if path == "header.ClientId"
-        ),
-        "{r:?}"
+    let e = decode_request(b.freeze()).unwrap_err();
+    assert_eq!(
+        e.malformed(),
+        Some(&crate::guard::Malformed {
+            direction: Direction::Request,
+            path: "header.ClientId".to_owned(),
+            fault: Fault::LengthPastEnd {
+                declared: 300,
+                available: 3
+            },
+        })
+    );
+    assert_eq!(
+        e.to_string(),
+        "cannot decode EndTxn v3: Request at header.ClientId: declares 300 bytes, 3 available"
     );
 }
 
