@@ -22,7 +22,11 @@
 //! - the header and body are consumed exactly.
 //!
 //! Only then is the message handed to the decoder, whose allocations are now
-//! bounded by what the frame really contains. A failure is a
+//! bounded by what the frame really contains: every element counted is
+//! present. (Decoding still expands bytes into structs: an element of a few
+//! wire bytes becomes a struct of 32-232 bytes, so a frame of N bytes of
+//! minimal elements decodes into up to ~30 N bytes; the frame size limit,
+//! [`crate::FrameDecoder::new`], is what caps that.) A failure is a
 //! [`CodecError::Decode`] naming the API and version and carrying a
 //! [`Malformed`]: the direction, the path to the field (e.g. `Brokers` or
 //! `Responses[0].Partitions[2].Records`) and a [`Fault`] with the declared and
