@@ -331,8 +331,6 @@ impl Producer {
         let inner = &*self.inner;
         let mut first = true;
         let mut reason = String::from("no metadata");
-        // The last attempt's network failure, if no broker answered it.
-        let mut unreachable = None;
         loop {
             let view = if first {
                 inner.client.metadata_for(&[topic]).await
@@ -340,7 +338,8 @@ impl Producer {
                 inner.client.refresh_metadata(&[topic]).await
             };
             first = false;
-            unreachable = None;
+            // The attempt's network failure, if no broker answered it.
+            let mut unreachable = None;
             match view {
                 Ok(view) => {
                     let count = view
