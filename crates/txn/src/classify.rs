@@ -28,6 +28,14 @@
 //!   the current identity then recovers the same producer, or answers
 //!   PRODUCER_FENCED if another producer took over. An EndTxn that was once
 //!   unanswered stays fatal (the core's rule: it may have committed).
+//! - INVALID_TXN_STATE answering EndTxn(abort) of a transaction no opening
+//!   request of which was acknowledged is
+//!   [`ErrorClass::Abortable`]: under transaction.version 1 the
+//!   coordinator answers it when it never saw the transaction (the
+//!   AddPartitionsToTxn was lost with a broker that died); there is nothing
+//!   to abort, and the epoch bump that completes the abort fences the lost
+//!   request should it still arrive. Found by T4 (broker kill -9 during a
+//!   copy). Once the transaction was acknowledged it stays fatal.
 //! - An unexpected error of an idempotent-only Produce is
 //!   [`ErrorClass::OutcomeUnknown`]: the same bytes are retried until
 //!   `delivery.timeout.ms`, and the batch is never reported as unwritten.
@@ -107,6 +115,9 @@ pub struct Context {
     pub commit: bool,
     /// FindCoordinator: the key is a consumer group.
     pub group: bool,
+    /// EndTxn: the broker acknowledged a request that opened the
+    /// transaction on the coordinator (see `Transaction::acknowledged`).
+    pub acknowledged: bool,
 }
 
 /// Classifies `code` returned by `api` at `version` in `ctx`.
@@ -266,6 +277,13 @@ pub fn classify(api: ApiKey, version: i16, code: ErrorCode, ctx: &Context) -> Er
             E::RequestTimedOut => C::OutcomeUnknown,
             E::InvalidProducerEpoch => recover_epoch,
             E::InvalidTxnState if ctx.commit => recover_epoch,
+            // Nothing to abort: no request that opens the transaction was
+            // acknowledged, and the coordinator (transaction.version 1:
+            // Empty, PrepareCommit or CompleteCommit) never saw one. The
+            // abort completes by bumping the epoch, which also fences a
+            // lost AddPartitionsToTxn that might still arrive (without
+            // KIP-360, a plain InitProducerId bumps it just the same).
+            E::InvalidTxnState if !ctx.acknowledged => C::Abortable,
             E::UnknownProducerId => unknown_producer,
             // KAFKA-19250: an abort answered TRANSACTION_ABORTABLE would loop.
             E::TransactionAbortable if ctx.commit => C::Abortable,

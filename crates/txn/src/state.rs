@@ -176,6 +176,14 @@ pub struct Transaction {
     /// Some request of this transaction was sent: the coordinator may know it,
     /// so it must be ended on the broker, not just locally.
     pub started: bool,
+    /// The broker acknowledged a request that opens the transaction on the
+    /// coordinator (flow v1: AddPartitionsToTxn or AddOffsetsToTxn; flow
+    /// v2: a Produce or a TxnOffsetCommit, which add their partition
+    /// implicitly). While `started` but not `acknowledged`, the coordinator
+    /// may never have heard of the transaction (every opening request was
+    /// lost with the connection): a flow v1 EndTxn(abort) is then answered
+    /// INVALID_TXN_STATE, which means "nothing to abort", not a fatal error.
+    pub acknowledged: bool,
     /// The epoch may have moved under us (KIP-588): abort by InitProducerId
     /// with the current identity.
     pub recover_epoch: bool,
@@ -194,6 +202,7 @@ impl Transaction {
             pending_partitions: BTreeSet::new(),
             offsets: Vec::new(),
             started: false,
+            acknowledged: false,
             recover_epoch: false,
             late_request_risk: false,
         }

@@ -335,7 +335,20 @@ fn end_txn_table() {
             (E::InvalidTxnState, AbortableRecoverEpoch),
         ],
     );
-    check(ApiKey::EndTxn, 5, abort, &[(E::InvalidTxnState, Fatal)]);
+    // An abort of a transaction the coordinator acknowledged: fatal. Of one
+    // it may never have seen (every opening request lost): nothing to
+    // abort, the abort completes with an epoch bump.
+    let abort_acknowledged = ClassifyContext {
+        acknowledged: true,
+        ..abort
+    };
+    check(
+        ApiKey::EndTxn,
+        5,
+        abort_acknowledged,
+        &[(E::InvalidTxnState, Fatal)],
+    );
+    check(ApiKey::EndTxn, 5, abort, &[(E::InvalidTxnState, Abortable)]);
     // KAFKA-19250: an abort answered TRANSACTION_ABORTABLE would loop.
     check(
         ApiKey::EndTxn,
@@ -369,6 +382,7 @@ fn every_code_has_a_class_and_only_duplicate_sequence_is_success() {
                             can_bump_epoch: true,
                             commit,
                             group: false,
+                            acknowledged: false,
                         };
                         let class = classify(api, 12, code, &ctx);
                         if class == Success {

@@ -726,6 +726,107 @@ fn v1_abort_ends_the_transaction_then_bumps_the_epoch() {
     assert!(matches!(r, Request::InitProducerId { current: None, .. }));
 }
 
+/// Found by T4 (broker kill -9 during an exactly-once copy, transaction.version
+/// 1): a transaction is aborted right after its records were sent, while its
+/// AddPartitionsToTxn is lost with the dying broker. The coordinator never
+/// saw the transaction (it is Empty, or CompleteCommit after the previous
+/// commit) and a 4.3.1 coordinator answers the EndTxn(abort) with
+/// INVALID_TXN_STATE. That means "nothing to abort": the abort completes with
+/// the usual epoch bump (which fences the lost request should it still
+/// arrive), and the producer lives on. It used to be fatal.
+#[test]
+fn v1_abort_of_a_transaction_the_coordinator_never_saw_completes() {
+    for lost in [Outcome::NotSent, Outcome::MaybeDelivered] {
+        let mut h = H::txn(BrokerInfo::v1());
+        h.init(id(PID, 0));
+        // A committed transaction first: the coordinator is CompleteCommit.
+        h.core.begin(h.now).unwrap();
+        h.core.enqueue(h.now, tp(0), 1).unwrap();
+        h.add_partitions_ok();
+        let (rid, _) = h.req();
+        h.produce_ok(rid, 0);
+        h.core.commit(h.now).unwrap();
+        let (rid, r) = h.req();
+        assert!(matches!(r, Request::EndTxn { commit: true, .. }), "{r:?}");
+        h.end_ok(rid, None);
+        assert!(h.events().contains(&Event::Committed {
+            identity: id(PID, 0)
+        }));
+        // The next one: its AddPartitionsToTxn dies with the broker.
+        h.core.begin(h.now).unwrap();
+        h.core.enqueue(h.now, tp(1), 1).unwrap();
+        let (rid, r) = h.req();
+        assert!(matches!(r, Request::AddPartitionsToTxn { .. }), "{r:?}");
+        h.core.abort(h.now).unwrap();
+        h.core.handle_outcome(h.now, rid, lost.clone());
+        h.advance(1_000);
+        // The coordinator is looked up again after the lost request.
+        let (rid, r) = h.req();
+        assert!(matches!(r, Request::FindCoordinator { .. }), "{r:?}");
+        h.answer(
+            rid,
+            4,
+            Response::FindCoordinator {
+                error: None,
+                node: 7,
+            },
+        );
+        let (rid, r) = h.req();
+        assert!(matches!(r, Request::EndTxn { commit: false, .. }), "{r:?}");
+        h.answer(
+            rid,
+            4,
+            Response::EndTxn {
+                error: Some(ErrorCode::InvalidTxnState),
+                identity: None,
+            },
+        );
+        assert_eq!(h.state_name(), "Initializing", "{lost:?}");
+        let r = h.answer_init(id(PID, 1));
+        assert!(
+            matches!(r, Request::InitProducerId { current: Some(c), .. } if c == id(PID, 0)),
+            "{r:?}"
+        );
+        let ev = h.events();
+        assert!(
+            ev.iter().any(|e| matches!(e, Event::Aborted { .. })),
+            "{lost:?}: {ev:?}"
+        );
+        assert!(
+            !ev.iter().any(|e| matches!(e, Event::Fatal { .. })),
+            "{ev:?}"
+        );
+        assert_eq!(*h.core.state(), TxnState::Ready);
+        assert_eq!(h.core.identity(), Some(id(PID, 1)));
+    }
+}
+
+/// Once the coordinator acknowledged the transaction (AddPartitionsToTxn
+/// succeeded), an INVALID_TXN_STATE answering its abort is not explained by
+/// a lost request: it stays fatal.
+#[test]
+fn v1_abort_of_an_acknowledged_transaction_answered_invalid_state_is_fatal() {
+    let mut h = H::txn(BrokerInfo::v1());
+    h.init(id(PID, 0));
+    h.core.begin(h.now).unwrap();
+    h.core.enqueue(h.now, tp(0), 1).unwrap();
+    h.add_partitions_ok();
+    let (rid, _) = h.req();
+    h.produce_ok(rid, 0);
+    h.core.abort(h.now).unwrap();
+    let (rid, r) = h.req();
+    assert!(matches!(r, Request::EndTxn { commit: false, .. }), "{r:?}");
+    h.answer(
+        rid,
+        4,
+        Response::EndTxn {
+            error: Some(ErrorCode::InvalidTxnState),
+            identity: None,
+        },
+    );
+    assert_eq!(h.state_name(), "Fatal");
+}
+
 /// KIP-588 on a real 4.3.1 broker (transaction.version 2): the coordinator
 /// aborted the transaction on timeout and bumped the epoch; the late
 /// EndTxn(commit) is answered INVALID_TXN_STATE. The commit fails (abortable)

@@ -38,6 +38,15 @@ impl ProducerCore {
             can_bump_epoch: self.broker.can_bump_epoch(),
             commit,
             group,
+            acknowledged: self.state.transaction().is_some_and(|t| t.acknowledged),
+        }
+    }
+
+    /// The broker acknowledged a request of the open transaction that
+    /// opens it on the coordinator.
+    fn mark_acknowledged(&mut self) {
+        if let Some(txn) = self.state.transaction_mut() {
+            txn.acknowledged = true;
         }
     }
 
@@ -159,7 +168,10 @@ impl ProducerCore {
                     return;
                 }
                 match error {
-                    None => self.advance_offsets(OffsetsStep::AddToTxn, OffsetsStep::Commit),
+                    None => {
+                        self.mark_acknowledged();
+                        self.advance_offsets(OffsetsStep::AddToTxn, OffsetsStep::Commit)
+                    }
                     Some(code) => {
                         let class = classify(
                             ApiKey::AddOffsetsToTxn,
@@ -206,7 +218,10 @@ impl ProducerCore {
                     self.mark_late_request_risk();
                 }
                 match worst {
-                    None => self.advance_offsets(OffsetsStep::Commit, OffsetsStep::Done),
+                    None => {
+                        self.mark_acknowledged();
+                        self.advance_offsets(OffsetsStep::Commit, OffsetsStep::Done)
+                    }
                     Some((class, code, tp)) => self.on_txn_error(
                         class,
                         ApiKey::TxnOffsetCommit,
@@ -389,6 +404,7 @@ impl ProducerCore {
             }
         }
         if let Some(txn) = self.state.transaction_mut() {
+            txn.acknowledged |= !added.is_empty();
             for tp in added {
                 txn.pending_partitions.remove(&tp);
                 txn.partitions.insert(tp);

@@ -103,6 +103,18 @@ impl ProducerCore {
         };
         match class {
             ErrorClass::Success => {
+                if stamp.transactional {
+                    // Written (or already written): the partition is in the
+                    // transaction the stamp belongs to.
+                    if let Some(txn) = self.state.transaction_mut() {
+                        if txn.identity == stamp.identity() {
+                            txn.acknowledged = true;
+                        }
+                    }
+                }
+                let Some(ledger) = self.ledgers.get_mut(&partition) else {
+                    return;
+                };
                 let offset = if error.is_none() && base_offset >= 0 {
                     Some(base_offset)
                 } else {

@@ -75,6 +75,8 @@ pub struct Broker {
     next_pid: i64,
     /// Transactions waiting for their markers: (due time, transactional id).
     pub completions: Vec<(u64, String)>,
+    /// Transactions the coordinator aborted on timeout (KIP-588).
+    pub expired: usize,
 }
 
 fn err(code: ErrorCode) -> Option<ErrorCode> {
@@ -93,6 +95,7 @@ impl Broker {
             group_generation: 1,
             next_pid: 1000,
             completions: Vec::new(),
+            expired: 0,
         }
     }
 
@@ -174,6 +177,7 @@ impl Broker {
             .map(|(k, _)| k.clone())
             .collect();
         for id in ids {
+            self.expired += 1;
             self.bump(&id);
             self.begin_completion(&id, false, now, 1);
         }

@@ -116,6 +116,8 @@ pub struct Sim {
     violations: Vec<String>,
     trace: bool,
     fenced: bool,
+    /// A zombie request that opens or re-initializes was applied.
+    zombie_landed: bool,
     group: GroupMetadata,
 }
 
@@ -191,6 +193,7 @@ impl Sim {
             retired: BTreeSet::new(),
             violations: Vec::new(),
             fenced: false,
+            zombie_landed: false,
             trace: std::env::var_os("EXACTLY_SIM_TRACE").is_some(),
             group: GroupMetadata {
                 group_id: "g".into(),
@@ -355,6 +358,34 @@ impl Sim {
             }
         };
         if zombie {
+            // A request applied after its sender gave up on it may change
+            // what the coordinator knows behind the producer's back (an
+            // InitProducerId that re-initializes, an AddPartitionsToTxn that
+            // reopens a transaction just aborted): it may end the producer
+            // fatally (fenced), which is safe, never silently wrong.
+            // (An InitProducerId that meets an open transaction fences it
+            // and answers CONCURRENT_TRANSACTIONS: applied all the same.)
+            let opens = match &request {
+                Request::InitProducerId { .. } => true,
+                Request::AddPartitionsToTxn { .. }
+                | Request::AddOffsetsToTxn { .. }
+                | Request::TxnOffsetCommit { .. } => true,
+                Request::Produce { stamp, flow, .. } => {
+                    stamp.transactional && *flow == Some(Flow::V2)
+                }
+                _ => false,
+            };
+            let applied = response_ok(&response)
+                || matches!(
+                    response,
+                    Response::InitProducerId {
+                        error: Some(ErrorCode::ConcurrentTransactions),
+                        ..
+                    }
+                );
+            if opens && applied {
+                self.zombie_landed = true;
+            }
             return;
         }
         let outcome = Outcome::Received { version, response };
@@ -434,7 +465,14 @@ impl Sim {
                     "{:?}/{:?}/{:?}/fenced={}",
                     error.api, error.code, error.reason, self.fenced
                 );
-                *self.stats.fatal_reasons.entry(key).or_default() += 1;
+                *self.stats.fatal_reasons.entry(key.clone()).or_default() += 1;
+                if !self.fenced && self.broker.expired == 0 && !self.zombie_landed {
+                    // Only another instance (fencing), a transaction the
+                    // coordinator aborted on timeout, or a zombie request of
+                    // our own applied late may end the producer.
+                    self.violations
+                        .push(format!("fatal without fencing or timeout: {key}"));
+                }
                 self.fatal = true;
                 if let Some(t) = self.current.take() {
                     self.txn_outcomes.insert(t, TxnOutcome::Unknown);
@@ -749,6 +787,20 @@ impl Sim {
             self.stats.fatal += 1;
         }
         Ok(())
+    }
+}
+
+/// Whether the broker applied the request (no error in its answer).
+fn response_ok(response: &Response) -> bool {
+    match response {
+        Response::FindCoordinator { error, .. }
+        | Response::InitProducerId { error, .. }
+        | Response::AddOffsetsToTxn { error }
+        | Response::EndTxn { error, .. }
+        | Response::Produce { error, .. } => error.is_none(),
+        Response::AddPartitionsToTxn { results } | Response::TxnOffsetCommit { results } => {
+            results.iter().all(|(_, e)| e.is_none())
+        }
     }
 }
 
