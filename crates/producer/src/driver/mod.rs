@@ -156,7 +156,16 @@ pub(crate) struct Driver {
     closing: Option<Closing>,
     next_linger: Option<Instant>,
     features_epoch: i64,
+    /// `exactly.producer{transactional_id}`: the driver task's span.
     span: tracing::Span,
+    /// `identity{producer_id, epoch}`, a child of `span` made anew for each
+    /// identity and entered while the driver works (never across an await).
+    /// A new span per identity rather than `record`ing the identity again on
+    /// the long-lived span: fmt-style subscribers append every recorded
+    /// value to the span's formatted fields, so that span would grow with
+    /// every transaction (tv2 bumps the epoch on each) and every line would
+    /// carry all the identities ever used.
+    identity_span: tracing::Span,
 }
 
 impl Driver {
@@ -171,8 +180,6 @@ impl Driver {
         let span = tracing::info_span!(
             "exactly.producer",
             transactional_id = cfg.transactional_id.as_deref(),
-            producer_id = tracing::field::Empty,
-            epoch = tracing::field::Empty,
         );
         Self {
             core,
@@ -196,7 +203,15 @@ impl Driver {
             next_linger: None,
             features_epoch,
             span,
+            identity_span: tracing::Span::none(),
         }
+    }
+
+    /// Runs `f` inside the current identity's span.
+    fn in_identity_span<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        let span = self.identity_span.clone();
+        let _entered = span.enter();
+        f(self)
     }
 
     /// Runs until closed (by `close`, or when every handle is dropped and
@@ -209,7 +224,7 @@ impl Driver {
                 let _ = self.core.init(self.millis(Instant::now()));
             }
             loop {
-                self.turn();
+                self.in_identity_span(Self::turn);
                 if self.finish_close_if_done() {
                     break;
                 }
@@ -224,22 +239,22 @@ impl Driver {
                     () = acc.wake.notified() => Wake::Other,
                     () = tokio::time::sleep_until(deadline) => Wake::Other,
                 };
-                match wake {
+                self.in_identity_span(|d| match wake {
                     Wake::Done(done) => {
                         for c in done {
-                            self.on_completion(c);
+                            d.on_completion(c);
                         }
                     }
-                    Wake::Cmd(Some(cmd)) => self.on_command(cmd),
+                    Wake::Cmd(Some(cmd)) => d.on_command(cmd),
                     Wake::Cmd(None) => {
                         // Every handle is gone: deliver what is buffered,
                         // then stop.
-                        self.cmds_open = false;
-                        let deadline = Instant::now() + self.cfg.delivery_timeout;
-                        self.begin_close(None, deadline);
+                        d.cmds_open = false;
+                        let deadline = Instant::now() + d.cfg.delivery_timeout;
+                        d.begin_close(None, deadline);
                     }
                     Wake::Other => {}
-                }
+                });
             }
             self.client.close();
             tracing::debug!("producer driver stopped");
@@ -276,6 +291,9 @@ impl Driver {
         let m = self.millis(now);
         self.core.handle_timeout(m);
         loop {
+            // An identity change below takes effect from the next round.
+            let span = self.identity_span.clone();
+            let _entered = span.enter();
             let mut moved = self.drain_accumulator(now, false);
             while let Some((id, target, req)) = self.core.poll_request(m) {
                 self.dispatch(id, target, req);
@@ -722,13 +740,20 @@ impl Driver {
         }
     }
 
-    fn record_identity(&self, identity: ProducerIdentity) {
-        self.span.record("producer_id", identity.producer_id);
-        self.span.record("epoch", identity.epoch);
+    /// A new identity: a new span for what follows (entered from the next
+    /// piece of work on), and one event on the driver's span.
+    fn record_identity(&mut self, identity: ProducerIdentity) {
         tracing::debug!(
+            parent: &self.span,
             producer_id = identity.producer_id,
             epoch = identity.epoch,
             "identity"
+        );
+        self.identity_span = tracing::info_span!(
+            parent: &self.span,
+            "identity",
+            producer_id = identity.producer_id,
+            epoch = identity.epoch,
         );
     }
 
