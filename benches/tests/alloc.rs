@@ -194,6 +194,63 @@ fn hostile_lengths_never_size_an_allocation() {
     assert!(largest <= 2 << 20, "gzip bomb: {largest}");
 }
 
+/// Messages declaring huge arrays (the `kafka-protocol` OOM reproducers and
+/// hand-made ones) are rejected by the wire guard with small allocations;
+/// the guard itself allocates nothing on a valid message.
+#[test]
+fn hostile_message_counts_never_size_an_allocation() {
+    use exactly_codec::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use exactly_codec::messages::{ApiKey, FetchResponse, ResponseKind};
+    use exactly_codec::{
+        decode_request, decode_response_kind, encode_response, guard, CLIENT_APIS,
+    };
+    const BOUND: usize = 64 * 1024;
+
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/regressions/kafka-protocol-oom"
+    );
+    let request = std::fs::read(format!("{dir}/request-fetch-v4")).unwrap();
+    let (_, largest, r) = measure(|| decode_request(Bytes::from(request.clone())).map(|_| ()));
+    assert!(r.is_err());
+    assert!(largest <= BOUND, "request reproducer: {largest}");
+    // response reproducer: byte 0 picks the API, byte 1 the version (fuzz hook format)
+    let response = std::fs::read(format!("{dir}/response-metadata-v12-broker-array")).unwrap();
+    let (api, range) = CLIENT_APIS[usize::from(response[0]) % CLIENT_APIS.len()];
+    let version = range.min + i16::from(response[1]) % (range.max - range.min + 1);
+    let frame = Bytes::copy_from_slice(&response[2..]);
+    let (_, largest, r) = measure(|| decode_response_kind(api, version, frame.clone()).map(|_| ()));
+    assert!(r.is_err());
+    assert!(largest <= BOUND, "response reproducer: {largest}");
+
+    // Fetch v4 response: one topic whose partition array declares i32::MAX
+    let mut b = BytesMut::new();
+    b.extend_from_slice(&7i32.to_be_bytes()); // correlation id
+    b.extend_from_slice(&0i32.to_be_bytes()); // throttle
+    b.extend_from_slice(&1i32.to_be_bytes()); // one topic
+    b.extend_from_slice(&1i16.to_be_bytes());
+    b.extend_from_slice(b"t");
+    b.extend_from_slice(&i32::MAX.to_be_bytes());
+    b.extend_from_slice(&[0; 64]);
+    let (_, largest, r) = measure(|| decode_response_kind(ApiKey::Fetch, 4, b.clone().freeze()));
+    assert!(r.is_err());
+    assert!(largest <= BOUND, "fetch partitions: {largest}");
+
+    // and a valid Fetch v12 response: the guard allocates nothing at all
+    let resp = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+        .with_partitions(
+            (0..100)
+                .map(|i| PartitionData::default().with_partition_index(i))
+                .collect(),
+        )]);
+    let mut wire = BytesMut::new();
+    encode_response(&mut wire, ApiKey::Fetch, 1, 12, &ResponseKind::Fetch(resp)).unwrap();
+    let frame = FrameDecoder::default().decode(&mut wire).unwrap().unwrap();
+    let (allocs, _, r) = measure(|| guard::check_response(ApiKey::Fetch, 12, &frame));
+    assert_eq!(r, Ok(()));
+    assert_eq!(allocs, 0);
+}
+
 fn crc(b: &[u8]) -> u32 {
     // CRC-32C, bitwise (the test avoids depending on the crc crate)
     let mut c = !0u32;

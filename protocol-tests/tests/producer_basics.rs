@@ -221,15 +221,37 @@ fn configuration_errors_are_clear() {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("bootstrap.servers"), "{e}");
-        // No broker there: a clear, retriable network error.
-        let e = try_producer(
+        // No broker there: like the Java client, construction does not wait
+        // for the cluster (it may start first); what needs the cluster
+        // fails within its deadline with a clear, retriable error.
+        let p = try_producer(
             "127.0.0.1:1",
-            &[("socket.connection.setup.timeout.ms", "500")],
+            &[
+                ("socket.connection.setup.timeout.ms", "500"),
+                ("request.timeout.ms", "1000"),
+                ("delivery.timeout.ms", "2000"),
+                ("max.block.ms", "1500"),
+                ("linger.ms", "0"),
+            ],
         )
         .await
-        .unwrap_err();
-        assert!(matches!(&e, ProducerError::Net(_)), "{e:?}");
+        .expect("construction does not need a reachable cluster");
+        let started = std::time::Instant::now();
+        // Either the metadata wait (max.block.ms) or the delivery
+        // (delivery.timeout.ms) gives up.
+        let e = match p
+            .send(ProducerRecord::new("nowhere").with_value(b"v"))
+            .await
+        {
+            Ok(delivery) => delivery.await.unwrap_err(),
+            Err(e) => e,
+        };
         assert!(e.is_retriable(), "{e:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "failed within its deadline, not after {:?}",
+            started.elapsed()
+        );
     });
 }
 

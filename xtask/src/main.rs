@@ -4,7 +4,8 @@
 //!   Maven Central jars, cached after the first run).
 //! - `demo`: the main job, an exactly-once copy on a local broker it starts.
 //! - `test`: everything CI runs (fmt, clippy, the no-C check, all tests
-//!   including the real-broker ones, a check that no JVM is left behind).
+//!   including the real-broker ones, a check that no JVM is left behind, and
+//!   the codec fuzz smoke).
 //! - `no-c`: the library builds with no C compiler and its tree has no C.
 
 use std::path::{Path, PathBuf};
@@ -43,7 +44,8 @@ enum Cmd {
         #[arg(long, default_value_t = 20_000)]
         records: u64,
     },
-    /// Everything CI runs: fmt, clippy, no-C check, all tests, no stray JVM.
+    /// Everything CI runs: fmt, clippy, no-C check, all tests, no stray JVM,
+    /// fuzz smoke.
     Test {
         /// Skip fmt and clippy (for a quick local run of the tests only).
         #[arg(long)]
@@ -247,11 +249,34 @@ fn test(no_lint: bool) -> Result<()> {
         }
         bail!("tests left harness JVMs running (pids {strays:?}); they were killed now");
     }
+    times.push(("fuzz", fuzz_smoke()?));
     eprintln!("\n==> all green");
     for (step, took) in times {
         eprintln!("    {step:<8} {:>7.1} s", took.as_secs_f64());
     }
     Ok(())
+}
+
+/// The codec fuzz smoke (RELIABILITY.md T1): every target for 30 s on its
+/// committed corpus (`fuzz/smoke.sh`, two targets at a time to stay within
+/// ~6 minutes with a cold build), installing cargo-fuzz if it is missing.
+fn fuzz_smoke() -> Result<Duration> {
+    let have = cargo()
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        run(
+            "install cargo-fuzz",
+            cargo().args(["install", "cargo-fuzz", "--locked"]),
+        )?;
+    }
+    run(
+        "fuzz smoke (30 s per target, two at a time)",
+        Command::new("bash")
+            .args(["fuzz/smoke.sh", "30"])
+            .env("FUZZ_JOBS", "2"),
+    )
 }
 
 /// JVMs of this test run still alive after the tests returned.

@@ -64,6 +64,7 @@ fn check_version(api: ApiKey, version: i16) -> Result<(), CodecError> {
                 "version outside the supported range v{}..=v{}",
                 valid.min, valid.max
             ),
+            malformed: None,
         });
     }
     Ok(())
@@ -74,20 +75,23 @@ fn check_version(api: ApiKey, version: i16) -> Result<(), CodecError> {
 /// be consumed.
 ///
 /// This is the dynamic twin of [`crate::decode_response`], for code that holds
-/// the API key as a value (a connection's in-flight queue, a fuzzer).
+/// the API key as a value (a connection's in-flight queue, a fuzzer). It
+/// passes the same wire guard first.
 pub fn decode_response_kind(
     api: ApiKey,
     version: i16,
     mut frame: Bytes,
 ) -> Result<(i32, ResponseKind), CodecError> {
     check_version(api, version)?;
+    crate::guard::check_response(api, version, &frame)?;
     let header_version = api.response_header_version(version);
     let header = ResponseHeader::decode(&mut frame, header_version)
-        .map_err(|e| CodecError::Header(e.to_string()))?;
+        .map_err(|e| CodecError::Header(format!("{e:#}")))?;
     let body = ResponseKind::decode(api, &mut frame, version).map_err(|e| CodecError::Decode {
         api,
         version,
-        reason: e.to_string(),
+        reason: format!("{e:#}"),
+        malformed: None,
     })?;
     if frame.has_remaining() {
         return Err(CodecError::TrailingBytes {
@@ -101,7 +105,9 @@ pub fn decode_response_kind(
 
 /// Decodes a request frame (without its size prefix), as a broker would:
 /// the API key and version are read from the header, which is decoded at the
-/// header version they imply.
+/// header version they imply. The frame passes the wire guard first
+/// ([`crate::guard::check_request`]); only the client's APIs and versions are
+/// accepted.
 pub fn decode_request(mut frame: Bytes) -> Result<(RequestHeader, RequestKind), CodecError> {
     let Some(b) = frame.get(..4) else {
         return Err(CodecError::Header(format!(
@@ -113,13 +119,15 @@ pub fn decode_request(mut frame: Bytes) -> Result<(RequestHeader, RequestKind), 
     let version = i16::from_be_bytes([b[2], b[3]]);
     let api = ApiKey::try_from(raw_key).map_err(|()| CodecError::UnknownApiKey(raw_key))?;
     check_version(api, version)?;
+    crate::guard::check_request(api, version, &frame)?;
     let header_version = api.request_header_version(version);
     let header = RequestHeader::decode(&mut frame, header_version)
-        .map_err(|e| CodecError::Header(e.to_string()))?;
+        .map_err(|e| CodecError::Header(format!("{e:#}")))?;
     let body = RequestKind::decode(api, &mut frame, version).map_err(|e| CodecError::Decode {
         api,
         version,
-        reason: e.to_string(),
+        reason: format!("{e:#}"),
+        malformed: None,
     })?;
     if frame.has_remaining() {
         return Err(CodecError::TrailingBytes {
@@ -223,9 +231,23 @@ mod tests {
                 ..
             })
         ));
+        // header, then a body cut short at the throttle time
+        let e = decode_response_kind(ApiKey::EndTxn, 5, Bytes::from_static(&[0, 0, 0, 1, 0]))
+            .unwrap_err();
         assert!(matches!(
-            decode_response_kind(ApiKey::EndTxn, 5, Bytes::from_static(&[0, 0, 0, 1, 0])),
-            Err(CodecError::Decode { .. })
+            e,
+            CodecError::Decode {
+                api: ApiKey::EndTxn,
+                version: 5,
+                ..
+            }
         ));
+        assert_eq!(
+            e.malformed().map(|m| &m.fault),
+            Some(&crate::guard::Fault::LengthPastEnd {
+                declared: 4,
+                available: 0
+            })
+        );
     }
 }

@@ -31,7 +31,8 @@ pub enum CodecError {
         /// What the message crate reported.
         reason: String,
     },
-    /// A message body could not be decoded.
+    /// A message could not be decoded: the wire guard refused its bytes
+    /// (then `malformed` says where and why), or the message crate did.
     #[error("cannot decode {api:?} v{version}: {reason}")]
     Decode {
         /// The API being decoded.
@@ -40,6 +41,9 @@ pub enum CodecError {
         version: i16,
         /// What was wrong.
         reason: String,
+        /// The wire guard's verdict (direction, field path, fault with the
+        /// declared and available lengths), when the guard refused the bytes.
+        malformed: Option<Box<crate::guard::Malformed>>,
     },
     /// A response header could not be decoded.
     #[error("cannot decode response header: {0}")]
@@ -74,7 +78,27 @@ pub enum CodecError {
     /// A record batch was malformed.
     #[error(transparent)]
     Record(#[from] crate::record::RecordError),
+    /// No wire schema covers this API at this version (an API the client
+    /// does not use, or a version the message crate cannot decode), so the
+    /// message is refused rather than decoded unchecked.
+    #[error("{api:?} v{version} has no wire schema")]
+    NoWireSchema {
+        /// The API.
+        api: ApiKey,
+        /// The version asked for.
+        version: i16,
+    },
     /// A raw API key that is not a Kafka API.
     #[error("unknown API key {0}")]
     UnknownApiKey(i16),
+}
+
+impl CodecError {
+    /// The wire guard's verdict, if this error is the guard refusing bytes.
+    pub fn malformed(&self) -> Option<&crate::guard::Malformed> {
+        match self {
+            CodecError::Decode { malformed, .. } => malformed.as_deref(),
+            _ => None,
+        }
+    }
 }

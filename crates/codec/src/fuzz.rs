@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::compression::{decompress as decompress_with, Compression};
 use crate::record::{Batches, DecodeOptions, RecordBatch, RecordHeader};
-use crate::{BatchBuilder, FrameDecoder, ProducerStamp};
+use crate::{BatchBuilder, CodecError, FrameDecoder, ProducerStamp};
 
 /// Frames: the input is fed to a decoder with a small maximum, in chunks
 /// whose sizes come from the first byte.
@@ -46,12 +46,34 @@ pub fn response(data: &[u8]) {
     let (api, range) = crate::CLIENT_APIS[usize::from(*a) % crate::CLIENT_APIS.len()];
     let span = (range.max - range.min + 1) as u8;
     let version = range.min + i16::from(*v % span);
-    let _ = crate::decode_response_kind(api, version, Bytes::copy_from_slice(frame));
+    let r = crate::decode_response_kind(api, version, Bytes::copy_from_slice(frame));
+    guard_explains(r.as_ref().map(|_| ()));
 }
 
 /// Requests (the fake-broker side): the input is a request frame.
 pub fn request(data: &[u8]) {
-    let _ = crate::decode_request(Bytes::copy_from_slice(data));
+    let r = crate::decode_request(Bytes::copy_from_slice(data));
+    guard_explains(r.as_ref().map(|_| ()));
+}
+
+/// Differential check of the wire guard and `kafka-protocol`: once the guard
+/// let a frame through, the decoder must read it, or reject it only for text
+/// that is not UTF-8 (the guard checks lengths, not contents). Anything else
+/// means the two read the bytes differently.
+fn guard_explains(r: Result<(), &CodecError>) {
+    match r {
+        Err(e @ CodecError::Decode { reason, .. }) => assert!(
+            e.malformed().is_some()
+                || reason.contains("utf-8")
+                || reason.starts_with("version outside"),
+            "guard passed, decoder failed: {reason}"
+        ),
+        Err(CodecError::Header(reason)) => assert!(
+            reason.contains("utf-8") || reason.contains("no api key"),
+            "guard passed, header decoder failed: {reason}"
+        ),
+        _ => {}
+    }
 }
 
 fn touch(batch: &RecordBatch) {

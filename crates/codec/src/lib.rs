@@ -26,11 +26,16 @@
 //! bookkeeping (that is `exactly-net`), no transaction decisions (that is
 //! `exactly-txn`; this crate only writes the producer fields it is given).
 //!
-//! Known limit: message bodies are decoded by `kafka-protocol` 0.18, whose
-//! array decoders reserve capacity from the element count on the wire before
-//! reading any element; a hostile peer can make such a reservation huge (see
-//! `fuzz/README.md`). Record batches, frames and compression are ours and do
-//! not have this problem.
+//! Message bodies are decoded by `kafka-protocol` 0.18, whose array
+//! decoders reserve capacity from the element count on the wire before
+//! reading any element. So every frame first passes [`guard`]: a
+//! schema-driven walk of the header and body (every API and version the
+//! client speaks) that checks each length, count, null, varint and tagged
+//! field against the bytes that remain, allocating nothing; a failure is a
+//! [`CodecError::Decode`] whose [`guard::Malformed`] names the field path and
+//! the declared and available lengths. Only
+//! then does `kafka-protocol` decode. Record batches, frames and compression
+//! are ours and bound their own allocations.
 
 pub mod apis;
 pub mod compression;
@@ -40,6 +45,7 @@ pub mod frame;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzz;
+pub mod guard;
 pub mod message;
 pub mod record;
 pub mod versions;

@@ -62,18 +62,24 @@ pub fn peek_correlation_id(frame: &[u8]) -> Result<i32, CodecError> {
 /// Decodes a response frame (without its size prefix) of request type `R` at
 /// `version`: returns the correlation id and the body. The whole frame must be
 /// consumed; trailing bytes are an error.
+///
+/// The frame first passes the wire guard ([`crate::guard::check_response`]),
+/// so no length on the wire can make the decoder allocate beyond what the
+/// frame holds; an (API, version) outside the client's range is refused.
 pub fn decode_response<R: Request>(
     mut frame: Bytes,
     version: i16,
 ) -> Result<(i32, R::Response), CodecError> {
     let api = api_key_of::<R>()?;
+    crate::guard::check_response(api, version, &frame)?;
     let header_version = <R::Response as HeaderVersion>::header_version(version);
     let header = ResponseHeader::decode(&mut frame, header_version)
-        .map_err(|e| CodecError::Header(e.to_string()))?;
+        .map_err(|e| CodecError::Header(format!("{e:#}")))?;
     let body = R::Response::decode(&mut frame, version).map_err(|e| CodecError::Decode {
         api,
         version,
-        reason: e.to_string(),
+        reason: format!("{e:#}"),
+        malformed: None,
     })?;
     if frame.has_remaining() {
         return Err(CodecError::TrailingBytes {

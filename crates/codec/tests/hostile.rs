@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::{BufMut, Bytes, BytesMut};
+use exactly_codec::guard::Fault;
 use exactly_codec::messages::{EndTxnRequest, FetchRequest, FindCoordinatorRequest};
 use exactly_codec::record::{
     encode_control_batch, ControlRecord, ControlRecordKind, DecodeOptions, RecordHeader,
@@ -89,20 +90,43 @@ fn field_well_formed_control_case() {
     assert_eq!((cid, r.host.as_str(), r.port), (7, "host", 9092));
 }
 
+/// The guard's verdict on a response: (path, fault).
+fn malformed<T: std::fmt::Debug>(r: Result<T, CodecError>) -> (String, Fault) {
+    match r {
+        Err(e) => match e.malformed() {
+            Some(m) => (m.path.clone(), m.fault.clone()),
+            None => panic!("expected the guard's verdict, got {e:?}"),
+        },
+        Ok(_) => panic!("expected the guard's verdict, got Ok"),
+    }
+}
+
 #[test]
 fn field_minus_one_on_non_nullable_string() {
-    assert!(matches!(
-        decode_response::<FindCoordinatorRequest>(find_coordinator_v2(-1, b""), 2),
-        Err(CodecError::Decode { .. })
-    ));
+    assert_eq!(
+        malformed(decode_response::<FindCoordinatorRequest>(
+            find_coordinator_v2(-1, b""),
+            2
+        )),
+        ("Host".to_owned(), Fault::UnexpectedNull)
+    );
 }
 
 #[test]
 fn field_length_past_the_end() {
-    assert!(matches!(
-        decode_response::<FindCoordinatorRequest>(find_coordinator_v2(i16::MAX, b"host"), 2),
-        Err(CodecError::Decode { .. })
-    ));
+    assert_eq!(
+        malformed(decode_response::<FindCoordinatorRequest>(
+            find_coordinator_v2(i16::MAX, b"host"),
+            2
+        )),
+        (
+            "Host".to_owned(),
+            Fault::LengthPastEnd {
+                declared: i16::MAX as u64,
+                available: 8
+            }
+        )
+    );
 }
 
 /// EndTxn v5 (flexible): header v1 (id + tagged fields), throttle, error,
@@ -121,16 +145,12 @@ fn end_txn_v5(tail: &[u8]) -> Bytes {
 
 #[test]
 fn field_varint_longer_than_five_bytes() {
-    // Tagged field count as a 6-byte varint. kafka-protocol stops reading
-    // after 5 bytes without checking the fifth's continuation bit, so the
-    // sixth byte surfaces as trailing bytes: still a typed error.
+    // Tagged field count as a 6-byte varint (kafka-protocol alone would
+    // stop after 5 bytes without checking the fifth's continuation bit).
     let r = decode_response::<EndTxnRequest>(end_txn_v5(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x00]), 5);
-    assert!(
-        matches!(
-            r,
-            Err(CodecError::Decode { .. } | CodecError::TrailingBytes { .. })
-        ),
-        "{r:?}"
+    assert_eq!(
+        malformed(r),
+        ("<tagged fields>".to_owned(), Fault::VarintTooLong)
     );
 }
 
@@ -141,7 +161,16 @@ fn field_huge_tagged_field() {
         end_txn_v5(&[1, 9, 0xff, 0xff, 0xff, 0xff, 0x07, 1, 2, 3]),
         5,
     );
-    assert!(matches!(r, Err(CodecError::Decode { .. })), "{r:?}");
+    assert_eq!(
+        malformed(r),
+        (
+            "<tag 9>".to_owned(),
+            Fault::LengthPastEnd {
+                declared: i32::MAX as u64,
+                available: 3
+            }
+        )
+    );
 }
 
 #[test]
@@ -150,10 +179,12 @@ fn field_truncated_at_every_byte() {
     assert!(decode_response::<EndTxnRequest>(whole.clone(), 5).is_ok());
     for cut in 0..whole.len() {
         let r = decode_response::<EndTxnRequest>(whole.slice(..cut), 5);
+        let (path, fault) = malformed(r);
         assert!(
-            matches!(r, Err(CodecError::Decode { .. } | CodecError::Header(_))),
-            "cut {cut}: {r:?}"
+            matches!(fault, Fault::LengthPastEnd { .. }),
+            "cut {cut}: {path} {fault:?}"
         );
+        assert_eq!(path.starts_with("header"), cut < 5, "cut {cut}: {path}");
     }
 }
 

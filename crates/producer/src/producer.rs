@@ -338,6 +338,8 @@ impl Producer {
                 inner.client.refresh_metadata(&[topic]).await
             };
             first = false;
+            // The attempt's network failure, if no broker answered it.
+            let mut unreachable = None;
             match view {
                 Ok(view) => {
                     let count = view
@@ -362,7 +364,10 @@ impl Producer {
                     }
                 }
                 Err(e) if !e.is_retriable() => return Err(ProducerError::Net(e)),
-                Err(e) => reason = e.to_string(),
+                Err(e) => {
+                    reason = e.to_string();
+                    unreachable = Some(e);
+                }
             }
             let backoff = inner
                 .config
@@ -370,6 +375,11 @@ impl Producer {
                 .retry_backoff()
                 .max(Duration::from_millis(10));
             if Instant::now() + backoff > deadline {
+                // No broker answered: that is a (retriable) network failure,
+                // not news about the topic.
+                if let Some(e) = unreachable {
+                    return Err(ProducerError::Net(e));
+                }
                 return Err(ProducerError::UnknownTopicOrPartition {
                     topic: topic.to_owned(),
                     partition,
