@@ -61,10 +61,10 @@ fn versions() -> Vec<TransactionVersion> {
 /// What the broker knows of the copier's transaction (TransactionsCommand
 /// `describe`, and `list`), printed when a run fails.
 fn diagnose(broker: &Broker, txn_id: &str) {
-    for args in [
-        vec!["describe", "--transactional-id", txn_id],
-        vec!["list"],
-    ] {
+    for line in marker_drops(broker) {
+        println!("broker dropped transaction markers: {line}");
+    }
+    for args in [vec!["describe", "--transactional-id", txn_id], vec!["list"]] {
         match broker.java().transactions_command(&args) {
             Ok(run) => println!(
                 "TransactionsCommand {args:?}:\n{}\n{}",
@@ -74,6 +74,29 @@ fn diagnose(broker: &Broker, txn_id: &str) {
             Err(e) => println!("TransactionsCommand {args:?} failed: {e}"),
         }
     }
+}
+
+/// Lines of the brokers' logs where the transaction coordinator dropped the
+/// markers of a transaction because a partition had no leader (Kafka 4.3's
+/// metadata cache answers "unknown" for a leaderless partition, which the
+/// marker sender takes for a deleted topic: KAFKA-20734). A single node is
+/// leaderless for a moment on every restart, so a transaction whose markers
+/// were pending at the crash can be completed without them.
+fn marker_drops(broker: &Broker) -> Vec<String> {
+    broker
+        .node_ids()
+        .into_iter()
+        .filter_map(|id| {
+            let log = broker.data_dir(id).parent()?.join("broker.log");
+            std::fs::read_to_string(log).ok()
+        })
+        .flat_map(|text| {
+            text.lines()
+                .filter(|l| l.contains("likely deleted already"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// Waits until `progress` reaches `target` (or panics after `limit`, or
@@ -206,6 +229,9 @@ fn t4_copy_survives_broker_kill9_twice_and_sigterm() {
              {stats:?}, {:.1} s",
             t.elapsed().as_secs_f64()
         );
+        for line in marker_drops(&broker) {
+            println!("T4 {tv:?}: broker dropped transaction markers: {line}");
+        }
         assert_eq!(stats.committed_records, n);
         judge(&broker, &rt, &output, n, &format!("T4 {tv:?}"));
     }
