@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use exactly::{check, copy, CopyConfig, CopyError, CopyStats, Transformed};
 use exactly_protocol_tests::proxy::{ChaosProxy, Faults};
-use exactly_protocol_tests::{unique_topic, Broker, BrokerConfig, TransactionVersion};
+use exactly_protocol_tests::{judge, unique_topic, Broker, BrokerConfig, TransactionVersion};
 
 fn records() -> u64 {
     std::env::var("EXACTLY_EOS_RECORDS")
@@ -157,43 +157,7 @@ fn t5(tv: TransactionVersion) {
         "each hold must deliver requests the clients gave up on: {late:?}"
     );
     assert_eq!(stats.committed_records, n);
-    judge(&broker, &rt, &output, n, &format!("T5 {tv:?}"));
-}
-
-/// Our verdict plus the Java judge's, both required to be exactly once.
-fn judge(broker: &Broker, rt: &tokio::runtime::Runtime, output: &str, n: u64, label: &str) {
-    let v = rt
-        .block_on(check::verify_numbered(
-            &broker.bootstrap(),
-            output,
-            3,
-            n,
-            Duration::from_secs(60),
-            |_| {},
-        ))
-        .expect("verify");
-    println!("{label}: ours {v:?}");
-    assert!(v.is_exactly_once(), "{label}: not exactly once: {v:?}");
-    let java = broker
-        .java()
-        .verifiable_consumer(
-            output,
-            &unique_topic("judge"),
-            n as usize,
-            &[("isolation.level", "read_committed")],
-            Duration::from_secs(180),
-        )
-        .expect("VerifiableConsumer");
-    let mut values: Vec<u64> = java
-        .iter()
-        .map(|r| r.value.as_deref().unwrap_or("x").parse().expect("numeric"))
-        .collect();
-    values.sort_unstable();
-    let total = values.len();
-    values.dedup();
-    println!("{label}: Java read {total}, {} distinct", values.len());
-    assert_eq!(total as u64, n, "{label}: Java count");
-    assert_eq!(values, (0..n).collect::<Vec<_>>(), "{label}: Java values");
+    judge::exactly_once(&broker, &rt, &output, 3, n, &format!("T5 {tv:?}"));
 }
 
 #[test]
