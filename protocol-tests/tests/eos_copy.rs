@@ -199,3 +199,53 @@ fn t3_copier_killed_three_times() {
         judge::exactly_once(broker, &rt, &output, 3, n, &format!("T3 {tv:?}"));
     }
 }
+
+/// The oracle itself: a duplicate after the last expected value (a final
+/// transaction committed twice), a missing value and a foreign one are all
+/// counted, not hidden because `n` records were read.
+#[test]
+fn oracle_counts_trailing_duplicates_missing_and_foreign() {
+    let rt = runtime();
+    let broker = Broker::shared(TransactionVersion::V2).unwrap_or_else(|e| panic!("{e}"));
+    let topic = unique_topic("oracle");
+    broker.create_topic(&topic, 1).expect("topic");
+    let bootstrap = broker.bootstrap();
+    let verdict = |expected: u64| {
+        rt.block_on(check::verify_numbered(
+            &bootstrap,
+            &topic,
+            1,
+            expected,
+            Duration::from_secs(10),
+            |_| {},
+        ))
+        .expect("verify")
+    };
+    rt.block_on(check::produce_numbered(&bootstrap, &topic, 100, |_| {}))
+        .expect("produce");
+    assert!(verdict(100).is_exactly_once());
+    let producer = rt
+        .block_on(exactly::Producer::from_properties([(
+            "bootstrap.servers",
+            bootstrap.as_str(),
+        )]))
+        .expect("producer");
+    for v in ["99", "x"] {
+        rt.block_on(async {
+            let d = producer
+                .send(exactly::ProducerRecord::new(&topic).with_value(v.as_bytes()))
+                .await?;
+            d.await
+        })
+        .expect("send");
+    }
+    let v = verdict(100);
+    assert_eq!(
+        (v.read, v.duplicates, v.foreign, v.missing),
+        (102, 1, 1, 0),
+        "{v:?}"
+    );
+    let v = verdict(101);
+    assert_eq!((v.duplicates, v.missing), (1, 1), "{v:?}");
+    assert!(!v.is_exactly_once());
+}
