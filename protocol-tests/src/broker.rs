@@ -306,9 +306,18 @@ impl Broker {
     }
 
     /// Freeze a node (SIGSTOP): it keeps its sockets but answers nothing.
+    /// Returns once every thread of the JVM is stopped (up to 10 s).
     pub fn sigstop(&self, node: i32) {
         if let Some(pid) = self.pid(node) {
-            process::signal(pid, Signal::Stop);
+            if process::signal(pid, Signal::Stop)
+                && !process::wait_stopped(pid, Duration::from_secs(10))
+            {
+                tracing::warn!(
+                    node,
+                    pid,
+                    "SIGSTOP sent but some thread still runs after 10 s"
+                );
+            }
         }
     }
 

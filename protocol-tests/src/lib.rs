@@ -27,6 +27,7 @@ pub mod config;
 pub mod error;
 pub mod jars;
 pub mod java;
+pub mod judge;
 pub mod probe;
 pub mod process;
 pub mod proxy;

@@ -148,13 +148,36 @@ pub fn alive_with_arg(pid: u32, arg: &str) -> bool {
 }
 
 fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit_once(") ")
-                .map(|(_, rest)| rest.starts_with('Z'))
-                .unwrap_or(false)
-        })
-        .unwrap_or(false)
+    state_of(&format!("/proc/{pid}/stat")) == Some('Z')
+}
+
+/// The state letter of a `/proc/.../stat` file (R, S, T, Z, ...).
+fn state_of(stat_path: &str) -> Option<char> {
+    let s = std::fs::read_to_string(stat_path).ok()?;
+    s.rsplit_once(") ")?.1.chars().next()
+}
+
+/// Waits until every thread of `pid` is stopped (state `T`/`t`), up to
+/// `limit`. kill(2) only queues SIGSTOP: a thread running on another core
+/// can still answer a request for a moment after it returns. False if the
+/// process is gone or some thread still runs at the deadline.
+pub fn wait_stopped(pid: u32, limit: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let all_stopped = std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|dir| {
+            dir.filter_map(Result::ok).all(|t| {
+                let path = t.path().join("stat");
+                matches!(state_of(&path.to_string_lossy()), Some('T' | 't') | None)
+            })
+        });
+        if all_stopped {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 /// Process ids of live processes with the exact argument `arg`.

@@ -45,6 +45,7 @@ struct Counters {
     cuts: AtomicU64,
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
+    late: AtomicU64,
 }
 
 /// A running proxy. Dropping it stops accepting and cuts every connection.
@@ -181,6 +182,12 @@ impl ChaosProxy {
         self.counters.cuts.load(Ordering::Relaxed)
     }
 
+    /// Held client-to-broker chunks delivered after their client had closed
+    /// the connection (requests the client gave up on, landing late).
+    pub fn late_deliveries(&self) -> u64 {
+        self.counters.late.load(Ordering::Relaxed)
+    }
+
     /// Bytes forwarded client-to-broker and broker-to-client.
     pub fn bytes(&self) -> (u64, u64) {
         (
@@ -271,6 +278,7 @@ async fn pump(
                     if write(&mut to, &held, &counters, upward).await.is_err() {
                         return;
                     }
+                    counters.late.fetch_add(1, Ordering::Relaxed);
                     held.clear();
                 }
                 None => return,

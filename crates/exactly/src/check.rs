@@ -75,7 +75,8 @@ impl Verdict {
 
 /// Reads `topic` from the beginning with a fresh `read_committed` consumer
 /// (manual assignment of all partitions) until `expected` records arrived
-/// or nothing arrived for `idle`, and judges what it read.
+/// and nothing more came for up to 2 s, or nothing arrived for `idle`, and
+/// judges what it read.
 pub async fn verify_numbered(
     bootstrap_servers: &str,
     topic: &str,
@@ -98,7 +99,22 @@ pub async fn verify_numbered(
     let mut last_offset: HashMap<i32, i64> = HashMap::new();
     let mut v = Verdict::default();
     let mut last = Instant::now();
-    while v.read < expected && last.elapsed() < idle {
+    // Once `expected` records are read, keep reading until the topic has
+    // been quiet for a moment: a duplicate after the last expected value
+    // (say a final transaction committed twice) must be counted too.
+    let quiet = idle.min(Duration::from_secs(2));
+    let mut all_read_at: Option<Instant> = None;
+    loop {
+        if v.read < expected {
+            if last.elapsed() >= idle {
+                break;
+            }
+        } else {
+            let since = *all_read_at.get_or_insert_with(Instant::now);
+            if since.max(last).elapsed() >= quiet {
+                break;
+            }
+        }
         let Polled::Records(records) = consumer.poll(Duration::from_millis(200)).await? else {
             continue;
         };

@@ -88,3 +88,8 @@ pub mod check;
 pub mod copy;
 
 pub use copy::{copy, CopyConfig, CopyError, CopyStats, Transformed};
+
+/// The README's Rust snippets compile (`cargo test --doc -p exactly`).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

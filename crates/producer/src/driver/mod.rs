@@ -28,9 +28,9 @@ use std::time::Duration;
 use exactly_codec::{ClosedBatch, ErrorCode, ProducerStamp};
 use exactly_net::Client;
 use exactly_txn::{
-    BatchId, DeliveryError, DeliveryFailure, Event, GroupMetadata, Millis, OffsetCommit,
-    OffsetsStep, Outcome, ProducerCore, ProducerIdentity, Request, RequestId, Response, Target,
-    TopicPartition, TxnState, UsageError,
+    BatchId, DeliveryError, DeliveryFailure, Event, GroupMetadata, InitReason, Millis,
+    OffsetCommit, OffsetsStep, Outcome, ProducerCore, ProducerIdentity, Request, RequestId,
+    Response, Target, TopicPartition, TxnState, UsageError,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -150,6 +150,9 @@ pub(crate) struct Driver {
     inflight: InFlight<Completion>,
     refreshing: bool,
     init_waiters: Vec<Reply>,
+    /// `begin_transaction` calls made while the core re-initializes between
+    /// transactions (see `on_command`); answered once it is Ready again.
+    begin_waiters: Vec<Reply>,
     txn_op: Option<TxnOp>,
     offsets_waiters: Vec<OffsetsWaiter>,
     flush_waiters: Vec<FlushWaiter>,
@@ -196,6 +199,7 @@ impl Driver {
             inflight: InFlight::default(),
             refreshing: false,
             init_waiters: Vec::new(),
+            begin_waiters: Vec::new(),
             txn_op: None,
             offsets_waiters: Vec::new(),
             flush_waiters: Vec::new(),
@@ -695,8 +699,12 @@ impl Driver {
                 for r in self.init_waiters.drain(..) {
                     let _ = r.send(Ok(()));
                 }
+                self.resume_begins();
             }
-            Event::IdentityChanged { identity } => self.record_identity(identity),
+            Event::IdentityChanged { identity } => {
+                self.record_identity(identity);
+                self.resume_begins();
+            }
             Event::Committed { .. } => {
                 self.finish_txn_op(TxnOpKind::Commit, Ok(()));
                 for w in self.offsets_waiters.drain(..) {
@@ -725,7 +733,11 @@ impl Driver {
             Event::Fatal { error } => {
                 tracing::warn!(%error, "producer failed fatally");
                 let e = ProducerError::txn(error);
-                for r in self.init_waiters.drain(..) {
+                for r in self
+                    .init_waiters
+                    .drain(..)
+                    .chain(self.begin_waiters.drain(..))
+                {
                     let _ = r.send(Err(e.clone()));
                 }
                 if let Some(op) = self.txn_op.take() {
@@ -851,9 +863,21 @@ impl Driver {
                 }
             },
             Command::Begin(reply) => {
-                let r = self.core.begin(m).map_err(ProducerError::Usage);
-                self.sync_phase();
-                let _ = reply.send(r);
+                // Between transactions the core may re-initialize its epoch:
+                // flow v1 after an abort whose requests may still land, or
+                // after a commit with a once-unanswered EndTxn or
+                // TxnOffsetCommit (fencing them), or for a new producer id.
+                // Java's abortTransaction returns only after such a bump;
+                // ours returns once the transaction is decided, and the next
+                // begin waits for the new identity instead of failing.
+                if matches!(
+                    self.core.state(),
+                    TxnState::Initializing { reason } if !matches!(reason, InitReason::First)
+                ) {
+                    self.begin_waiters.push(reply);
+                } else {
+                    self.begin(m, reply);
+                }
             }
             Command::SendOffsets {
                 group,
@@ -877,6 +901,24 @@ impl Driver {
             Command::Abort(reply) => self.start_txn_op(TxnOpKind::Abort, now, reply),
             Command::Flush(reply) => self.flush(now, reply),
             Command::Close { timeout, reply } => self.begin_close(Some(reply), now + timeout),
+        }
+    }
+
+    fn begin(&mut self, m: Millis, reply: Reply) {
+        let r = self.core.begin(m).map_err(ProducerError::Usage);
+        self.sync_phase();
+        let _ = reply.send(r);
+    }
+
+    /// Answers the `begin_transaction` calls that waited for the core to be
+    /// Ready again.
+    fn resume_begins(&mut self) {
+        if self.begin_waiters.is_empty() || !matches!(self.core.state(), TxnState::Ready) {
+            return;
+        }
+        let m = self.millis(Instant::now());
+        for reply in std::mem::take(&mut self.begin_waiters) {
+            self.begin(m, reply);
         }
     }
 
@@ -1009,7 +1051,11 @@ impl Driver {
         for id in left {
             self.resolve(id, Err(ProducerError::Closed));
         }
-        for r in self.init_waiters.drain(..) {
+        for r in self
+            .init_waiters
+            .drain(..)
+            .chain(self.begin_waiters.drain(..))
+        {
             let _ = r.send(Err(ProducerError::Closed));
         }
         if let Some(op) = self.txn_op.take() {
