@@ -97,15 +97,17 @@ fn wait_progress(
 ///
 /// On three nodes (replication factor 3, `min.insync.replicas=2`), not one:
 /// a Kafka 4.3 coordinator drops the markers of a partition that has no
-/// leader and completes the transaction without them (KAFKA-20734), and a
-/// single node's partitions are leaderless on every restart while it
-/// re-registers. A transaction whose markers were pending at the crash then
-/// stays open in its partitions until the producer id's next marker there
-/// decides it, whatever that marker says: its offsets block
-/// `require_stable` OffsetFetch (the copy's rewind after an abort waits
-/// forever), and a later abort can undo a committed transaction's output.
-/// No client request can write the lost markers, so that is a broker
-/// failure, not one the client can survive; with replicas a partition keeps
+/// leader and completes the transaction without them (KAFKA-20734: its
+/// metadata cache answers "unknown" for a leaderless partition, which the
+/// marker sender takes for a deleted topic), and a single node's partitions
+/// are leaderless on every restart while it re-registers. A transaction
+/// whose markers were pending at the crash then stays open in its
+/// partitions, although the coordinator (and so the client) sees it
+/// complete, until the producer id's next marker in each partition decides
+/// it, whatever that marker says: its offsets block `require_stable`
+/// OffsetFetch (the copy's rewind after an abort waited 60 s and failed),
+/// and a later abort can undo a committed transaction's output. That is a
+/// broker failure no client is told about; with replicas a partition keeps
 /// a leader through one node's crash and every marker is written.
 #[test]
 fn t4_copy_survives_broker_kill9_twice_and_sigterm() {
