@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use exactly::{check, Producer, ProducerRecord};
+use exactly_protocol_tests::rng::Rng;
 use exactly_protocol_tests::{process, unique_topic, Broker, BrokerConfig, TransactionVersion};
 
 const PARTITIONS: i32 = 6;
@@ -41,22 +42,6 @@ pub(crate) struct SoakOptions {
     pub(crate) rate: u64,
     pub(crate) max_gap: u64,
     pub(crate) seed: u64,
-}
-
-/// A small xorshift generator (variety, not security).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        if n == 0 {
-            0
-        } else {
-            self.0 % n
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -194,7 +179,7 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
         copiers.push(fleet.start(&format!("{output}-txn-{i}"), 1)?);
     }
     let mut report = Report::default();
-    let mut rng = Rng(opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::from_seed(opts.seed);
     let soak_end = t + Duration::from_secs_f64(opts.minutes * 60.0);
 
     while Instant::now() < soak_end {
