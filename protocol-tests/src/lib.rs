@@ -31,6 +31,7 @@ pub mod judge;
 pub mod probe;
 pub mod process;
 pub mod proxy;
+pub mod rng;
 pub mod security;
 
 pub use broker::{Broker, DetachedState};

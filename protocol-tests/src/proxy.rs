@@ -25,6 +25,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::rng::Rng;
+
 /// The faults applied to traffic through the proxy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Faults {
@@ -65,30 +67,6 @@ impl Drop for ChaosProxy {
     fn drop(&mut self) {
         self.accept_task.abort();
         self.cut_epoch.send_modify(|e| *e += 1);
-    }
-}
-
-/// A small xorshift generator: the proxy needs variety, not security.
-#[derive(Debug)]
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Self {
-        static SEQ: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
-        Rng(t ^ SEQ.fetch_add(0x9E37_79B9, Ordering::Relaxed) | 1)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        if n == 0 {
-            0
-        } else {
-            self.0 % n
-        }
     }
 }
 

@@ -106,6 +106,9 @@ fn chaos(tv: TransactionVersion) {
         // The Java reader goes through the proxy too: no faults now.
         proxy.set_faults(Faults::default());
         let consumed = read_committed(&broker, &topic, n as usize, Duration::from_secs(300));
+        if consumed.len() < n as usize {
+            diagnose_missing(&broker, &topic, n, &acked, &consumed);
+        }
         (check(n, &acked, &consumed), cuts)
     });
     assert!(
@@ -126,6 +129,68 @@ fn chaos(tv: TransactionVersion) {
         "{tv:?}: {n} records, {cuts} cuts, exactly once and in order; {runs} (producer id, epoch, partition) sequence runs, all contiguous; {:?} total",
         started.elapsed()
     );
+}
+
+/// Prints what the log holds next to what the producer was told, for the
+/// records the Java reader did not get.
+fn diagnose_missing(
+    broker: &Broker,
+    topic: &str,
+    n: u64,
+    acked: &BTreeMap<u64, exactly_producer::RecordMetadata>,
+    consumed: &[exactly_protocol_tests::ConsumedRecord],
+) {
+    let mut seen = vec![false; n as usize];
+    for r in consumed {
+        if let Some(i) = r.value.as_deref().and_then(|v| v.parse::<u64>().ok()) {
+            if i < n {
+                seen[i as usize] = true;
+            }
+        }
+    }
+    let missing: Vec<u64> = (0..n).filter(|&i| !seen[i as usize]).collect();
+    eprintln!(
+        "{} of {n} records not read; their acks (first 40):",
+        missing.len()
+    );
+    for i in missing.iter().take(40) {
+        eprintln!("  value {i}: {:?}", acked.get(i));
+    }
+    let mut per_partition: BTreeMap<i32, Vec<Option<i64>>> = BTreeMap::new();
+    for i in &missing {
+        if let Some(m) = acked.get(i) {
+            per_partition.entry(m.partition).or_default().push(m.offset);
+        }
+    }
+    for (p, offsets) in &per_partition {
+        let known: Vec<i64> = offsets.iter().flatten().copied().collect();
+        eprintln!(
+            "  partition {p}: {} missing, acked offsets {:?}..{:?} ({} without offset)",
+            offsets.len(),
+            known.iter().min(),
+            known.iter().max(),
+            offsets.len() - known.len()
+        );
+    }
+    for p in 0..PARTITIONS {
+        let batches = dumped_batches(broker, topic, p);
+        eprintln!(
+            "  partition {p} log (first 8 of {} batches):",
+            batches.len()
+        );
+        for b in batches.iter().take(8) {
+            eprintln!(
+                "    offsets {}..{} count {} pid {} epoch {} seq {}..{}",
+                b.base_offset,
+                b.last_offset,
+                b.count,
+                b.producer_id,
+                b.producer_epoch,
+                b.base_sequence,
+                b.last_sequence
+            );
+        }
+    }
 }
 
 /// Each index read exactly once; per partition, offsets and indexes both

@@ -7,6 +7,8 @@
 //!   including the real-broker ones, a check that no JVM is left behind, and
 //!   the codec fuzz smoke).
 //! - `no-c`: the library builds with no C compiler and its tree has no C.
+//! - `soak`: the soak tier of RELIABILITY.md (minutes of random faults
+//!   during a group of transactional copiers; not in CI).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,6 +22,7 @@ use exactly_protocol_tests::{
 
 mod demo;
 mod noc;
+mod soak;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "exactly project automation")]
@@ -53,6 +56,29 @@ enum Cmd {
     },
     /// Check that the library's dependency tree compiles no C.
     NoC,
+    /// The soak tier (RELIABILITY.md): random faults for `--minutes` while a
+    /// group of transactional copiers copies a steadily fed topic, then an
+    /// exactly-once verdict by our consumer and the Java one. Not in CI.
+    Soak {
+        /// Minutes of faults per transaction version.
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+        /// One transaction version only (default: 2, then 1).
+        #[arg(long, value_enum)]
+        tv: Option<Tv>,
+        /// Copier processes in the group.
+        #[arg(long, default_value_t = 3)]
+        copiers: usize,
+        /// Input records per second.
+        #[arg(long, default_value_t = 2_000)]
+        rate: u64,
+        /// Longest gap between two faults, seconds (each gap is 1..this).
+        #[arg(long, default_value_t = 60)]
+        max_gap: u64,
+        /// Seed of the fault schedule.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -98,6 +124,30 @@ fn main() -> Result<()> {
         Cmd::Demo { tv, records } => demo::run(tv.into(), records),
         Cmd::Test { no_lint } => test(no_lint),
         Cmd::NoC => noc::check(),
+        Cmd::Soak {
+            minutes,
+            tv,
+            copiers,
+            rate,
+            max_gap,
+            seed,
+        } => {
+            let opts = soak::SoakOptions {
+                minutes,
+                copiers,
+                rate,
+                max_gap,
+                seed,
+            };
+            let tvs = match tv {
+                Some(tv) => vec![tv.into()],
+                None => TransactionVersion::ALL.to_vec(),
+            };
+            for tv in tvs {
+                soak::run(tv, &opts)?;
+            }
+            Ok(())
+        }
     }
 }
 

@@ -12,6 +12,10 @@
 //! - At most `max_in_flight_per_partition` (<= 5) batches are stamped: the
 //!   broker deduplicates against its last 5 batches per producer and
 //!   partition, so an unresolved batch always stays inside that window.
+//! - Until one batch of the current identity is acknowledged on the
+//!   partition, only one is stamped: a broker without state for the producer
+//!   accepts any sequence, so only after a first acknowledgement does the
+//!   success of a batch prove that every earlier sequence was written.
 //! - A retry resends the same stamp. Only [`Ledger::reset`] removes a stamp,
 //!   and it never does so beneath a batch that may have been written: such a
 //!   batch is failed with `maybe_written` instead of being re-sent under a new
@@ -140,6 +144,19 @@ impl Ledger {
             }
             return Some(NextSend::Resend(i));
         }
+        // Until the broker has acknowledged a batch of this identity here, it
+        // may hold no state for us on this partition, and then it accepts a
+        // batch at *any* sequence (Kafka's relaxation for producer state lost
+        // to retention; only transaction.version 2 transactions must start
+        // at 0). A second batch sent while the first is unanswered could then
+        // be written in front of a first one that failed, and its success
+        // would wrongly vouch for the first (see `ack_through`): so one batch
+        // at a time until the first acknowledgement.
+        let limit = if self.acked_through.is_none() {
+            1
+        } else {
+            limit
+        };
         let stamped = self.stamped_count();
         if stamped < limit && stamped < self.batches.len() {
             return Some(NextSend::Stamp(stamped));
@@ -189,7 +206,9 @@ impl Ledger {
     }
 
     /// Removes the batches up to and including `index`: the broker accepted
-    /// `index`, so every earlier sequence of the same identity was written.
+    /// `index`, so every earlier sequence of the same identity was written
+    /// (true because nothing is stamped behind an unacknowledged first batch:
+    /// see `next_send`).
     pub(crate) fn ack_through(&mut self, index: usize) -> Vec<Batch> {
         let acked: Vec<Batch> = self.batches.drain(..=index).collect();
         if let Some(last) = acked.last() {

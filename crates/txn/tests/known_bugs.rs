@@ -234,6 +234,7 @@ fn librdkafka_4438_possibly_persisted_error_keeps_sequences() {
     ] {
         let mut h = H::idempotent();
         h.init(id(PID, 0));
+        h.prime(tp(0), 1);
         let a = h.core.enqueue(h.now, tp(0), 4).unwrap();
         h.core.enqueue(h.now, tp(0), 2).unwrap();
         let (r0, first) = h.req();
@@ -255,7 +256,7 @@ fn librdkafka_4438_possibly_persisted_error_keeps_sequences() {
         h.core.enqueue(h.now, tp(0), 1).unwrap();
         let (_, next) = h.req();
         let s = H::stamp_of(&next);
-        assert_eq!((s.epoch, s.base_sequence), (0, 6), "{code}");
+        assert_eq!((s.epoch, s.base_sequence), (0, 7), "{code}");
     }
 }
 

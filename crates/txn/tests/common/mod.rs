@@ -106,6 +106,18 @@ impl H {
         );
     }
 
+    /// Writes one batch of `records` to `tp` and acknowledges it, so that
+    /// the broker holds state for the producer there and the core pipelines
+    /// the next batches (before a first acknowledgement it sends one at a
+    /// time). Returns the events.
+    pub fn prime(&mut self, tp: TopicPartition, records: u32) -> Vec<Event> {
+        self.core.enqueue(self.now, tp, records).unwrap();
+        let (rid, r) = self.req();
+        assert!(matches!(r, Request::Produce { .. }), "{r:?}");
+        self.produce_ok(rid, 0);
+        self.events()
+    }
+
     pub fn produce_err(&mut self, id: RequestId, version: i16, code: ErrorCode) {
         self.answer(
             id,

@@ -523,13 +523,23 @@ impl Broker {
                 return resp(err(ErrorCode::InvalidTxnState), -1);
             }
         }
+        // KIP-890: a transaction.version 2 transaction must start at 0.
+        let tv2_txn = stamp.transactional
+            && txn_id
+                .and_then(|id| self.txns.get(id))
+                .is_some_and(|m| m.tv2);
         let log = self.logs.get_mut(tp).expect("created above");
         let expected_ok = match &state {
             Some(s) if s.epoch == epoch => match s.batches.back() {
                 Some(&(_, l, _)) => first == advance_sequence(l, 1),
                 None => first == 0,
             },
-            _ => first == 0,
+            // A new epoch starts at 0.
+            Some(_) => first == 0,
+            // As Kafka does: a producer this partition holds no state for
+            // (never seen, or its state expired) is accepted at any sequence,
+            // except in a transaction.version 2 transaction.
+            None => first == 0 || !tv2_txn,
         };
         if !expected_ok {
             return resp(err(ErrorCode::OutOfOrderSequenceNumber), -1);
