@@ -78,6 +78,9 @@ enum Cmd {
         /// Seed of the fault schedule.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Broker nodes (1 or 3).
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
     },
 }
 
@@ -131,6 +134,7 @@ fn main() -> Result<()> {
             rate,
             max_gap,
             seed,
+            nodes,
         } => {
             let opts = soak::SoakOptions {
                 minutes,
@@ -138,6 +142,7 @@ fn main() -> Result<()> {
                 rate,
                 max_gap,
                 seed,
+                nodes,
             };
             let tvs = match tv {
                 Some(tv) => vec![tv.into()],

@@ -11,8 +11,14 @@
 //! exit when idle, and the output is judged `read_committed` by our consumer
 //! and the Java `VerifiableConsumer`: every number exactly once.
 //!
-//! Not covered yet (RELIABILITY.md asks for them too): the 3-node cluster
-//! with leader-chasing kills, proxy faults, and a forced producer id
+//! Three broker nodes by default: a single node's partitions are
+//! leaderless while it restarts, and Kafka 4.3.1's transaction coordinator
+//! then drops pending markers and completes the transaction without them
+//! (KAFKA-20734; see protocol-tests/tests/eos_faults.rs), a broker failure
+//! no client is told about. `--nodes 1` runs into it now and then.
+//!
+//! Not covered yet (RELIABILITY.md asks for them too): leader-chasing kills
+//! (faults hit a random node), proxy faults, and a forced producer id
 //! rotation.
 
 use std::io::{BufRead, BufReader};
@@ -42,6 +48,7 @@ pub(crate) struct SoakOptions {
     pub(crate) rate: u64,
     pub(crate) max_gap: u64,
     pub(crate) seed: u64,
+    pub(crate) nodes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -142,8 +149,12 @@ struct Report {
 pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
     let exe = build_copier()?;
     let t = Instant::now();
-    println!("soak {tv:?}: starting a broker");
-    let broker = Broker::start(BrokerConfig::with_transaction_version(tv))?;
+    println!("soak {tv:?}: starting {} broker node(s)", opts.nodes);
+    let broker = Broker::start(BrokerConfig {
+        nodes: opts.nodes,
+        ..BrokerConfig::with_transaction_version(tv)
+    })?;
+    let node_ids = broker.node_ids();
     let bootstrap = broker.bootstrap();
     let input = unique_topic("soak-in");
     let output = unique_topic("soak-out");
@@ -213,13 +224,15 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
                 process::signal(pid, process::Signal::Cont);
             }
             Fault::BrokerKill => {
-                broker.kill9(1)?;
+                let node = node_ids[rng.below(node_ids.len() as u64) as usize];
+                broker.kill9(node)?;
                 std::thread::sleep(Duration::from_millis(rng.below(5_000)));
-                broker.restart(1)?;
+                broker.restart(node)?;
             }
             Fault::BrokerTerm => {
-                broker.sigterm(1)?;
-                broker.restart(1)?;
+                let node = node_ids[rng.below(node_ids.len() as u64) as usize];
+                broker.sigterm(node)?;
+                broker.restart(node)?;
             }
         }
         *report.faults.entry(format!("{fault:?}")).or_default() += 1;
