@@ -68,10 +68,19 @@ pub(super) fn append_headerless(
     if kv >= 1 << 28 {
         return false;
     }
-    let prefix = encoded_len(zigzag32((BODY_MAX + kv) as i32));
-    if prefix != encoded_len(zigzag32((BODY_MIN + kv) as i32)) {
-        return false;
-    }
+    // The length prefix is the zig-zag of the body length: one byte below
+    // 64, two below 8192, three below 2^20, four below 2^27.
+    let prefix = if BODY_MAX + kv < 64 {
+        1
+    } else if BODY_MIN + kv >= 64 && BODY_MAX + kv < 8192 {
+        2
+    } else {
+        let wide = encoded_len(zigzag32((BODY_MAX + kv) as i32));
+        if wide != encoded_len(zigzag32((BODY_MIN + kv) as i32)) {
+            return false;
+        }
+        wide
+    };
     // kv < 2^28: no overflow. prefix <= 5 and the body <= BODY_MAX + kv, so
     // this covers HEADERLESS_FRAMING_MAX + kv, plus the scratch.
     let bound = HEADERLESS_FRAMING_MAX + kv + SCRATCH;
@@ -264,11 +273,13 @@ unsafe fn put_varint(p: *mut u8, u: u64) -> *mut u8 {
     }
 }
 
-/// [`put_varint`] for values of three bytes or more.
+/// [`put_varint`] for values of three bytes or more (timestamp deltas of
+/// 8 s or more, offset deltas from 8192, lengths from 8192 bytes): out of
+/// line, which keeps the common path short.
 ///
 /// # Safety
 /// As [`put_varint`].
-#[inline]
+#[inline(never)]
 unsafe fn put_varint_wide(p: *mut u8, mut u: u64) -> *mut u8 {
     if u < 1 << 56 {
         let mut enc = 0u64;
@@ -310,6 +321,15 @@ unsafe fn put_varint_exact(p: *mut u8, mut u: u64, len: usize) {
     debug_assert!(len >= 1);
     // SAFETY: writes `p[0..len]` exactly.
     unsafe {
+        if len == 1 {
+            p.write(u as u8);
+            return;
+        }
+        if len == 2 {
+            p.cast::<[u8; 2]>()
+                .write_unaligned([(u as u8) | 0x80, (u >> 7) as u8]);
+            return;
+        }
         for i in 0..len - 1 {
             p.add(i).write((u as u8) | 0x80);
             u >>= 7;
