@@ -119,41 +119,25 @@ impl BatchBuilder {
         if self.count == i32::MAX {
             return Err(RecordError::Overflow);
         }
+        if self.count == 0 {
+            // the first record's timestamp is the batch's base (kept if the
+            // record fails: the next first record sets it again)
+            self.base_timestamp = timestamp;
+            self.max_timestamp = timestamp;
+        }
         if headers.is_empty() {
             // Fast path: the body is written first and its length filled in
             // after, with no sizing pass (declined for lengths near a varint
             // width boundary, and for huge records, which the general path
             // sizes or rejects).
-            let ts_delta = self.timestamp_delta(timestamp);
+            let ts_delta = zigzag64(timestamp.wrapping_sub(self.base_timestamp));
             if writer::append_headerless(&mut self.buf, ts_delta, self.count, key, value) {
-                self.note_timestamp(timestamp);
+                self.max_timestamp = self.max_timestamp.max(timestamp);
                 self.count += 1;
                 return Ok(());
             }
         }
         self.append_general(timestamp, key, value, headers)
-    }
-
-    /// Zig-zag of the timestamp delta the record will carry.
-    #[inline(always)]
-    fn timestamp_delta(&self, timestamp: i64) -> u64 {
-        let base = if self.count == 0 {
-            timestamp
-        } else {
-            self.base_timestamp
-        };
-        zigzag64(timestamp.wrapping_sub(base))
-    }
-
-    /// Records `timestamp` once its record is written.
-    #[inline(always)]
-    fn note_timestamp(&mut self, timestamp: i64) {
-        if self.count == 0 {
-            self.base_timestamp = timestamp;
-            self.max_timestamp = timestamp;
-        } else if timestamp > self.max_timestamp {
-            self.max_timestamp = timestamp;
-        }
     }
 
     fn append_general(
@@ -163,7 +147,7 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[RecordHeader<'_>],
     ) -> Result<(), RecordError> {
-        let ts_delta = self.timestamp_delta(timestamp);
+        let ts_delta = zigzag64(timestamp.wrapping_sub(self.base_timestamp));
         let key_len = nullable_len(key)?;
         let value_len = nullable_len(value)?;
         let header_count = i32::try_from(headers.len()).map_err(|_| RecordError::Overflow)?;
@@ -201,7 +185,7 @@ impl BatchBuilder {
             value,
             headers,
         );
-        self.note_timestamp(timestamp);
+        self.max_timestamp = self.max_timestamp.max(timestamp);
         self.count += 1;
         Ok(())
     }
