@@ -131,7 +131,8 @@ impl BatchBuilder {
             // width boundary, and for huge records, which the general path
             // sizes or rejects).
             let ts_delta = zigzag64(timestamp.wrapping_sub(self.base_timestamp));
-            if writer::append_headerless(&mut self.buf, ts_delta, self.count, key, value) {
+            // count is in 0..i32::MAX (checked above), so it fits a u32
+            if writer::append_headerless(&mut self.buf, ts_delta, self.count as u32, key, value) {
                 self.max_timestamp = self.max_timestamp.max(timestamp);
                 self.count += 1;
                 return Ok(());
@@ -180,7 +181,7 @@ impl BatchBuilder {
             &mut self.buf,
             body_len,
             ts_delta,
-            self.count,
+            self.count as u32,
             key,
             value,
             headers,

@@ -51,13 +51,14 @@ const BODY_MAX: usize = 27;
 /// cannot (key plus value of 2^28 bytes or more, or bounds whose varint
 /// widths differ: the caller then sizes the record first).
 ///
-/// `ts_delta` is already zig-zag encoded; the offset delta, key and value
-/// lengths are written as zig-zag i32 (`None` as -1).
+/// `ts_delta` is already zig-zag encoded; the offset delta (a record count,
+/// never negative), key and value lengths are written as zig-zag i32
+/// (`None` as -1).
 #[inline(always)]
 pub(super) fn append_headerless(
     buf: &mut Vec<u8>,
     ts_delta: u64,
-    offset_delta: i32,
+    offset_delta: u32,
     key: Option<&[u8]>,
     value: Option<&[u8]>,
 ) -> bool {
@@ -91,9 +92,9 @@ pub(super) fn append_headerless(
     // SAFETY: `base` points at `capacity - len >= bound` writable bytes (the
     // reservation above). The stores below are, in order: the body at
     // `base + prefix`, of at most BODY_MAX + kv bytes (attributes 1,
-    // timestamp delta <= 10, offset delta <= 5 (an i32's zig-zag), two length
-    // varints <= 5 each (zig-zag of an i32), key_len +
-    // value_len copied bytes, header count 1), each varint store touching at
+    // timestamp delta <= 10, offset delta <= 5 (a u32 times two), two length
+    // varints <= 5 each (`zigzag_len`), key_len + value_len copied bytes,
+    // header count 1), each varint store touching at
     // most SCRATCH bytes from its start; then the prefix at `base`, exactly
     // `prefix` <= 5 bytes. So every store lands in
     // `base..base + prefix + BODY_MAX + kv + SCRATCH`, inside the bound. The
@@ -103,14 +104,14 @@ pub(super) fn append_headerless(
         let body = base.add(prefix);
         body.write(0); // record attributes: unused
         let mut p = put_varint(body.add(1), ts_delta);
-        p = put_varint(p, zigzag32(offset_delta));
+        p = put_varint(p, u64::from(offset_delta) << 1);
         p = put_nullable(p, key);
         p = put_nullable(p, value);
         p.write(0); // header count
         p = p.add(1);
         let body_len = p.offset_from(body) as usize;
         debug_assert!((BODY_MIN + kv..=BODY_MAX + kv).contains(&body_len));
-        put_varint_exact(base, zigzag32(body_len as i32), prefix);
+        put_varint_exact(base, zigzag_len(body_len), prefix);
         p.offset_from(base) as usize
     };
     debug_assert!(end <= bound - SCRATCH);
@@ -122,9 +123,9 @@ pub(super) fn append_headerless(
 }
 
 /// Appends a record of any shape whose body (everything after the length
-/// prefix) the caller sized as `body_len` bytes. `offset_delta`, key and
-/// value lengths, the header count and header lengths are written as zig-zag
-/// i32; `ts_delta` is already zig-zag encoded.
+/// prefix) the caller sized as `body_len` bytes. `offset_delta` (a record
+/// count), key and value lengths, the header count and header lengths are
+/// written as zig-zag i32; `ts_delta` is already zig-zag encoded.
 ///
 /// The reservation is computed here from the slices, independently of
 /// `body_len`, so a wrong `body_len` gives a wrong length prefix, never a
@@ -133,7 +134,7 @@ pub(super) fn append_sized(
     buf: &mut Vec<u8>,
     body_len: i32,
     ts_delta: u64,
-    offset_delta: i32,
+    offset_delta: u32,
     key: Option<&[u8]>,
     value: Option<&[u8]>,
     headers: &[RecordHeader<'_>],
@@ -154,8 +155,9 @@ pub(super) fn append_sized(
     let base = buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
     // SAFETY: `base` points at `capacity - len >= bound` writable bytes. The
     // stores, in order: the length prefix (<= 5, an i32's zig-zag),
-    // attributes (1), timestamp delta (<= 10), offset delta, key length,
-    // value length and header count (<= 5 each), key and value bytes, then
+    // attributes (1), timestamp delta (<= 10), offset delta (a u32 times
+    // two), key length, value length and header count (`zigzag_len`) (<= 5
+    // each), key and value bytes, then
     // per header a key length (<= 5), key bytes, a value length (<= 5) and
     // value bytes; each varint store touches at most SCRATCH bytes from its
     // start. Their sum, plus SCRATCH after the last one, is at most `bound`
@@ -167,10 +169,10 @@ pub(super) fn append_sized(
         let body = p;
         p.write(0); // record attributes: unused
         p = put_varint(p.add(1), ts_delta);
-        p = put_varint(p, zigzag32(offset_delta));
+        p = put_varint(p, u64::from(offset_delta) << 1);
         p = put_nullable(p, key);
         p = put_nullable(p, value);
-        p = put_varint(p, zigzag32(headers.len() as i32));
+        p = put_varint(p, zigzag_len(headers.len()));
         for h in headers {
             p = put_nullable(p, Some(h.key.as_bytes()));
             p = put_nullable(p, h.value);
@@ -184,7 +186,17 @@ pub(super) fn append_sized(
     unsafe { buf.set_len(start + end) };
 }
 
-/// Writes a nullable byte string: its zig-zag i32 length (-1 for `None`),
+/// The zig-zag of a length (or count) as an i32: `2 n` for every `n` up to
+/// `i32::MAX`, which is all the callers let through. Wider values are cut to
+/// 32 bits first, so the varint never exceeds 5 bytes whatever `n` is (a
+/// wrong encoding for a length the callers reject, never a longer store).
+#[inline(always)]
+fn zigzag_len(n: usize) -> u64 {
+    u64::from(n as u32) << 1
+}
+
+/// Writes a nullable byte string: its zig-zag i32 length (`zigzag_len`; -1
+/// for `None`),
 /// then its bytes. Returns the position after it.
 ///
 /// # Safety
@@ -199,7 +211,7 @@ unsafe fn put_nullable(p: *mut u8, field: Option<&[u8]>) -> *mut u8 {
             // most SCRATCH from `p`; the copy writes `f.len()` bytes after it:
             // within the caller's `5 + len + SCRATCH`.
             unsafe {
-                let p = put_varint(p, zigzag32(f.len() as i32));
+                let p = put_varint(p, zigzag_len(f.len()));
                 copy_small(f, p);
                 p.add(f.len())
             }
