@@ -9,7 +9,17 @@
 //! Arguments: `encode|decode|floor-encode|floor-decode|kp-encode|kp-decode`,
 //! value size, iterations (each over one batch of 1,000 records). Divide the
 //! instruction count by iterations x 1,000 (the setup is a few % of a run of
-//! 1,000 iterations; run with 0 iterations to measure it).
+//! 1,000 iterations; run with 0 iterations to measure it). Where `perf` has no
+//! counters (VMs), count with callgrind (BENCHMARKS.md has the commands).
+//!
+//! A fourth argument `time` prints the loop's wall-clock ns per record
+//! (setup excluded). On a shared machine, interleave modes and keep the
+//! minimum of several runs, e.g.:
+//!
+//! ```text
+//! for i in $(seq 11); do for m in encode floor-encode; do
+//!   target/release/examples/codec_loop $m 10 5000 time; done; done | sort -k4,4n | awk '!s[$1]++'
+//! ```
 
 use std::hint::black_box;
 
@@ -47,6 +57,8 @@ fn main() {
             headers: Default::default(),
         })
         .collect();
+    let timed = args.get(4).is_some_and(|a| a == "time");
+    let started = std::time::Instant::now();
     let mut sink = 0usize;
     for _ in 0..iters {
         match what {
@@ -97,5 +109,11 @@ fn main() {
             other => panic!("unknown mode {other}"),
         }
     }
-    println!("{sink}");
+    if timed {
+        let ns = started.elapsed().as_nanos() as f64 / (iters.max(1) * 1000) as f64;
+        println!("{what} {size} B: {ns:.2} ns/record");
+    } else {
+        println!("{sink}");
+    }
+    black_box(sink);
 }

@@ -13,7 +13,8 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::varint::{encoded_len, put_at, zigzag32, zigzag64};
+use super::varint::{encoded_len, zigzag32, zigzag64};
+use super::writer;
 use super::{
     offsets, Attributes, RecordError, BATCH_HEADER_LEN, CRC_START, LOG_OVERHEAD, MAGIC_V2,
 };
@@ -59,11 +60,9 @@ impl ProducerStamp {
 /// per record.
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
-    /// Allocated (and zero-filled) ahead of use: `buf[..len]` is the batch so
-    /// far, the rest is room (and scratch for wide varint stores) to write
-    /// records into without growing a `Vec` per append.
+    /// The batch so far (header, then records); its spare capacity is where
+    /// the next records are written (see `writer`), never zero-filled ahead.
     buf: Vec<u8>,
-    len: usize,
     compression: Compression,
     base_timestamp: i64,
     max_timestamp: i64,
@@ -83,9 +82,10 @@ impl BatchBuilder {
 
     /// An empty batch with room for `capacity` bytes of records.
     pub fn with_capacity(compression: Compression, capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(BATCH_HEADER_LEN.saturating_add(capacity));
+        buf.resize(BATCH_HEADER_LEN, 0);
         Self {
-            buf: vec![0; BATCH_HEADER_LEN + capacity],
-            len: BATCH_HEADER_LEN,
+            buf,
             compression,
             base_timestamp: 0,
             max_timestamp: 0,
@@ -119,75 +119,26 @@ impl BatchBuilder {
         if self.count == i32::MAX {
             return Err(RecordError::Overflow);
         }
+        if self.count == 0 {
+            // the first record's timestamp is the batch's base (kept if the
+            // record fails: the next first record sets it again)
+            self.base_timestamp = timestamp;
+            self.max_timestamp = timestamp;
+        }
         if headers.is_empty() {
-            // Fast path: without headers the body's length lies within
-            // [6 + k + v, 27 + k + v]; when both bounds take the same number
-            // of varint bytes, the body is written first and its length
-            // filled in after, with no separate sizing pass.
-            let kv = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
-            if kv < 1 << 28 {
-                let prefix = encoded_len(zigzag32(27 + kv as i32));
-                if prefix == encoded_len(zigzag32(6 + kv as i32)) {
-                    self.append_without_headers(prefix, 27 + kv, timestamp, key, value);
-                    return Ok(());
-                }
+            // Fast path: the body is written first and its length filled in
+            // after, with no sizing pass (declined for lengths near a varint
+            // width boundary, and for huge records, which the general path
+            // sizes or rejects).
+            let ts_delta = zigzag64(timestamp.wrapping_sub(self.base_timestamp));
+            // count is in 0..i32::MAX (checked above), so it fits a u32
+            if writer::append_headerless(&mut self.buf, ts_delta, self.count as u32, key, value) {
+                self.max_timestamp = self.max_timestamp.max(timestamp);
+                self.count += 1;
+                return Ok(());
             }
         }
         self.append_general(timestamp, key, value, headers)
-    }
-
-    #[inline(always)]
-    fn note_timestamp(&mut self, timestamp: i64) -> u64 {
-        if self.count == 0 {
-            self.base_timestamp = timestamp;
-            self.max_timestamp = timestamp;
-        } else if timestamp > self.max_timestamp {
-            self.max_timestamp = timestamp;
-        }
-        zigzag64(timestamp.wrapping_sub(self.base_timestamp))
-    }
-
-    /// Appends a header-less record whose length prefix takes exactly
-    /// `prefix` bytes and whose body takes at most `max_body` bytes.
-    #[inline(always)]
-    fn append_without_headers(
-        &mut self,
-        prefix: usize,
-        max_body: usize,
-        timestamp: i64,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-    ) {
-        let ts_delta = self.note_timestamp(timestamp);
-        let start = self.len;
-        let room = start + prefix + max_body + 8;
-        if room > self.buf.len() {
-            self.grow(room);
-        }
-        let out = &mut self.buf[..room];
-        let body = start + prefix;
-        out[body] = 0; // record attributes: unused
-        let mut p = put_at(out, body + 1, ts_delta);
-        p = put_at(out, p, zigzag32(self.count));
-        for field in [key, value] {
-            match field {
-                Some(f) => {
-                    // f.len() < 2^28 was checked by the caller
-                    p = put_at(out, p, zigzag32(f.len() as i32));
-                    out[p..p + f.len()].copy_from_slice(f);
-                    p += f.len();
-                }
-                None => {
-                    out[p] = 1; // zig-zag of -1: null
-                    p += 1;
-                }
-            }
-        }
-        out[p] = 0; // no headers
-        p += 1;
-        put_exact(out, start, zigzag32((p - body) as i32), prefix);
-        self.len = p;
-        self.count += 1;
     }
 
     fn append_general(
@@ -197,75 +148,47 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[RecordHeader<'_>],
     ) -> Result<(), RecordError> {
-        let ts_delta = self.note_timestamp(timestamp);
-        let offset_delta = zigzag32(self.count);
-        let key_len = zigzag32(nullable_len(key)?);
-        let value_len = zigzag32(nullable_len(value)?);
-        let header_count =
-            zigzag32(i32::try_from(headers.len()).map_err(|_| RecordError::Overflow)?);
+        let ts_delta = zigzag64(timestamp.wrapping_sub(self.base_timestamp));
+        let key_len = nullable_len(key)?;
+        let value_len = nullable_len(value)?;
+        let header_count = i32::try_from(headers.len()).map_err(|_| RecordError::Overflow)?;
 
         let mut headers_len = 0usize;
         for h in headers {
             let k = i32::try_from(h.key.len()).map_err(|_| RecordError::Overflow)?;
             let v = nullable_len(h.value)?;
-            headers_len += encoded_len(zigzag32(k))
-                + h.key.len()
-                + encoded_len(zigzag32(v))
-                + h.value.map_or(0, <[u8]>::len);
+            headers_len = headers_len
+                .checked_add(
+                    encoded_len(zigzag32(k))
+                        + h.key.len()
+                        + encoded_len(zigzag32(v))
+                        + h.value.map_or(0, <[u8]>::len),
+                )
+                .ok_or(RecordError::Overflow)?;
         }
-        let key_bytes = key.unwrap_or_default();
-        let value_bytes = value.unwrap_or_default();
-        let body_len = 1
+        let body_len = (1
             + encoded_len(ts_delta)
-            + encoded_len(offset_delta)
-            + encoded_len(key_len)
-            + key_bytes.len()
-            + encoded_len(value_len)
-            + value_bytes.len()
-            + encoded_len(header_count)
-            + headers_len;
-        let body_len = zigzag32(i32::try_from(body_len).map_err(|_| RecordError::Overflow)?);
-
-        // Room for the record plus 8 bytes of slack for the wide varint stores.
-        let start = self.len;
-        let end = start + encoded_len(body_len) + (body_len >> 1) as usize;
-        if end + 8 > self.buf.len() {
-            self.grow(end + 8);
-        }
-        let out = &mut self.buf[..end + 8];
-        let mut p = put_at(out, start, body_len);
-        out[p] = 0; // record attributes: unused
-        p = put_at(out, p + 1, ts_delta);
-        p = put_at(out, p, offset_delta);
-        p = put_at(out, p, key_len);
-        out[p..p + key_bytes.len()].copy_from_slice(key_bytes);
-        p = put_at(out, p + key_bytes.len(), value_len);
-        out[p..p + value_bytes.len()].copy_from_slice(value_bytes);
-        p = put_at(out, p + value_bytes.len(), header_count);
-        for h in headers {
-            // lengths were checked above
-            p = put_at(out, p, zigzag32(h.key.len() as i32));
-            out[p..p + h.key.len()].copy_from_slice(h.key.as_bytes());
-            p += h.key.len();
-            match h.value {
-                Some(v) => {
-                    p = put_at(out, p, zigzag32(v.len() as i32));
-                    out[p..p + v.len()].copy_from_slice(v);
-                    p += v.len();
-                }
-                None => p = put_at(out, p, zigzag32(-1)),
-            }
-        }
-        debug_assert_eq!(p, end);
-        self.len = end;
+            + encoded_len(zigzag32(self.count))
+            + encoded_len(zigzag32(key_len))
+            + key.map_or(0, <[u8]>::len)
+            + encoded_len(zigzag32(value_len))
+            + value.map_or(0, <[u8]>::len)
+            + encoded_len(zigzag32(header_count)))
+        .checked_add(headers_len)
+        .ok_or(RecordError::Overflow)?;
+        let body_len = i32::try_from(body_len).map_err(|_| RecordError::Overflow)?;
+        writer::append_sized(
+            &mut self.buf,
+            body_len,
+            ts_delta,
+            self.count as u32,
+            key,
+            value,
+            headers,
+        );
+        self.max_timestamp = self.max_timestamp.max(timestamp);
         self.count += 1;
         Ok(())
-    }
-
-    #[cold]
-    fn grow(&mut self, needed: usize) {
-        let target = needed.max(self.buf.len().saturating_mul(2));
-        self.buf.resize(target, 0);
     }
 
     /// Records appended so far.
@@ -280,7 +203,7 @@ impl BatchBuilder {
 
     /// Bytes of the batch so far, header included, before compression.
     pub fn size_in_bytes(&self) -> usize {
-        self.len
+        self.buf.len()
     }
 
     /// The codec the batch will be compressed with.
@@ -294,8 +217,7 @@ impl BatchBuilder {
         if self.count == 0 {
             return Err(RecordError::EmptyBatch);
         }
-        let mut buf = self.buf;
-        buf.truncate(self.len);
+        let buf = self.buf;
         let mut buf = if self.compression == Compression::None {
             buf
         } else {
@@ -336,16 +258,6 @@ impl BatchBuilder {
             stamp: None,
         })
     }
-}
-
-/// Writes `u` as a varint of exactly `len` bytes (its minimal length).
-#[inline(always)]
-fn put_exact(out: &mut [u8], at: usize, mut u: u64, len: usize) {
-    for b in &mut out[at..at + len - 1] {
-        *b = (u as u8) | 0x80;
-        u >>= 7;
-    }
-    out[at + len - 1] = u as u8;
 }
 
 #[inline(always)]

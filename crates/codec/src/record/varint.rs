@@ -4,6 +4,9 @@
 //!
 //! A 32-bit varint takes at most 5 bytes and a 64-bit one at most 10; a longer
 //! run of continuation bits is an error, never a loop over attacker bytes.
+//!
+//! Encoding into a batch lives in `writer` (raw stores into spare capacity);
+//! the slice encoders here are the tests' reference.
 
 use super::RecordError;
 
@@ -26,6 +29,7 @@ pub(crate) fn put_varlong(out: &mut [u8], v: i64) -> usize {
     put_unsigned(out, ((v << 1) ^ (v >> 63)) as u64)
 }
 
+#[cfg(test)]
 #[inline(always)]
 fn put_unsigned(out: &mut [u8], mut u: u64) -> usize {
     let mut i = 0;
@@ -86,39 +90,6 @@ pub(crate) const fn zigzag64(v: i64) -> u64 {
 #[inline(always)]
 pub(crate) const fn encoded_len(u: u64) -> usize {
     unsigned_len(u)
-}
-
-/// Writes an already zig-zagged value at `out[at..]`, returning the new
-/// position. Values that take up to 8 bytes are written with one 8-byte
-/// store, so `out` must have 8 bytes of room at `at` for them (the bytes past
-/// the varint are scratch the caller overwrites next).
-#[inline(always)]
-pub(crate) fn put_at(out: &mut [u8], at: usize, u: u64) -> usize {
-    if u < 0x80 {
-        out[at] = u as u8;
-        return at + 1;
-    }
-    if u < 1 << 14 {
-        out[at] = (u as u8) | 0x80;
-        out[at + 1] = (u >> 7) as u8;
-        return at + 2;
-    }
-    if u < 1 << 56 {
-        if let Some(dst) = out.get_mut(at..at + 8) {
-            let mut enc = 0u64;
-            let mut x = u;
-            let mut shift = 0;
-            while x >= 0x80 {
-                enc |= ((x & 0x7f) | 0x80) << shift;
-                x >>= 7;
-                shift += 8;
-            }
-            enc |= x << shift;
-            dst.copy_from_slice(&enc.to_le_bytes());
-            return at + shift / 8 + 1;
-        }
-    }
-    at + put_unsigned(&mut out[at..], u)
 }
 
 /// Reads a zig-zag varint at `*pos`, advancing it.
