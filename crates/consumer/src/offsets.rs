@@ -225,7 +225,17 @@ pub(crate) async fn fetch_committed(
             tracing::debug!(%group, "committed offsets pending in a transaction; waiting");
         }
         if !backoff_until(backoff, deadline).await {
-            return Err(timed_out("OffsetFetch", started));
+            return Err(timed_out(
+                if unstable {
+                    // Say why: a transaction holding offsets of these
+                    // partitions never ended (see RELIABILITY.md, T4).
+                    "OffsetFetch (the group's offsets stayed pending in an open transaction: \
+                     UNSTABLE_OFFSET_COMMIT)"
+                } else {
+                    "OffsetFetch"
+                },
+                started,
+            ));
         }
     }
 }
