@@ -25,7 +25,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -89,9 +89,9 @@ struct Fleet {
     group: String,
     logs: PathBuf,
     seed: u64,
-    /// Transactions committed by all copiers so far (from their `committed`
-    /// progress lines).
-    commits: Arc<AtomicU64>,
+    /// When each transaction of any copier was reported committed (their
+    /// `committed` progress lines), in order.
+    commits: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl Fleet {
@@ -122,7 +122,9 @@ impl Fleet {
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 if line.starts_with("committed") {
-                    commits.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut c) = commits.lock() {
+                        c.push(Instant::now());
+                    }
                 }
             }
         });
@@ -143,6 +145,8 @@ struct Report {
     recoveries: Vec<f64>,
     copier_failures: Vec<String>,
     copier_starts: u32,
+    /// Longest time between two commits (any copier), seconds.
+    longest_stall: f64,
     elapsed: f64,
 }
 
@@ -183,7 +187,7 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
         group: unique_topic("soak-group"),
         logs: logs.clone(),
         seed: opts.seed,
-        commits: Arc::new(AtomicU64::new(0)),
+        commits: Arc::new(Mutex::new(Vec::new())),
     };
     let mut copiers = Vec::new();
     for i in 0..opts.copiers {
@@ -207,41 +211,54 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
             break;
         }
         let fault = FAULTS[rng.below(FAULTS.len() as u64) as usize];
-        let before = fleet.commits.load(Ordering::Relaxed);
-        let at = Instant::now();
         let which = rng.below(copiers.len() as u64) as usize;
-        match fault {
+        // When the fault struck (recovery is measured from there; the
+        // restarts below may take longer than the recovery).
+        let struck = match fault {
             Fault::CopierKill => {
                 let old = copiers.remove(which);
                 let (id, starts) = (old.txn_id.clone(), old.starts + 1);
                 drop(old); // SIGKILL and reap
+                let struck = Instant::now();
                 copiers.insert(which, fleet.start(&id, starts)?);
+                struck
             }
             Fault::CopierFreeze => {
                 let pid = copiers[which].child.id();
                 process::signal(pid, process::Signal::Stop);
+                let struck = Instant::now();
                 std::thread::sleep(Duration::from_millis(SESSION_MS + 2_000 + rng.below(5_000)));
                 process::signal(pid, process::Signal::Cont);
+                struck
             }
             Fault::BrokerKill => {
                 let node = node_ids[rng.below(node_ids.len() as u64) as usize];
                 broker.kill9(node)?;
+                let struck = Instant::now();
                 std::thread::sleep(Duration::from_millis(rng.below(5_000)));
                 broker.restart(node)?;
+                struck
             }
             Fault::BrokerTerm => {
                 let node = node_ids[rng.below(node_ids.len() as u64) as usize];
+                let struck = Instant::now();
                 broker.sigterm(node)?;
                 broker.restart(node)?;
+                struck
             }
-        }
+        };
         *report.faults.entry(format!("{fault:?}")).or_default() += 1;
         // Recovery: the next commit of any copier after the fault.
         let limit = Instant::now() + Duration::from_secs(180);
-        loop {
+        let next_commit = loop {
             supervise(&mut fleet, &mut copiers, &mut report)?;
-            if fleet.commits.load(Ordering::Relaxed) > before {
-                break;
+            let found = fleet
+                .commits
+                .lock()
+                .ok()
+                .and_then(|c| c.iter().find(|&&t| t > struck).copied());
+            if let Some(c) = found {
+                break c;
             }
             if Instant::now() >= limit {
                 bail!(
@@ -250,8 +267,8 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
-        }
-        let took = at.elapsed().as_secs_f64();
+        };
+        let took = next_commit.duration_since(struck).as_secs_f64();
         report.recoveries.push(took);
         println!(
             "soak {tv:?}: {fault:?} at {:.0} s, next commit {took:.1} s later; {} records in",
@@ -285,6 +302,15 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     report.copier_starts = copiers.iter().map(|c| c.starts).sum();
+    report.longest_stall = fleet
+        .commits
+        .lock()
+        .map(|c| {
+            c.windows(2)
+                .map(|w| w[1].duration_since(w[0]).as_secs_f64())
+                .fold(0.0, f64::max)
+        })
+        .unwrap_or(0.0);
     drop(copiers);
 
     let verdict = rt.block_on(check::verify_numbered(
@@ -335,6 +361,10 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
     );
     println!("  faults              {:?}", report.faults);
     println!("  recovery (fault to next commit) p50 {p50:.1} s, max {max:.1} s");
+    println!(
+        "  longest stall       {:.1} s between two commits",
+        report.longest_stall
+    );
     println!(
         "  copier starts       {} ({} copiers)",
         report.copier_starts, opts.copiers
