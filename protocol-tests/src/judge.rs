@@ -3,12 +3,90 @@
 //! `read_committed` both by our consumer (`exactly::check::verify_numbered`)
 //! and by the reference Java `VerifiableConsumer`, so that a bug shared by
 //! our producer and our consumer cannot hide.
+//!
+//! [`java_numbered`] returns the Java verdict (the soak and the demo report
+//! it); [`exactly_once`] is the tests' assertion over both judges.
 
 use std::time::Duration;
 
 use exactly::check;
 
-use crate::{unique_topic, Broker};
+use crate::{unique_topic, Broker, Result};
+
+/// What the Java `VerifiableConsumer` read from a topic of numbered records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JavaVerdict {
+    /// The number of values `0..n` the topic should hold.
+    pub expected: u64,
+    /// Records read.
+    pub read: u64,
+    /// Distinct numbers among them.
+    pub distinct: u64,
+    /// Records read more than once (`read - distinct` over numeric values).
+    pub duplicates: u64,
+    /// Numbers of `0..n` never read.
+    pub missing: u64,
+    /// Records that are not a number of `0..n` (non-numeric, or `>= n`).
+    pub foreign: u64,
+}
+
+impl JavaVerdict {
+    /// Each of `0..n` read exactly once, nothing else read.
+    pub fn is_exactly_once(&self) -> bool {
+        self.read == self.expected
+            && self.distinct == self.expected
+            && self.duplicates == 0
+            && self.missing == 0
+            && self.foreign == 0
+    }
+
+    /// Judges the values of the records read (`None`: no value).
+    pub fn of<'a>(expected: u64, values: impl IntoIterator<Item = Option<&'a str>>) -> Self {
+        let mut read = 0;
+        let mut foreign = 0;
+        let mut numbers: Vec<u64> = Vec::new();
+        for v in values {
+            read += 1;
+            match v.and_then(|v| v.parse::<u64>().ok()) {
+                Some(x) if x < expected => numbers.push(x),
+                _ => foreign += 1,
+            }
+        }
+        let in_range = numbers.len() as u64;
+        numbers.sort_unstable();
+        numbers.dedup();
+        let distinct = numbers.len() as u64;
+        JavaVerdict {
+            expected,
+            read,
+            distinct,
+            duplicates: in_range - distinct,
+            missing: expected - distinct,
+            foreign,
+        }
+    }
+}
+
+/// Reads `output` `read_committed` with the Java `VerifiableConsumer` (a
+/// fresh group) until `n` records arrived or `timeout`, and judges them.
+pub fn java_numbered(
+    broker: &Broker,
+    output: &str,
+    n: u64,
+    timeout: Duration,
+) -> Result<JavaVerdict> {
+    let records = broker.java().verifiable_consumer(
+        output,
+        &unique_topic("judge"),
+        usize::try_from(n).unwrap_or(usize::MAX),
+        &[("isolation.level", "read_committed")],
+        timeout,
+    )?;
+    Ok(JavaVerdict::of(
+        n,
+        records.iter().map(|r| r.value.as_deref()),
+    ))
+}
 
 /// Panics (naming `label`) unless both judges read each of `0..n` exactly
 /// once from `output` (`partitions` partitions). Runs our consumer on `rt`.
@@ -35,29 +113,44 @@ pub fn exactly_once(
         v.is_exactly_once(),
         "{label}: not exactly once by our consumer: {v:?}"
     );
-    let java = broker
-        .java()
-        .verifiable_consumer(
-            output,
-            &unique_topic("judge"),
-            n as usize,
-            &[("isolation.level", "read_committed")],
-            Duration::from_secs(180),
-        )
+    let java = java_numbered(broker, output, n, Duration::from_secs(180))
         .unwrap_or_else(|e| panic!("{label}: VerifiableConsumer: {e}"));
-    let mut values: Vec<u64> = java
-        .iter()
-        .map(|r| {
-            r.value
-                .as_deref()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{label}: Java read a non-numeric value {:?}", r.value))
-        })
-        .collect();
-    values.sort_unstable();
-    let total = values.len();
-    values.dedup();
-    println!("{label}: Java read {total}, {} distinct", values.len());
-    assert_eq!(total as u64, n, "{label}: Java count");
-    assert_eq!(values, (0..n).collect::<Vec<_>>(), "{label}: Java values");
+    println!("{label}: Java {java:?}");
+    assert!(
+        java.is_exactly_once(),
+        "{label}: not exactly once by the Java VerifiableConsumer: {java:?}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JavaVerdict;
+
+    #[test]
+    fn java_verdict_counts_duplicates_missing_and_foreign() {
+        let ok = JavaVerdict::of(3, [Some("2"), Some("0"), Some("1")]);
+        assert!(ok.is_exactly_once(), "{ok:?}");
+
+        let v = JavaVerdict::of(
+            4,
+            [Some("0"), Some("0"), Some("1"), Some("9"), Some("x"), None],
+        );
+        assert_eq!(
+            v,
+            JavaVerdict {
+                expected: 4,
+                read: 6,
+                distinct: 2,
+                duplicates: 1,
+                missing: 2,
+                foreign: 3,
+            }
+        );
+        assert!(!v.is_exactly_once());
+        // A duplicate standing in for a missing value keeps the count right:
+        // the count alone must not pass it.
+        let swapped = JavaVerdict::of(2, [Some("0"), Some("0")]);
+        assert_eq!(swapped.read, 2);
+        assert!(!swapped.is_exactly_once());
+    }
 }

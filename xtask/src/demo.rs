@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use exactly::{check, copy, CopyConfig, Transformed};
-use exactly_protocol_tests::{Broker, BrokerConfig, TransactionVersion};
+use exactly_protocol_tests::{judge, Broker, BrokerConfig, TransactionVersion};
 use indicatif::{ProgressBar, ProgressStyle};
 
 const INPUT: &str = "exactly-demo-input";
@@ -49,32 +49,15 @@ pub(crate) fn run(tv: TransactionVersion, records: u64) -> Result<()> {
     let verdict = result?;
 
     // The reference Java client as an independent judge.
-    let judged = broker.java().verifiable_consumer(
-        OUTPUT,
-        "exactly-demo-judge",
-        records as usize,
-        &[("isolation.level", "read_committed")],
-        Duration::from_secs(120),
-    )?;
-    let mut values: Vec<u64> = judged
-        .iter()
-        .filter_map(|r| r.value.as_deref()?.parse().ok())
-        .collect();
-    values.sort_unstable();
-    values.dedup();
+    let java = judge::java_numbered(&broker, OUTPUT, records, Duration::from_secs(120))?;
     println!(
         "Java VerifiableConsumer (read_committed): {} records, {} distinct values",
-        judged.len(),
-        values.len()
+        java.read, java.distinct
     );
-    let java_ok = judged.len() as u64 == records && values.len() as u64 == records;
     drop(broker);
     println!("broker stopped; nothing left running");
-    if !verdict.is_exactly_once() || !java_ok {
-        bail!(
-            "the copy is NOT exactly once: ours {verdict:?}, Java saw {} records",
-            judged.len()
-        );
+    if !verdict.is_exactly_once() || !java.is_exactly_once() {
+        bail!("the copy is NOT exactly once: ours {verdict:?}, Java {java:?}");
     }
     println!(
         "\nexactly once: {records} input records -> {records} output records, no duplicate, \

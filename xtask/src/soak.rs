@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use exactly::{check, Producer, ProducerRecord};
 use exactly_protocol_tests::rng::Rng;
-use exactly_protocol_tests::{process, unique_topic, Broker, BrokerConfig, TransactionVersion};
+use exactly_protocol_tests::{
+    judge, process, unique_topic, Broker, BrokerConfig, TransactionVersion,
+};
 
 const PARTITIONS: i32 = 6;
 /// The copiers' consumer session timeout (ms, set by the copier binary): a
@@ -321,19 +323,7 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
         Duration::from_secs(60),
         |_| {},
     ))?;
-    let java = broker.java().verifiable_consumer(
-        &output,
-        &unique_topic("soak-judge"),
-        report.produced as usize,
-        &[("isolation.level", "read_committed")],
-        Duration::from_secs(600),
-    )?;
-    let mut values: Vec<u64> = java
-        .iter()
-        .filter_map(|r| r.value.as_deref()?.parse().ok())
-        .collect();
-    values.sort_unstable();
-    values.dedup();
+    let java = judge::java_numbered(&broker, &output, report.produced, Duration::from_secs(600))?;
     report.elapsed = t.elapsed().as_secs_f64();
     drop(broker);
 
@@ -355,9 +345,8 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
         verdict.duplicates, verdict.missing, verdict.foreign, verdict.order_violations
     );
     println!(
-        "  Java judge          {} records, {} distinct",
-        java.len(),
-        values.len()
+        "  Java judge          {} records, {} distinct, {} duplicates, {} missing, {} foreign",
+        java.read, java.distinct, java.duplicates, java.missing, java.foreign
     );
     println!("  faults              {:?}", report.faults);
     println!("  recovery (fault to next commit) p50 {p50:.1} s, max {max:.1} s");
@@ -378,8 +367,7 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
         report.produced as f64 / report.elapsed
     );
     println!("  copier logs         {}", logs.display());
-    let java_ok = java.len() as u64 == report.produced && values.len() as u64 == report.produced;
-    if !verdict.is_exactly_once() || !java_ok {
+    if !verdict.is_exactly_once() || !java.is_exactly_once() {
         bail!("soak {tv:?}: NOT exactly once");
     }
     Ok(())

@@ -9,56 +9,13 @@
 
 use bytes::{Bytes, BytesMut};
 use exactly_codec::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use exactly_codec::messages::{
-    ApiKey, FetchResponse, RequestHeader, RequestKind, ResponseKind, TopicName,
-};
+use exactly_codec::messages::{ApiKey, FetchResponse, RequestHeader, ResponseKind, TopicName};
 use exactly_codec::protocol::Encodable;
-use exactly_codec::{encode_response, FrameDecoder, CLIENT_APIS};
+use exactly_codec::{
+    default_request, default_response, encode_response, FrameDecoder, CLIENT_APIS,
+};
 
 type Error = Box<dyn std::error::Error>;
-
-fn default_response(api: ApiKey) -> Option<ResponseKind> {
-    use exactly_codec::messages::*;
-    Some(match api {
-        ApiKey::Produce => ResponseKind::Produce(ProduceResponse::default()),
-        ApiKey::Fetch => ResponseKind::Fetch(FetchResponse::default()),
-        ApiKey::ListOffsets => ResponseKind::ListOffsets(ListOffsetsResponse::default()),
-        ApiKey::Metadata => ResponseKind::Metadata(MetadataResponse::default()),
-        ApiKey::OffsetCommit => ResponseKind::OffsetCommit(OffsetCommitResponse::default()),
-        ApiKey::OffsetFetch => ResponseKind::OffsetFetch(OffsetFetchResponse::default()),
-        ApiKey::FindCoordinator => {
-            ResponseKind::FindCoordinator(FindCoordinatorResponse::default())
-        }
-        ApiKey::JoinGroup => ResponseKind::JoinGroup(JoinGroupResponse::default()),
-        ApiKey::Heartbeat => ResponseKind::Heartbeat(HeartbeatResponse::default()),
-        ApiKey::LeaveGroup => ResponseKind::LeaveGroup(LeaveGroupResponse::default()),
-        ApiKey::SyncGroup => ResponseKind::SyncGroup(SyncGroupResponse::default()),
-        ApiKey::SaslHandshake => ResponseKind::SaslHandshake(SaslHandshakeResponse::default()),
-        ApiKey::SaslAuthenticate => {
-            ResponseKind::SaslAuthenticate(SaslAuthenticateResponse::default())
-        }
-        ApiKey::ApiVersions => ResponseKind::ApiVersions(ApiVersionsResponse::default()),
-        ApiKey::CreateTopics => ResponseKind::CreateTopics(CreateTopicsResponse::default()),
-        ApiKey::InitProducerId => ResponseKind::InitProducerId(InitProducerIdResponse::default()),
-        ApiKey::AddPartitionsToTxn => {
-            ResponseKind::AddPartitionsToTxn(AddPartitionsToTxnResponse::default())
-        }
-        ApiKey::AddOffsetsToTxn => {
-            ResponseKind::AddOffsetsToTxn(AddOffsetsToTxnResponse::default())
-        }
-        ApiKey::EndTxn => ResponseKind::EndTxn(EndTxnResponse::default()),
-        ApiKey::TxnOffsetCommit => {
-            ResponseKind::TxnOffsetCommit(TxnOffsetCommitResponse::default())
-        }
-        ApiKey::DescribeProducers => {
-            ResponseKind::DescribeProducers(DescribeProducersResponse::default())
-        }
-        ApiKey::DescribeTransactions => {
-            ResponseKind::DescribeTransactions(DescribeTransactionsResponse::default())
-        }
-        _ => return None,
-    })
-}
 
 fn frame_body(wire: &mut BytesMut) -> Result<Bytes, Error> {
     FrameDecoder::default()
@@ -97,7 +54,9 @@ fn main() -> Result<(), Error> {
             std::fs::write(format!("{dir}/response/{api:?}-v{version}"), seed)?;
 
             // the matching request, default-valued, as a broker would read it
-            let req = default_request(api);
+            let Some(req) = default_request(api) else {
+                continue;
+            };
             let mut wire = BytesMut::new();
             let header = RequestHeader::default()
                 .with_request_api_key(api as i16)
@@ -109,40 +68,4 @@ fn main() -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-fn default_request(api: ApiKey) -> RequestKind {
-    use exactly_codec::messages::*;
-    match api {
-        ApiKey::Produce => RequestKind::Produce(ProduceRequest::default()),
-        ApiKey::Fetch => RequestKind::Fetch(FetchRequest::default()),
-        ApiKey::ListOffsets => RequestKind::ListOffsets(ListOffsetsRequest::default()),
-        ApiKey::Metadata => RequestKind::Metadata(MetadataRequest::default()),
-        ApiKey::OffsetCommit => RequestKind::OffsetCommit(OffsetCommitRequest::default()),
-        ApiKey::OffsetFetch => RequestKind::OffsetFetch(OffsetFetchRequest::default()),
-        ApiKey::FindCoordinator => RequestKind::FindCoordinator(FindCoordinatorRequest::default()),
-        ApiKey::JoinGroup => RequestKind::JoinGroup(JoinGroupRequest::default()),
-        ApiKey::Heartbeat => RequestKind::Heartbeat(HeartbeatRequest::default()),
-        ApiKey::LeaveGroup => RequestKind::LeaveGroup(LeaveGroupRequest::default()),
-        ApiKey::SyncGroup => RequestKind::SyncGroup(SyncGroupRequest::default()),
-        ApiKey::SaslHandshake => RequestKind::SaslHandshake(SaslHandshakeRequest::default()),
-        ApiKey::SaslAuthenticate => {
-            RequestKind::SaslAuthenticate(SaslAuthenticateRequest::default())
-        }
-        ApiKey::CreateTopics => RequestKind::CreateTopics(CreateTopicsRequest::default()),
-        ApiKey::InitProducerId => RequestKind::InitProducerId(InitProducerIdRequest::default()),
-        ApiKey::AddPartitionsToTxn => {
-            RequestKind::AddPartitionsToTxn(AddPartitionsToTxnRequest::default())
-        }
-        ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(AddOffsetsToTxnRequest::default()),
-        ApiKey::EndTxn => RequestKind::EndTxn(EndTxnRequest::default()),
-        ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(TxnOffsetCommitRequest::default()),
-        ApiKey::DescribeProducers => {
-            RequestKind::DescribeProducers(DescribeProducersRequest::default())
-        }
-        ApiKey::DescribeTransactions => {
-            RequestKind::DescribeTransactions(DescribeTransactionsRequest::default())
-        }
-        _ => RequestKind::ApiVersions(ApiVersionsRequest::default()),
-    }
 }

@@ -9,7 +9,9 @@
 //! stops at v3: v4+ is the broker-to-broker form (KIP-890).
 
 use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::messages::{
+    self, ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, VersionRange};
 
 use crate::frame::write_frame;
@@ -52,6 +54,56 @@ pub fn client_versions(api: ApiKey) -> Option<VersionRange> {
         .iter()
         .find(|(k, _)| *k == api)
         .map(|&(_, range)| range)
+}
+
+/// Writes [`default_request`] and [`default_response`] from one list of the
+/// client's APIs and their message types.
+macro_rules! default_messages {
+    ($($api:ident => $req:ident, $resp:ident;)*) => {
+        /// A default-valued request of a client API (see [`CLIENT_APIS`]), or
+        /// `None` for any other API: the smallest valid message, for seeding
+        /// fuzz corpora and scripting fake peers.
+        pub fn default_request(api: ApiKey) -> Option<RequestKind> {
+            match api {
+                $(ApiKey::$api => Some(RequestKind::$api(messages::$req::default())),)*
+                _ => None,
+            }
+        }
+
+        /// A default-valued response of a client API (see [`CLIENT_APIS`]),
+        /// or `None` for any other API.
+        pub fn default_response(api: ApiKey) -> Option<ResponseKind> {
+            match api {
+                $(ApiKey::$api => Some(ResponseKind::$api(messages::$resp::default())),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+default_messages! {
+    Produce => ProduceRequest, ProduceResponse;
+    Fetch => FetchRequest, FetchResponse;
+    ListOffsets => ListOffsetsRequest, ListOffsetsResponse;
+    Metadata => MetadataRequest, MetadataResponse;
+    OffsetCommit => OffsetCommitRequest, OffsetCommitResponse;
+    OffsetFetch => OffsetFetchRequest, OffsetFetchResponse;
+    FindCoordinator => FindCoordinatorRequest, FindCoordinatorResponse;
+    JoinGroup => JoinGroupRequest, JoinGroupResponse;
+    Heartbeat => HeartbeatRequest, HeartbeatResponse;
+    LeaveGroup => LeaveGroupRequest, LeaveGroupResponse;
+    SyncGroup => SyncGroupRequest, SyncGroupResponse;
+    SaslHandshake => SaslHandshakeRequest, SaslHandshakeResponse;
+    SaslAuthenticate => SaslAuthenticateRequest, SaslAuthenticateResponse;
+    ApiVersions => ApiVersionsRequest, ApiVersionsResponse;
+    CreateTopics => CreateTopicsRequest, CreateTopicsResponse;
+    InitProducerId => InitProducerIdRequest, InitProducerIdResponse;
+    AddPartitionsToTxn => AddPartitionsToTxnRequest, AddPartitionsToTxnResponse;
+    AddOffsetsToTxn => AddOffsetsToTxnRequest, AddOffsetsToTxnResponse;
+    EndTxn => EndTxnRequest, EndTxnResponse;
+    TxnOffsetCommit => TxnOffsetCommitRequest, TxnOffsetCommitResponse;
+    DescribeProducers => DescribeProducersRequest, DescribeProducersResponse;
+    DescribeTransactions => DescribeTransactionsRequest, DescribeTransactionsResponse;
 }
 
 fn check_version(api: ApiKey, version: i16) -> Result<(), CodecError> {
@@ -182,6 +234,25 @@ mod tests {
         assert_eq!(client_versions(ApiKey::Produce), Some(range(3, 12)));
         assert_eq!(client_versions(ApiKey::AddPartitionsToTxn).unwrap().max, 3);
         assert_eq!(client_versions(ApiKey::AlterConfigs), None);
+    }
+
+    #[test]
+    fn every_client_api_has_default_messages_of_its_own_kind() {
+        for &(api, _) in CLIENT_APIS {
+            let req = default_request(api).unwrap();
+            let resp = default_response(api).unwrap();
+            // The variant is the API's own (its Debug form starts with it).
+            assert!(
+                format!("{req:?}").starts_with(&format!("{api:?}(")),
+                "{req:?}"
+            );
+            assert!(
+                format!("{resp:?}").starts_with(&format!("{api:?}(")),
+                "{resp:?}"
+            );
+        }
+        assert!(default_request(ApiKey::AlterConfigs).is_none());
+        assert!(default_response(ApiKey::AlterConfigs).is_none());
     }
 
     #[test]

@@ -55,7 +55,8 @@ pub mod record;
 pub mod versions;
 
 pub use apis::{
-    client_versions, decode_request, decode_response_kind, encode_response, CLIENT_APIS,
+    client_versions, decode_request, decode_response_kind, default_request, default_response,
+    encode_response, CLIENT_APIS,
 };
 pub use compression::Compression;
 pub use error::CodecError;

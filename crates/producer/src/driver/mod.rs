@@ -228,7 +228,7 @@ impl Driver {
                 let _ = self.core.init(self.millis(Instant::now()));
             }
             loop {
-                self.in_identity_span(Self::turn);
+                self.turn();
                 if self.finish_close_if_done() {
                     break;
                 }
@@ -290,14 +290,18 @@ impl Driver {
     }
 
     /// One turn: batches in, requests out, events handled, until quiet.
+    /// Each round runs in the current identity's span, so an identity that
+    /// changes in one round shows from the next.
     fn turn(&mut self) {
         let now = Instant::now();
         let m = self.millis(now);
-        self.core.handle_timeout(m);
+        let mut first = true;
         loop {
-            // An identity change below takes effect from the next round.
             let span = self.identity_span.clone();
             let _entered = span.enter();
+            if std::mem::take(&mut first) {
+                self.core.handle_timeout(m);
+            }
             let mut moved = self.drain_accumulator(now, false);
             while let Some((id, target, req)) = self.core.poll_request(m) {
                 self.dispatch(id, target, req);
@@ -308,13 +312,13 @@ impl Driver {
                 moved = true;
             }
             if !moved {
-                break;
+                self.send_queued();
+                self.check_offsets_waiters();
+                self.check_flush_waiters();
+                self.sync_phase();
+                return;
             }
         }
-        self.send_queued();
-        self.check_offsets_waiters();
-        self.check_flush_waiters();
-        self.sync_phase();
     }
 
     /// The accumulator's phase follows the core's state (and `close`).
