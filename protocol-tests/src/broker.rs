@@ -295,6 +295,30 @@ impl Broker {
             })
     }
 
+    /// The node that is the transaction coordinator of `transactional_id`
+    /// now (FindCoordinator, KIP-98; the batched form of KIP-699 at v4+).
+    pub fn txn_coordinator(&self, transactional_id: &str) -> Result<i32> {
+        use exactly_codec::messages::FindCoordinatorRequest;
+        use exactly_codec::protocol::StrBytes;
+        let key = StrBytes::from_string(transactional_id.to_owned());
+        let req = FindCoordinatorRequest::default()
+            .with_key_type(1)
+            .with_key(key.clone())
+            .with_coordinator_keys(vec![key]);
+        let resp = self.client()?.call(&req)?;
+        let (error, node) = match resp.coordinators.first() {
+            Some(c) => (c.error_code, c.node_id.0),
+            None => (resp.error_code, resp.node_id.0),
+        };
+        if error != 0 || node < 0 {
+            return Err(HarnessError::Protocol {
+                addr: self.bootstrap(),
+                why: format!("FindCoordinator({transactional_id}): error {error}, node {node}"),
+            });
+        }
+        Ok(node)
+    }
+
     /// `kill -9` a node (no shutdown at all) and reap it.
     pub fn kill9(&self, node: i32) -> Result<()> {
         self.signal_and_reap(node, Signal::Kill, Duration::from_secs(30))

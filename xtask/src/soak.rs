@@ -6,8 +6,10 @@
 //! offsets, KIP-447; static membership, KIP-345) copying it to a 6-partition
 //! output; and, for `--minutes`, a random fault every 1..`--max-gap` seconds:
 //! a copier killed -9 (and restarted), a copier frozen with SIGSTOP past its
-//! session timeout (a zombie when it wakes), the broker killed -9 or
-//! SIGTERMed (and restarted). Then the input stops, the copiers drain and
+//! session timeout (a zombie when it wakes), a broker node killed -9 or
+//! SIGTERMed (and restarted): a random node, or, leader-chasing, the node
+//! coordinating a copier's transactions (FindCoordinator) or leading an
+//! output partition. Then the input stops, the copiers drain and
 //! exit when idle, and the output is judged `read_committed` by our consumer
 //! and the Java `VerifiableConsumer`: every number exactly once.
 //!
@@ -17,9 +19,8 @@
 //! (KAFKA-20734; see protocol-tests/tests/eos_faults.rs), a broker failure
 //! no client is told about. `--nodes 1` runs into it now and then.
 //!
-//! Not covered yet (RELIABILITY.md asks for them too): leader-chasing kills
-//! (faults hit a random node), proxy faults, and a forced producer id
-//! rotation.
+//! Not covered yet (RELIABILITY.md asks for them too): proxy faults and a
+//! forced producer id rotation.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -57,15 +58,24 @@ pub(crate) struct SoakOptions {
 enum Fault {
     CopierKill,
     CopierFreeze,
+    /// kill -9 a random node.
     BrokerKill,
+    /// SIGTERM a random node.
     BrokerTerm,
+    /// kill -9 the node coordinating a random copier's transactions
+    /// (leader-chasing: the node whose loss hurts most).
+    CoordinatorKill,
+    /// kill -9 the node leading a random output partition.
+    LeaderKill,
 }
 
-const FAULTS: [Fault; 4] = [
+const FAULTS: [Fault; 6] = [
     Fault::CopierKill,
     Fault::CopierFreeze,
     Fault::BrokerKill,
     Fault::BrokerTerm,
+    Fault::CoordinatorKill,
+    Fault::LeaderKill,
 ];
 
 /// One copier process (it exits 0 after `IDLE_SECS` without input, 1 when
@@ -149,6 +159,9 @@ struct Report {
     copier_starts: u32,
     /// Longest time between two commits (any copier), seconds.
     longest_stall: f64,
+    /// Leader-chasing faults whose target could not be looked up (they hit
+    /// a random node instead).
+    chase_misses: Vec<String>,
     elapsed: f64,
 }
 
@@ -233,8 +246,25 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
                 process::signal(pid, process::Signal::Cont);
                 struck
             }
-            Fault::BrokerKill => {
-                let node = node_ids[rng.below(node_ids.len() as u64) as usize];
+            Fault::BrokerKill | Fault::CoordinatorKill | Fault::LeaderKill => {
+                let random = node_ids[rng.below(node_ids.len() as u64) as usize];
+                let chased = match fault {
+                    Fault::CoordinatorKill => broker.txn_coordinator(&copiers[which].txn_id),
+                    Fault::LeaderKill => {
+                        let p = rng.below(PARTITIONS as u64) as i32;
+                        broker.leader_of(&output, p)
+                    }
+                    _ => Ok(random),
+                };
+                // A lookup that fails (a coordinator still loading, a
+                // partition without a leader) falls back to a random node.
+                let node = match chased {
+                    Ok(n) if node_ids.contains(&n) => n,
+                    other => {
+                        report.chase_misses.push(format!("{fault:?}: {other:?}"));
+                        random
+                    }
+                };
                 broker.kill9(node)?;
                 let struck = Instant::now();
                 std::thread::sleep(Duration::from_millis(rng.below(5_000)));
@@ -349,6 +379,13 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
         java.read, java.distinct, java.duplicates, java.missing, java.foreign
     );
     println!("  faults              {:?}", report.faults);
+    if !report.chase_misses.is_empty() {
+        println!(
+            "  chase misses        {} (hit a random node): {:?}",
+            report.chase_misses.len(),
+            report.chase_misses
+        );
+    }
     println!("  recovery (fault to next commit) p50 {p50:.1} s, max {max:.1} s");
     println!(
         "  longest stall       {:.1} s between two commits",
