@@ -32,6 +32,7 @@ pub mod probe;
 pub mod process;
 pub mod proxy;
 pub mod rng;
+pub mod rotation;
 pub mod security;
 
 pub use broker::{Broker, DetachedState};
