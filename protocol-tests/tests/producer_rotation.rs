@@ -11,11 +11,13 @@
 //! - under `transaction.version` 1 only InitProducerId bumps the epoch; an
 //!   InitProducerId that finds the epoch exhausted answers with a new id.
 //!
-//! Getting there takes 32,767 epoch bumps. These tests make most of them with
-//! bare InitProducerId requests for the transactional id (what 32k restarts
-//! of a producer would do) and let our producer go through the rotation
-//! itself; `exactly_protocol_tests::rotation` (the soak tier) has our
-//! producer run every one of the 32,767 transactions.
+//! Getting there takes 32,767 epoch bumps. Under tv2 our producer makes all
+//! of them itself, one transaction each (about 70 s on a warm 2-core
+//! machine, debug build: see `rotation::full_rotation`). The two other tests
+//! make most of them with bare InitProducerId requests for the transactional
+//! id (what 32k restarts of a producer would do, about 10 s) and let our
+//! producer go through the rotation: under tv2 by its commit, under tv1 by
+//! a second producer's init, which leaves the first one with the old id.
 //!
 //! Judged by our `read_committed` consumer and the Java
 //! `VerifiableConsumer` (each value once), `DumpLogSegments` (the batches of
@@ -30,7 +32,8 @@ use std::time::{Duration, Instant};
 
 use exactly_protocol_tests::rotation::{
     assert_identities_step_through_rotation, bump_epoch_with_bare_inits, check_log,
-    current_thread_runtime, old_id_is_refused, run_transactions, IdentityLog,
+    current_thread_runtime, full_rotation, old_id_is_refused, run_transactions, IdentityLog,
+    EXHAUSTED_EPOCH,
 };
 use exactly_protocol_tests::{judge, unique_topic, Broker, TransactionVersion};
 use producer_support::producer;
@@ -50,8 +53,12 @@ fn producer_id_rotates_when_commit_exhausts_the_epoch_tv2() {
     // producer's init bumps it once more: its transactions run at epochs
     // 32767 - BEFORE ..= 32766.
     let t0 = Instant::now();
-    let (old_pid, epoch) = bump_epoch_with_bare_inits(broker, &txn_id, i16::MAX - 1 - BEFORE as i16);
-    println!("bare InitProducerId up to epoch {epoch} of pid {old_pid}: {:?}", t0.elapsed());
+    let (old_pid, epoch) =
+        bump_epoch_with_bare_inits(broker, &txn_id, i16::MAX - 1 - BEFORE as i16);
+    println!(
+        "bare InitProducerId up to epoch {epoch} of pid {old_pid}: {:?}",
+        t0.elapsed()
+    );
 
     let log = IdentityLog::default();
     let (rt, guard) = current_thread_runtime(&log);
@@ -64,8 +71,8 @@ fn producer_id_rotates_when_commit_exhausts_the_epoch_tv2() {
             "our init bumps the epoch of the same producer id"
         );
         let mut next = 0u64;
-        let rotated = run_transactions(&p, &topic, &mut next, &log, 1000, |ids| {
-            ids.last().is_some_and(|(pid, _)| *pid != old_pid)
+        let rotated = run_transactions(&p, &topic, &mut next, &log, 1000, |last| {
+            last.is_some_and(|(pid, _)| pid != old_pid)
         })
         .await;
         assert_eq!(rotated, u64::from(BEFORE), "transactions until rotation");
@@ -74,7 +81,14 @@ fn producer_id_rotates_when_commit_exhausts_the_epoch_tv2() {
         let new_pid = log.identities().last().unwrap().0;
         // The old id, at the epochs its last transaction and markers used,
         // can neither end a transaction nor write one.
-        old_id_is_refused(broker, &txn_id, &topic, old_pid, &[i16::MAX - 1, i16::MAX], "0");
+        old_id_is_refused(
+            broker,
+            &txn_id,
+            &topic,
+            old_pid,
+            &[i16::MAX - 1, i16::MAX],
+            "0",
+        );
         // And the new identity is not disturbed by those attempts.
         let ran = run_transactions(&p, &topic, &mut next, &log, 1, |_| false).await;
         assert_eq!(ran, 1);
@@ -85,7 +99,13 @@ fn producer_id_rotates_when_commit_exhausts_the_epoch_tv2() {
     });
     drop(guard);
     judge::exactly_once(broker, &rt, &topic, 1, n, "rotation tv2");
-    check_log(broker, &topic, old_pid, BEFORE as usize, TransactionVersion::V2);
+    check_log(
+        broker,
+        &topic,
+        old_pid,
+        BEFORE as usize,
+        TransactionVersion::V2,
+    );
 }
 
 /// Under tv1, producer A initializes at the last epoch before exhaustion
@@ -101,7 +121,10 @@ fn producer_id_rotates_when_init_exhausts_the_epoch_tv1() {
     let txn_id = unique_topic("rotation-v1-id");
     let t0 = Instant::now();
     let (old_pid, epoch) = bump_epoch_with_bare_inits(broker, &txn_id, i16::MAX - 2);
-    println!("bare InitProducerId up to epoch {epoch} of pid {old_pid}: {:?}", t0.elapsed());
+    println!(
+        "bare InitProducerId up to epoch {epoch} of pid {old_pid}: {:?}",
+        t0.elapsed()
+    );
 
     let log = IdentityLog::default();
     let (rt, guard) = current_thread_runtime(&log);
@@ -135,11 +158,17 @@ fn producer_id_rotates_when_init_exhausts_the_epoch_tv1() {
             .send(exactly_producer::ProducerRecord::new(&topic).with_value(b"0"))
             .await;
         let commit = a.commit_transaction().await;
-        println!("tv1: old id after the rotation: send {:?}, commit {commit:?}", sent.as_ref().err());
+        println!(
+            "tv1: old id after the rotation: send {:?}, commit {commit:?}",
+            sent.as_ref().err()
+        );
         let e = commit.expect_err("a commit under the old id must fail");
         assert!(e.is_fatal(), "{e:?}");
         if let Ok(f) = sent {
-            assert!(f.await.is_err(), "a record under the old id was acknowledged");
+            assert!(
+                f.await.is_err(),
+                "a record under the old id was acknowledged"
+            );
         }
         old_id_is_refused(broker, &txn_id, &topic, old_pid, &[i16::MAX - 1], "1");
         let ran = run_transactions(&b, &topic, &mut next, &log, 1, |_| false).await;
@@ -150,5 +179,26 @@ fn producer_id_rotates_when_init_exhausts_the_epoch_tv1() {
     });
     drop(guard);
     judge::exactly_once(broker, &rt, &topic, 1, n, "rotation tv1");
-    check_log(broker, &topic, old_pid, BY_A as usize, TransactionVersion::V1);
+    check_log(
+        broker,
+        &topic,
+        old_pid,
+        BY_A as usize,
+        TransactionVersion::V1,
+    );
+}
+
+/// Under tv2, from a new transactional id: our producer runs 32,767
+/// transactions (epochs 0 to 32766), the 32,767th commit hands it a new
+/// producer id at epoch 0, and it runs 3 more; see
+/// `rotation::full_rotation` for everything checked.
+#[test]
+fn producer_id_rotates_after_32767_transactions_of_our_producer_tv2() {
+    let t0 = Instant::now();
+    let r = full_rotation(3);
+    println!("{r:?}; test total {:?}", t0.elapsed());
+    assert_eq!(r.transactions_before, 32_767);
+    assert_eq!(r.rotated_from_epoch, EXHAUSTED_EPOCH);
+    assert_eq!(r.transactions_after, 3);
+    assert_eq!(r.log.new_data_epochs, (0, 2));
 }
