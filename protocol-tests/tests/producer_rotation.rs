@@ -188,6 +188,68 @@ fn producer_id_rotates_when_init_exhausts_the_epoch_tv1() {
     );
 }
 
+/// Under tv1, our producer's own epoch bumps: every abort ends with
+/// InitProducerId carrying the producer's identity (KIP-360; see the txn
+/// core), and the one sent at the exhausted epoch is answered with a new
+/// producer id. Aborted transactions carry the value of the commit that
+/// follows them, so that one visible would be a duplicate.
+#[test]
+fn producer_id_rotates_when_an_abort_bumps_the_exhausted_epoch_tv1() {
+    let broker = Broker::shared(TransactionVersion::V1).unwrap_or_else(|e| panic!("{e}"));
+    let topic = unique_topic("rotation-abort-v1");
+    broker.create_topic(&topic, 1).unwrap();
+    let txn_id = unique_topic("rotation-abort-v1-id");
+    // Our init takes the epoch to 32763; three aborts to 32766, the fourth
+    // rotates.
+    let (old_pid, epoch) = bump_epoch_with_bare_inits(broker, &txn_id, EXHAUSTED_EPOCH - 4);
+    let log = IdentityLog::default();
+    let (rt, guard) = current_thread_runtime(&log);
+    let (n, data_batches_of_old_id) = rt.block_on(async {
+        let p = producer(&broker.bootstrap(), &[("transactional.id", &txn_id)]).await;
+        p.init_transactions().await.unwrap();
+        let mut next = 0u64;
+        let mut old_batches = 0;
+        while log.last().unwrap().0 == old_pid {
+            assert!(old_batches < 20, "no rotation: {:?}", log.identities());
+            assert_eq!(
+                run_transactions(&p, &topic, &mut next, &log, 1, |_| false).await,
+                1
+            );
+            p.begin_transaction().await.unwrap();
+            let v = next.to_string();
+            let f = p
+                .send(exactly_producer::ProducerRecord::new(&topic).with_value(v.as_bytes()))
+                .await
+                .unwrap();
+            p.flush().await.unwrap();
+            f.await.unwrap();
+            p.abort_transaction().await.unwrap();
+            old_batches += 2;
+        }
+        let ran = run_transactions(&p, &topic, &mut next, &log, 3, |_| false).await;
+        assert_eq!(ran, 3);
+        old_id_is_refused(broker, &txn_id, &topic, old_pid, &[EXHAUSTED_EPOCH], "0");
+        p.close(Duration::from_secs(10)).await.unwrap();
+        (next, old_batches)
+    });
+    drop(guard);
+    let ids = log.identities();
+    println!("tv1 identities: {ids:?}");
+    let new_pid = ids.last().unwrap().0;
+    assert_identities_step_through_rotation(&ids, old_pid, epoch + 1, new_pid, true);
+    assert_eq!(ids.len(), 5, "init, 3 bumps, the rotation: {ids:?}");
+    judge::exactly_once(broker, &rt, &topic, 1, n, "abort rotation tv1");
+    let summary = check_log(
+        broker,
+        &topic,
+        old_pid,
+        data_batches_of_old_id,
+        TransactionVersion::V1,
+    );
+    assert_eq!(summary.old_data_epochs, (epoch + 1, EXHAUSTED_EPOCH));
+    assert_eq!(summary.new_data_epochs, (0, 0));
+}
+
 /// Under tv2, from a new transactional id: our producer runs 32,767
 /// transactions (epochs 0 to 32766), the 32,767th commit hands it a new
 /// producer id at epoch 0, and it runs 3 more; see
