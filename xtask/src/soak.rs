@@ -7,11 +7,14 @@
 //! output; and, for `--minutes`, a random fault every 1..`--max-gap` seconds:
 //! a copier killed -9 (and restarted), a copier frozen with SIGSTOP past its
 //! session timeout (a zombie when it wakes), a broker node killed -9 or
-//! SIGTERMed (and restarted): a random node, or, leader-chasing, the node
-//! coordinating a copier's transactions (FindCoordinator) or leading an
-//! output partition. Then the input stops, the copiers drain and
+//! SIGTERMed (and restarted) or frozen with SIGSTOP for 5-40 s: a random
+//! node, or, leader-chasing kills, the node coordinating a copier's
+//! transactions (FindCoordinator) or leading an output partition. Then the input stops, the copiers drain and
 //! exit when idle, and the output is judged `read_committed` by our consumer
-//! and the Java `VerifiableConsumer`: every number exactly once.
+//! and the Java `VerifiableConsumer`: every number exactly once. The input,
+//! written through the same faults by one idempotent producer, is judged too
+//! (the idempotent-only soak): every number once, each partition in
+//! increasing order.
 //!
 //! Three broker nodes by default: a single node's partitions are
 //! leaderless while it restarts, and Kafka 4.3.1's transaction coordinator
@@ -67,15 +70,19 @@ enum Fault {
     CoordinatorKill,
     /// kill -9 the node leading a random output partition.
     LeaderKill,
+    /// SIGSTOP a random node for 5-40 s (it keeps its sockets and answers
+    /// nothing), then SIGCONT.
+    BrokerFreeze,
 }
 
-const FAULTS: [Fault; 6] = [
+const FAULTS: [Fault; 7] = [
     Fault::CopierKill,
     Fault::CopierFreeze,
     Fault::BrokerKill,
     Fault::BrokerTerm,
     Fault::CoordinatorKill,
     Fault::LeaderKill,
+    Fault::BrokerFreeze,
 ];
 
 /// One copier process (it exits 0 after `IDLE_SECS` without input, 1 when
@@ -278,6 +285,15 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
                 broker.restart(node)?;
                 struck
             }
+            Fault::BrokerFreeze => {
+                let node = node_ids[rng.below(node_ids.len() as u64) as usize];
+                broker.sigstop(node);
+                std::thread::sleep(Duration::from_millis(5_000 + rng.below(35_000)));
+                broker.sigcont(node);
+                // Recovery from when the fault clears (RELIABILITY.md:
+                // progress resumes within 60 s after a fault clears).
+                Instant::now()
+            }
         };
         *report.faults.entry(format!("{fault:?}")).or_default() += 1;
         // Recovery: the next commit of any copier after the fault.
@@ -355,6 +371,23 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
     ))?;
     let java = judge::java_numbered(&broker, &output, report.produced, Duration::from_secs(600))?;
     report.elapsed = t.elapsed().as_secs_f64();
+    // The idempotent-only check: the input was written by one idempotent
+    // producer through the same faults, numbers in increasing order, so each
+    // must be there once and every partition in increasing order.
+    let input_verdict = rt.block_on(check::verify_numbered(
+        &bootstrap,
+        &fleet.input,
+        PARTITIONS,
+        report.produced,
+        Duration::from_secs(60),
+        |_| {},
+    ))?;
+    let input_java = judge::java_numbered(
+        &broker,
+        &fleet.input,
+        report.produced,
+        Duration::from_secs(600),
+    )?;
     drop(broker);
 
     let mut rec = report.recoveries.clone();
@@ -404,8 +437,21 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
         report.produced as f64 / report.elapsed
     );
     println!("  copier logs         {}", logs.display());
+    println!(
+        "  input (idempotent)  {} read, {} duplicates, {} missing, {} foreign, {} out of order; Java {} read, {} distinct",
+        input_verdict.read,
+        input_verdict.duplicates,
+        input_verdict.missing,
+        input_verdict.foreign,
+        input_verdict.value_regressions + input_verdict.order_violations,
+        input_java.read,
+        input_java.distinct
+    );
     if !verdict.is_exactly_once() || !java.is_exactly_once() {
-        bail!("soak {tv:?}: NOT exactly once");
+        bail!("soak {tv:?}: the copy is NOT exactly once");
+    }
+    if !input_verdict.is_exactly_once_in_order() || !input_java.is_exactly_once() {
+        bail!("soak {tv:?}: the idempotent input is NOT exactly once in order");
     }
     Ok(())
 }
