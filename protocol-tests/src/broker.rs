@@ -298,14 +298,25 @@ impl Broker {
     /// The node that is the transaction coordinator of `transactional_id`
     /// now (FindCoordinator, KIP-98; the batched form of KIP-699 at v4+).
     pub fn txn_coordinator(&self, transactional_id: &str) -> Result<i32> {
-        use exactly_codec::messages::FindCoordinatorRequest;
+        use exactly_codec::messages::{ApiKey, FindCoordinatorRequest};
         use exactly_codec::protocol::StrBytes;
+        let mut client = self.client()?;
+        let version = client
+            .versions()
+            .pick_client(ApiKey::FindCoordinator)
+            .map_err(|e| HarnessError::Protocol {
+                addr: self.bootstrap(),
+                why: e.to_string(),
+            })?;
         let key = StrBytes::from_string(transactional_id.to_owned());
-        let req = FindCoordinatorRequest::default()
-            .with_key_type(1)
-            .with_key(key.clone())
-            .with_coordinator_keys(vec![key]);
-        let resp = self.client()?.call(&req)?;
+        let req = FindCoordinatorRequest::default().with_key_type(1);
+        // v4+ asks in a batch (KIP-699); the single key is v0-v3 only.
+        let req = if version >= 4 {
+            req.with_coordinator_keys(vec![key])
+        } else {
+            req.with_key(key)
+        };
+        let resp = client.call_at(&req, version)?;
         let (error, node) = match resp.coordinators.first() {
             Some(c) => (c.error_code, c.node_id.0),
             None => (resp.error_code, resp.node_id.0),
