@@ -25,6 +25,7 @@
 //! Not covered yet (RELIABILITY.md asks for them too): proxy faults and a
 //! forced producer id rotation.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -100,6 +101,9 @@ impl Drop for Copier {
     }
 }
 
+/// Per copier process (transactional id, start number): its last counts.
+type TxnCounts = Arc<Mutex<BTreeMap<(String, u32), [u64; 3]>>>;
+
 struct Fleet {
     exe: PathBuf,
     bootstrap: String,
@@ -111,6 +115,9 @@ struct Fleet {
     /// When each transaction of any copier was reported committed (their
     /// `committed` progress lines), in order.
     commits: Arc<Mutex<Vec<Instant>>>,
+    /// The last counts each copier process reported: transactions
+    /// committed, aborted on purpose, aborted after an error.
+    txns: TxnCounts,
 }
 
 impl Fleet {
@@ -138,12 +145,20 @@ impl Fleet {
         let mut child = process::spawn_tied(cmd, "copier")?;
         let out = child.stdout.take().context("copier stdout")?;
         let commits = self.commits.clone();
+        let txns = self.txns.clone();
+        let process = (txn_id.to_owned(), starts);
         std::thread::spawn(move || {
+            // "committed <records> <committed> <aborted> <aborted on error>"
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if line.starts_with("committed") {
+                let mut words = line.split(' ');
+                if words.next() == Some("committed") {
                     if let Ok(mut c) = commits.lock() {
                         c.push(Instant::now());
                     }
+                }
+                let n: Vec<u64> = words.filter_map(|w| w.parse().ok()).collect();
+                if let (Some(counts), Ok(mut t)) = (n.get(1..4), txns.lock()) {
+                    t.insert(process.clone(), [counts[0], counts[1], counts[2]]);
                 }
             }
         });
@@ -159,11 +174,14 @@ impl Fleet {
 #[derive(Debug, Default)]
 struct Report {
     produced: u64,
-    faults: std::collections::BTreeMap<String, u32>,
+    faults: BTreeMap<String, u32>,
     /// Fault to the next commit of any copier, seconds.
     recoveries: Vec<f64>,
     copier_failures: Vec<String>,
     copier_starts: u32,
+    /// Transactions committed, aborted on purpose, aborted after an error
+    /// (all copier processes).
+    transactions: [u64; 3],
     /// Longest time between two commits (any copier), seconds.
     longest_stall: f64,
     /// Leader-chasing faults whose target could not be looked up (they hit
@@ -210,6 +228,7 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
         logs: logs.clone(),
         seed: opts.seed,
         commits: Arc::new(Mutex::new(Vec::new())),
+        txns: Arc::new(Mutex::new(BTreeMap::new())),
     };
     let mut copiers = Vec::new();
     for i in 0..opts.copiers {
@@ -350,6 +369,13 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     report.copier_starts = copiers.iter().map(|c| c.starts).sum();
+    if let Ok(t) = fleet.txns.lock() {
+        for counts in t.values() {
+            for (sum, n) in report.transactions.iter_mut().zip(counts) {
+                *sum += n;
+            }
+        }
+    }
     report.longest_stall = fleet
         .commits
         .lock()
@@ -410,6 +436,10 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
     println!(
         "  Java judge          {} records, {} distinct, {} duplicates, {} missing, {} foreign",
         java.read, java.distinct, java.duplicates, java.missing, java.foreign
+    );
+    println!(
+        "  transactions        {} committed, {} aborted on purpose, {} aborted after an error",
+        report.transactions[0], report.transactions[1], report.transactions[2]
     );
     println!("  faults              {:?}", report.faults);
     if !report.chase_misses.is_empty() {
