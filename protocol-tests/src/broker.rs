@@ -299,19 +299,18 @@ impl Broker {
     /// now (FindCoordinator, KIP-98; the batched form of KIP-699 at v4+).
     pub fn txn_coordinator(&self, transactional_id: &str) -> Result<i32> {
         use exactly_codec::messages::{ApiKey, FindCoordinatorRequest};
-        use exactly_codec::protocol::{Message, StrBytes};
-        let key = StrBytes::from_string(transactional_id.to_owned());
+        use exactly_codec::protocol::StrBytes;
         let mut client = self.client()?;
         let version = client
             .versions()
-            .pick(ApiKey::FindCoordinator, FindCoordinatorRequest::VERSIONS)
+            .pick_client(ApiKey::FindCoordinator)
             .map_err(|e| HarnessError::Protocol {
                 addr: self.bootstrap(),
                 why: e.to_string(),
             })?;
-        // `key` exists up to v3, `coordinator_keys` from v4 on: the encoder
-        // refuses a field the chosen version does not have.
+        let key = StrBytes::from_string(transactional_id.to_owned());
         let req = FindCoordinatorRequest::default().with_key_type(1);
+        // v4+ asks in a batch (KIP-699); the single key is v0-v3 only.
         let req = if version >= 4 {
             req.with_coordinator_keys(vec![key])
         } else {

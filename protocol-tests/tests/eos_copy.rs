@@ -223,14 +223,14 @@ fn oracle_counts_trailing_duplicates_missing_and_foreign() {
     };
     rt.block_on(check::produce_numbered(&bootstrap, &topic, 100, |_| {}))
         .expect("produce");
-    assert!(verdict(100).is_exactly_once());
+    assert!(verdict(100).is_exactly_once_in_order());
     let producer = rt
         .block_on(exactly::Producer::from_properties([(
             "bootstrap.servers",
             bootstrap.as_str(),
         )]))
         .expect("producer");
-    for v in ["99", "x"] {
+    for v in ["99", "x", "5"] {
         rt.block_on(async {
             let d = producer
                 .send(exactly::ProducerRecord::new(&topic).with_value(v.as_bytes()))
@@ -241,11 +241,17 @@ fn oracle_counts_trailing_duplicates_missing_and_foreign() {
     }
     let v = verdict(100);
     assert_eq!(
-        (v.read, v.duplicates, v.foreign, v.missing),
-        (102, 1, 1, 0),
+        (
+            v.read,
+            v.duplicates,
+            v.foreign,
+            v.missing,
+            v.value_regressions
+        ),
+        (103, 2, 1, 0, 1),
         "{v:?}"
     );
     let v = verdict(101);
-    assert_eq!((v.duplicates, v.missing), (1, 1), "{v:?}");
+    assert_eq!((v.duplicates, v.missing), (2, 1), "{v:?}");
     assert!(!v.is_exactly_once());
 }

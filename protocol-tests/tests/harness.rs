@@ -197,6 +197,21 @@ fn three_node_cluster_moves_leadership() {
     cluster.create_topic(&topic, 1).expect("create topic");
     let leader = cluster.leader_of(&topic, 0).expect("leader");
     assert!((1..=3).contains(&leader));
+    // The transaction coordinator is the leader of the id's partition of
+    // __transaction_state (one partition in the harness). The topic is
+    // created by the first lookup, which may answer "not available" first.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let coordinator = loop {
+        match cluster.txn_coordinator("harness-coordinator") {
+            Ok(node) => break node,
+            Err(e) => assert!(std::time::Instant::now() < deadline, "{e}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        Some(coordinator),
+        cluster.leader_of("__transaction_state", 0).ok()
+    );
     cluster.kill9(leader).expect("kill leader");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let new_leader = loop {

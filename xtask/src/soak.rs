@@ -7,11 +7,14 @@
 //! output; and, for `--minutes`, a random fault every 1..`--max-gap` seconds:
 //! a copier killed -9 (and restarted), a copier frozen with SIGSTOP past its
 //! session timeout (a zombie when it wakes), a broker node killed -9 or
-//! SIGTERMed (and restarted): a random node, or, leader-chasing, the node
-//! coordinating a copier's transactions (FindCoordinator) or leading an
-//! output partition. Then the input stops, the copiers drain and
+//! SIGTERMed (and restarted) or frozen with SIGSTOP for 5-40 s: a random
+//! node, or, leader-chasing kills, the node coordinating a copier's
+//! transactions (FindCoordinator) or leading an output partition. Then the input stops, the copiers drain and
 //! exit when idle, and the output is judged `read_committed` by our consumer
-//! and the Java `VerifiableConsumer`: every number exactly once.
+//! and the Java `VerifiableConsumer`: every number exactly once. The input,
+//! written through the same faults by one idempotent producer, is judged too
+//! (the idempotent-only soak): every number once, each partition in
+//! increasing order.
 //!
 //! Three broker nodes by default: a single node's partitions are
 //! leaderless while it restarts, and Kafka 4.3.1's transaction coordinator
@@ -22,6 +25,7 @@
 //! Not covered yet (RELIABILITY.md asks for them too): proxy faults and a
 //! forced producer id rotation.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -67,15 +71,19 @@ enum Fault {
     CoordinatorKill,
     /// kill -9 the node leading a random output partition.
     LeaderKill,
+    /// SIGSTOP a random node for 5-40 s (it keeps its sockets and answers
+    /// nothing), then SIGCONT.
+    BrokerFreeze,
 }
 
-const FAULTS: [Fault; 6] = [
+const FAULTS: [Fault; 7] = [
     Fault::CopierKill,
     Fault::CopierFreeze,
     Fault::BrokerKill,
     Fault::BrokerTerm,
     Fault::CoordinatorKill,
     Fault::LeaderKill,
+    Fault::BrokerFreeze,
 ];
 
 /// One copier process (it exits 0 after `IDLE_SECS` without input, 1 when
@@ -93,6 +101,9 @@ impl Drop for Copier {
     }
 }
 
+/// Per copier process (transactional id, start number): its last counts.
+type TxnCounts = Arc<Mutex<BTreeMap<(String, u32), [u64; 3]>>>;
+
 struct Fleet {
     exe: PathBuf,
     bootstrap: String,
@@ -104,6 +115,9 @@ struct Fleet {
     /// When each transaction of any copier was reported committed (their
     /// `committed` progress lines), in order.
     commits: Arc<Mutex<Vec<Instant>>>,
+    /// The last counts each copier process reported: transactions
+    /// committed, aborted on purpose, aborted after an error.
+    txns: TxnCounts,
 }
 
 impl Fleet {
@@ -131,12 +145,20 @@ impl Fleet {
         let mut child = process::spawn_tied(cmd, "copier")?;
         let out = child.stdout.take().context("copier stdout")?;
         let commits = self.commits.clone();
+        let txns = self.txns.clone();
+        let process = (txn_id.to_owned(), starts);
         std::thread::spawn(move || {
+            // "committed <records> <committed> <aborted> <aborted on error>"
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if line.starts_with("committed") {
+                let mut words = line.split(' ');
+                if words.next() == Some("committed") {
                     if let Ok(mut c) = commits.lock() {
                         c.push(Instant::now());
                     }
+                }
+                let n: Vec<u64> = words.filter_map(|w| w.parse().ok()).collect();
+                if let (Some(counts), Ok(mut t)) = (n.get(1..4), txns.lock()) {
+                    t.insert(process.clone(), [counts[0], counts[1], counts[2]]);
                 }
             }
         });
@@ -152,11 +174,14 @@ impl Fleet {
 #[derive(Debug, Default)]
 struct Report {
     produced: u64,
-    faults: std::collections::BTreeMap<String, u32>,
+    faults: BTreeMap<String, u32>,
     /// Fault to the next commit of any copier, seconds.
     recoveries: Vec<f64>,
     copier_failures: Vec<String>,
     copier_starts: u32,
+    /// Transactions committed, aborted on purpose, aborted after an error
+    /// (all copier processes).
+    transactions: [u64; 3],
     /// Longest time between two commits (any copier), seconds.
     longest_stall: f64,
     /// Leader-chasing faults whose target could not be looked up (they hit
@@ -203,6 +228,7 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
         logs: logs.clone(),
         seed: opts.seed,
         commits: Arc::new(Mutex::new(Vec::new())),
+        txns: Arc::new(Mutex::new(BTreeMap::new())),
     };
     let mut copiers = Vec::new();
     for i in 0..opts.copiers {
@@ -278,6 +304,15 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
                 broker.restart(node)?;
                 struck
             }
+            Fault::BrokerFreeze => {
+                let node = node_ids[rng.below(node_ids.len() as u64) as usize];
+                broker.sigstop(node);
+                std::thread::sleep(Duration::from_millis(5_000 + rng.below(35_000)));
+                broker.sigcont(node);
+                // Recovery from when the fault clears (RELIABILITY.md:
+                // progress resumes within 60 s after a fault clears).
+                Instant::now()
+            }
         };
         *report.faults.entry(format!("{fault:?}")).or_default() += 1;
         // Recovery: the next commit of any copier after the fault.
@@ -334,6 +369,13 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     report.copier_starts = copiers.iter().map(|c| c.starts).sum();
+    if let Ok(t) = fleet.txns.lock() {
+        for counts in t.values() {
+            for (sum, n) in report.transactions.iter_mut().zip(counts) {
+                *sum += n;
+            }
+        }
+    }
     report.longest_stall = fleet
         .commits
         .lock()
@@ -355,6 +397,23 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
     ))?;
     let java = judge::java_numbered(&broker, &output, report.produced, Duration::from_secs(600))?;
     report.elapsed = t.elapsed().as_secs_f64();
+    // The idempotent-only check: the input was written by one idempotent
+    // producer through the same faults, numbers in increasing order, so each
+    // must be there once and every partition in increasing order.
+    let input_verdict = rt.block_on(check::verify_numbered(
+        &bootstrap,
+        &fleet.input,
+        PARTITIONS,
+        report.produced,
+        Duration::from_secs(60),
+        |_| {},
+    ))?;
+    let input_java = judge::java_numbered(
+        &broker,
+        &fleet.input,
+        report.produced,
+        Duration::from_secs(600),
+    )?;
     drop(broker);
 
     let mut rec = report.recoveries.clone();
@@ -377,6 +436,10 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
     println!(
         "  Java judge          {} records, {} distinct, {} duplicates, {} missing, {} foreign",
         java.read, java.distinct, java.duplicates, java.missing, java.foreign
+    );
+    println!(
+        "  transactions        {} committed, {} aborted on purpose, {} aborted after an error",
+        report.transactions[0], report.transactions[1], report.transactions[2]
     );
     println!("  faults              {:?}", report.faults);
     if !report.chase_misses.is_empty() {
@@ -404,8 +467,21 @@ pub(crate) fn run(tv: TransactionVersion, opts: &SoakOptions) -> Result<()> {
         report.produced as f64 / report.elapsed
     );
     println!("  copier logs         {}", logs.display());
+    println!(
+        "  input (idempotent)  {} read, {} duplicates, {} missing, {} foreign, {} out of order; Java {} read, {} distinct",
+        input_verdict.read,
+        input_verdict.duplicates,
+        input_verdict.missing,
+        input_verdict.foreign,
+        input_verdict.value_regressions + input_verdict.order_violations,
+        input_java.read,
+        input_java.distinct
+    );
     if !verdict.is_exactly_once() || !java.is_exactly_once() {
-        bail!("soak {tv:?}: NOT exactly once");
+        bail!("soak {tv:?}: the copy is NOT exactly once");
+    }
+    if !input_verdict.is_exactly_once_in_order() || !input_java.is_exactly_once() {
+        bail!("soak {tv:?}: the idempotent input is NOT exactly once in order");
     }
     Ok(())
 }

@@ -64,12 +64,25 @@ pub struct Verdict {
     pub foreign: u64,
     /// Records whose offset did not increase within its partition.
     pub order_violations: u64,
+    /// Records whose value is lower than the value before it in its
+    /// partition. Meaningful for a topic one producer wrote in increasing
+    /// order (an idempotent producer must not reorder a partition); a copy
+    /// interleaves its input partitions, so it is not part of
+    /// [`Verdict::is_exactly_once`].
+    pub value_regressions: u64,
 }
 
 impl Verdict {
     /// Exactly once: everything present, nothing twice, nothing foreign, in order.
     pub fn is_exactly_once(&self) -> bool {
         self.duplicates == 0 && self.missing == 0 && self.foreign == 0 && self.order_violations == 0
+    }
+
+    /// Exactly once, and every partition in increasing value order: what a
+    /// topic written by [`produce_numbered`] (one idempotent producer) must
+    /// show, whatever the broker went through.
+    pub fn is_exactly_once_in_order(&self) -> bool {
+        self.is_exactly_once() && self.value_regressions == 0
     }
 }
 
@@ -97,6 +110,7 @@ pub async fn verify_numbered(
     consumer.assign(&tps)?;
     let mut seen = vec![false; usize::try_from(expected).unwrap_or(0)];
     let mut last_offset: HashMap<i32, i64> = HashMap::new();
+    let mut last_value: HashMap<i32, u64> = HashMap::new();
     let mut v = Verdict::default();
     let mut last = Instant::now();
     // Once `expected` records are read, keep reading until the topic has
@@ -135,6 +149,11 @@ pub async fn verify_numbered(
                 .and_then(|b| std::str::from_utf8(b).ok())
                 .and_then(|s| s.parse::<u64>().ok())
                 .filter(|&n| n < expected);
+            if let Some(n) = n {
+                if last_value.insert(r.partition(), n).is_some_and(|p| p > n) {
+                    v.value_regressions += 1;
+                }
+            }
             match n {
                 Some(n) if seen[n as usize] => v.duplicates += 1,
                 Some(n) => {

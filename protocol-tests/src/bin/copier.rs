@@ -48,15 +48,21 @@ fn main() {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,
-            "committed {} {} {}",
-            s.committed_records, s.transactions_committed, s.transactions_aborted
+            "committed {} {} {} {}",
+            s.committed_records,
+            s.transactions_committed,
+            s.transactions_aborted,
+            s.aborted_on_error
         );
         let _ = out.flush();
     }));
     match result {
         Ok(s) => println!(
-            "done {} {} {}",
-            s.committed_records, s.transactions_committed, s.transactions_aborted
+            "done {} {} {} {}",
+            s.committed_records,
+            s.transactions_committed,
+            s.transactions_aborted,
+            s.aborted_on_error
         ),
         Err(e) => {
             eprintln!("copy failed: {e}");
