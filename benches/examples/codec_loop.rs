@@ -7,13 +7,17 @@
 //! ```
 //!
 //! Arguments: `encode|decode|floor-encode|floor-decode|kp-encode|kp-decode`,
-//! value size, iterations (each over one batch of 1,000 records). Divide the
-//! instruction count by iterations x 1,000 (the setup is a few % of a run of
-//! 1,000 iterations; run with 0 iterations to measure it). Where `perf` has no
+//! value size, iterations (each over one batch of 1,000 records, or of
+//! `n=K` records). Divide the instruction count by iterations x records
+//! (the setup is a few % of a run of 1,000 iterations; run with 0 iterations
+//! to measure it). Where `perf` has no
 //! counters (VMs), count with callgrind (BENCHMARKS.md has the commands).
 //!
-//! A fourth argument `time` prints the loop's wall-clock ns per record
-//! (setup excluded). On a shared machine, interleave modes and keep the
+//! Further arguments: `time` prints the loop's wall-clock ns per record
+//! (setup excluded); `n=K` sets the records per batch (default 1,000; `n=1`
+//! is the one-record batch of a producer with `linger.ms=0`); `cap=K` makes
+//! `encode` ask the builder for K bytes of capacity (default: the batch's
+//! size; `cap=0` is `BatchBuilder::new`, sized by the first record). On a shared machine, interleave modes and keep the
 //! minimum of several runs, e.g.:
 //!
 //! ```text
@@ -36,7 +40,17 @@ fn main() {
     let what = args.get(1).map_or("encode", String::as_str);
     let size: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
     let iters: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1000);
-    let input = workload(1000, size);
+    let timed = args.iter().skip(4).any(|a| a == "time");
+    let n: usize = args
+        .iter()
+        .skip(4)
+        .find_map(|a| a.strip_prefix("n=")?.parse().ok())
+        .unwrap_or(1000);
+    let cap: Option<usize> = args
+        .iter()
+        .skip(4)
+        .find_map(|a| a.strip_prefix("cap=")?.parse().ok());
+    let input = workload(n, size);
     let batch = encode_ours(&input, Compression::None);
     let kp: Vec<Record> = input
         .iter()
@@ -57,13 +71,13 @@ fn main() {
             headers: Default::default(),
         })
         .collect();
-    let timed = args.get(4).is_some_and(|a| a == "time");
     let started = std::time::Instant::now();
     let mut sink = 0usize;
     for _ in 0..iters {
         match what {
             "encode" => {
-                let mut b = BatchBuilder::with_capacity(Compression::None, batch.len());
+                let mut b =
+                    BatchBuilder::with_capacity(Compression::None, cap.unwrap_or(batch.len()));
                 for (i, (k, v)) in input.iter().enumerate() {
                     let _ = b.append(T0 + i as i64, Some(k), Some(v), &[]);
                 }
@@ -110,8 +124,8 @@ fn main() {
         }
     }
     if timed {
-        let ns = started.elapsed().as_nanos() as f64 / (iters.max(1) * 1000) as f64;
-        println!("{what} {size} B: {ns:.2} ns/record");
+        let ns = started.elapsed().as_nanos() as f64 / (iters.max(1) * n) as f64;
+        println!("{what} {size} B: {ns:.2} ns/record, {n} per batch");
     } else {
         println!("{sink}");
     }

@@ -96,6 +96,43 @@ fn encode_allocations_per_record() {
     }
 }
 
+/// A producer with `linger.ms=0` and keyed traffic sends many one-record
+/// batches: each costs its buffer and one shared handle for the bytes that
+/// are both sent and kept for a retry (`Bytes` needs that handle to be
+/// cloned), and nothing else: no default-sized buffer, no second handle
+/// from the stamp.
+#[test]
+fn single_record_batch_allocations() {
+    let key = [7u8; 12];
+    for size in [10usize, 100, 1000] {
+        let value = vec![1u8; size];
+        for (how, capacity) in [("new", None), ("with_capacity", Some(size + 16))] {
+            let (allocs, largest, bytes) = measure(|| {
+                let mut b = match capacity {
+                    None => BatchBuilder::new(Compression::None),
+                    Some(c) => BatchBuilder::with_capacity(Compression::None, c),
+                };
+                b.append(1_700_000_000_000, Some(&key), Some(&value), &[])
+                    .unwrap();
+                let mut closed = b.close().unwrap();
+                let sent = closed.stamp(stamp());
+                // a plain retry resends the same bytes: no allocation
+                let again = closed.stamp(stamp());
+                assert_eq!(sent.as_ptr(), again.as_ptr());
+                sent
+            });
+            println!("{how}, 1 record of {size} B: {allocs} allocations, largest {largest} B");
+            assert_eq!(allocs, 2, "{how}, {size} B");
+            assert!(
+                largest <= 61 + 12 + size + 64,
+                "{how}, {size} B: {largest} B buffer"
+            );
+            let d = RecordBatch::decode(bytes).unwrap();
+            assert_eq!(d.header().record_count, 1);
+        }
+    }
+}
+
 #[test]
 fn decode_allocations_per_record() {
     let key = [7u8; 12];

@@ -14,7 +14,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::varint::{encoded_len, zigzag32, zigzag64};
-use super::writer;
+use super::writer::{self, SCRATCH};
 use super::{
     offsets, Attributes, RecordError, BATCH_HEADER_LEN, CRC_START, LOG_OVERHEAD, MAGIC_V2,
 };
@@ -55,14 +55,19 @@ impl ProducerStamp {
 
 /// An open batch: records are encoded into it as they are appended.
 ///
-/// The buffer starts with a blank 61-byte header; records follow uncompressed.
-/// Batch-level fields (compression, producer fields) are kept once here, not
-/// per record.
+/// The buffer is allocated by the first append, sized for the capacity asked
+/// for and at least that first record (one allocation for a one-record
+/// batch, whatever its size); it starts with a blank 61-byte header and
+/// records follow uncompressed. Batch-level fields (compression, producer
+/// fields) are kept once here, not per record.
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
-    /// The batch so far (header, then records); its spare capacity is where
-    /// the next records are written (see `writer`), never zero-filled ahead.
+    /// The batch so far (header, then records), or empty (no allocation)
+    /// before the first append; its spare capacity is where the next records
+    /// are written (see `writer`), never zero-filled ahead.
     buf: Vec<u8>,
+    /// Bytes of records to make room for when the buffer is allocated.
+    capacity: usize,
     compression: Compression,
     base_timestamp: i64,
     max_timestamp: i64,
@@ -74,18 +79,28 @@ pub struct BatchBuilder {
 /// length (5), value length (5), header count (5).
 const RECORD_FRAMING_MAX: usize = 36;
 
+/// What the buffer holds beyond the header and the records' bytes: a
+/// record's write reserves more than it fills (its framing's upper bound
+/// rather than its actual varint widths, plus the writer's scratch), at most
+/// [`RECORD_FRAMING_MAX`] plus the writer's scratch. With this much
+/// spare, records whose encoded bytes fit the capacity asked for never
+/// reallocate, the last one included.
+const RESERVE_SLACK: usize = RECORD_FRAMING_MAX + SCRATCH;
+
 impl BatchBuilder {
     /// An empty batch whose records will be compressed with `compression`.
+    /// Nothing is allocated until the first append, which sizes the buffer
+    /// for that record (later records grow it).
     pub fn new(compression: Compression) -> Self {
-        Self::with_capacity(compression, 1024)
+        Self::with_capacity(compression, 0)
     }
 
-    /// An empty batch with room for `capacity` bytes of records.
+    /// An empty batch with room for `capacity` bytes of records, allocated
+    /// by the first append (larger if that record needs it).
     pub fn with_capacity(compression: Compression, capacity: usize) -> Self {
-        let mut buf = Vec::with_capacity(BATCH_HEADER_LEN.saturating_add(capacity));
-        buf.resize(BATCH_HEADER_LEN, 0);
         Self {
-            buf,
+            buf: Vec::new(),
+            capacity,
             compression,
             base_timestamp: 0,
             max_timestamp: 0,
@@ -124,6 +139,9 @@ impl BatchBuilder {
             // record fails: the next first record sets it again)
             self.base_timestamp = timestamp;
             self.max_timestamp = timestamp;
+            if self.buf.is_empty() {
+                self.allocate(key, value, headers);
+            }
         }
         if headers.is_empty() {
             // Fast path: the body is written first and its length filled in
@@ -139,6 +157,23 @@ impl BatchBuilder {
             }
         }
         self.append_general(timestamp, key, value, headers)
+    }
+
+    /// Allocates the buffer, once, for the capacity asked for and at least
+    /// the first record, and writes the blank header.
+    #[cold]
+    fn allocate(&mut self, key: Option<&[u8]>, value: Option<&[u8]>, headers: &[RecordHeader<'_>]) {
+        // a record beyond i32 lengths is refused by the append: not sized for
+        let first = Self::max_record_size(key, value, headers);
+        let first = if first <= i32::MAX as usize { first } else { 0 };
+        // `first` bounds the record's framing already: only the writer's
+        // scratch is added to it
+        let records = self
+            .capacity
+            .saturating_add(RESERVE_SLACK)
+            .max(first + SCRATCH);
+        self.buf = Vec::with_capacity(BATCH_HEADER_LEN.saturating_add(records));
+        self.buf.resize(BATCH_HEADER_LEN, 0);
     }
 
     fn append_general(
@@ -203,7 +238,8 @@ impl BatchBuilder {
 
     /// Bytes of the batch so far, header included, before compression.
     pub fn size_in_bytes(&self) -> usize {
-        self.buf.len()
+        // the header is written with the first append
+        self.buf.len().max(BATCH_HEADER_LEN)
     }
 
     /// The codec the batch will be compressed with.
@@ -213,19 +249,18 @@ impl BatchBuilder {
 
     /// Finishes the batch: compresses the records and fills the header except
     /// the producer fields and the CRC, which [`ClosedBatch::stamp`] writes.
+    // Inline (the compressing part is not): moving the builder into an
+    // out-of-line call, and the closed batch out of it, cost a one-record
+    // batch more than the header writes themselves (BENCHMARKS.md).
+    #[inline]
     pub fn close(self) -> Result<ClosedBatch, RecordError> {
         if self.count == 0 {
             return Err(RecordError::EmptyBatch);
         }
-        let buf = self.buf;
         let mut buf = if self.compression == Compression::None {
-            buf
+            self.buf
         } else {
-            let records = &buf[BATCH_HEADER_LEN..];
-            let mut out = Vec::with_capacity(BATCH_HEADER_LEN + records.len() / 2 + 64);
-            out.resize(BATCH_HEADER_LEN, 0);
-            compress(self.compression, records, &mut out)?;
-            out
+            compressed(self.compression, &self.buf)?
         };
         let batch_length =
             i32::try_from(buf.len() - LOG_OVERHEAD).map_err(|_| RecordError::Overflow)?;
@@ -252,12 +287,22 @@ impl BatchBuilder {
         put(h, offsets::RECORD_COUNT, &self.count.to_be_bytes());
         put(h, offsets::ATTRIBUTES, &attributes.to_bits().to_be_bytes());
         Ok(ClosedBatch {
-            buf: Bytes::from(buf),
+            buf: Buf::Blank(buf),
             record_count: self.count,
             attributes,
             stamp: None,
         })
     }
+}
+
+/// A new batch buffer: a blank header, then `batch`'s records compressed.
+#[inline(never)]
+fn compressed(codec: Compression, batch: &[u8]) -> Result<Vec<u8>, RecordError> {
+    let records = &batch[BATCH_HEADER_LEN..];
+    let mut out = Vec::with_capacity(BATCH_HEADER_LEN + records.len() / 2 + 64);
+    out.resize(BATCH_HEADER_LEN, 0);
+    compress(codec, records, &mut out)?;
+    Ok(out)
 }
 
 #[inline(always)]
@@ -271,6 +316,18 @@ fn nullable_len(v: Option<&[u8]>) -> Result<i32, RecordError> {
         None => Ok(-1),
         Some(v) => i32::try_from(v.len()).map_err(|_| RecordError::Overflow),
     }
+}
+
+/// Stamps bytes stamped before (an epoch bump): in place if no one else holds
+/// them, else into a copy.
+#[inline(never)]
+fn restamp(bytes: Bytes, attributes: Attributes, stamp: ProducerStamp) -> Bytes {
+    let mut m = match bytes.try_into_mut() {
+        Ok(m) => m,
+        Err(shared) => BytesMut::from(&shared[..]),
+    };
+    write_stamp(&mut m, attributes, stamp);
+    m.freeze()
 }
 
 /// Writes the producer fields and the CRC into a whole batch.
@@ -302,35 +359,56 @@ fn write_stamp(buf: &mut [u8], attributes: Attributes, stamp: ProducerStamp) {
 /// A finished batch: records encoded (and compressed), header filled but for
 /// the producer fields and the CRC, which the last [`ClosedBatch::stamp`]
 /// wrote (blank and invalid before the first stamp: not sendable).
+///
+/// Invariant: the bytes are [`Buf::Blank`] exactly while `stamp` is `None`.
 #[derive(Debug, Clone)]
 pub struct ClosedBatch {
-    buf: Bytes,
+    buf: Buf,
     record_count: i32,
     pub(super) attributes: Attributes,
     stamp: Option<ProducerStamp>,
 }
 
+/// The bytes of a closed batch.
+#[derive(Debug, Clone)]
+enum Buf {
+    /// Before the first stamp: the builder's own vector, stamped in place
+    /// and turned into `Bytes` once (one shared handle; going through
+    /// `Bytes` at close would make the first stamp convert back and forth,
+    /// allocating a handle each way).
+    Blank(Vec<u8>),
+    /// As last stamped: what was handed out to be sent.
+    Stamped(Bytes),
+}
+
 impl ClosedBatch {
     /// Writes the producer fields and computes the CRC, returning the bytes to
-    /// send. A plain retry resends these same bytes; stamping again (after an
-    /// epoch bump) changes only the header and re-computes the CRC, copying
-    /// the batch first only if the previous bytes are still shared.
+    /// send. A plain retry (the same stamp again) returns these same bytes,
+    /// without a copy or a CRC pass; stamping anew (after an epoch bump)
+    /// changes only the header and re-computes the CRC, copying the batch
+    /// first only if the previous bytes are still shared.
+    #[inline]
     pub fn stamp(&mut self, stamp: ProducerStamp) -> Bytes {
-        let buf = std::mem::take(&mut self.buf);
-        let mut m = match buf.try_into_mut() {
-            Ok(m) => m,
-            Err(shared) => BytesMut::from(&shared[..]),
+        let bytes = match std::mem::replace(&mut self.buf, Buf::Stamped(Bytes::new())) {
+            Buf::Stamped(bytes) if self.stamp == Some(stamp) => bytes,
+            Buf::Blank(mut v) => {
+                write_stamp(&mut v, self.attributes, stamp);
+                Bytes::from(v)
+            }
+            Buf::Stamped(bytes) => restamp(bytes, self.attributes, stamp),
         };
-        write_stamp(&mut m, self.attributes, stamp);
         self.stamp = Some(stamp);
-        self.buf = m.freeze();
-        self.buf.clone()
+        self.buf = Buf::Stamped(bytes.clone());
+        bytes
     }
 
     /// The batch bytes as last stamped (producer fields and CRC blank before
-    /// the first stamp).
-    pub fn bytes(&self) -> &Bytes {
-        &self.buf
+    /// the first stamp). [`ClosedBatch::stamp`] gives them as `Bytes`.
+    pub fn bytes(&self) -> &[u8] {
+        match &self.buf {
+            Buf::Blank(v) => v,
+            Buf::Stamped(b) => b,
+        }
     }
 
     /// The producer fields last stamped, `None` before the first stamp.
@@ -345,12 +423,12 @@ impl ClosedBatch {
 
     /// Size of the batch on the wire.
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.bytes().len()
     }
 
     /// Always false: a closed batch holds at least one record.
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.bytes().is_empty()
     }
 
     /// The codec of the records section.
@@ -392,7 +470,7 @@ mod tests {
         .unwrap();
         let mut closed = b.close().unwrap();
         assert!(
-            RecordBatch::decode(closed.bytes().clone()).is_err(),
+            RecordBatch::decode(Bytes::copy_from_slice(closed.bytes())).is_err(),
             "no CRC yet"
         );
         assert_eq!(closed.producer_stamp(), None);
@@ -431,9 +509,26 @@ mod tests {
         b.append(0, None, Some(&[7; 100]), &[]).unwrap();
         let mut closed = b.close().unwrap();
         let p1 = closed.bytes().as_ptr();
-        drop(closed.stamp(ProducerStamp::NONE));
-        let p2 = closed.stamp(ProducerStamp::NONE).as_ptr();
-        assert_eq!(p1, p2, "stamping a unique batch must not copy it");
+        let first = closed.stamp(ProducerStamp::NONE);
+        assert_eq!(p1, first.as_ptr(), "the first stamp must not copy");
+        // the same stamp again (a plain retry): the same bytes
+        let again = closed.stamp(ProducerStamp::NONE);
+        assert_eq!(first, again);
+        assert_eq!(p1, again.as_ptr());
+        drop((first, again));
+        let bumped = ProducerStamp {
+            producer_id: 5,
+            producer_epoch: 1,
+            base_sequence: 0,
+            transactional: false,
+        };
+        let b2 = closed.stamp(bumped);
+        assert_eq!(
+            p1,
+            b2.as_ptr(),
+            "re-stamping a unique batch must not copy it"
+        );
+        assert_eq!(RecordBatch::decode(b2).unwrap().header().producer_id, 5);
     }
 
     #[test]

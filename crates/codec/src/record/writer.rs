@@ -30,7 +30,7 @@ use super::varint::{encoded_len, zigzag32};
 /// A varint whose value takes 3 to 8 bytes is written with one 8-byte store;
 /// the bytes past its end are scratch, overwritten by the next field or left
 /// past the vector's length. Every reservation adds this much.
-const SCRATCH: usize = 8;
+pub(super) const SCRATCH: usize = 8;
 
 /// Upper bound of a header-less record's bytes beside key and value: length
 /// (5), attributes (1), timestamp delta (10), offset delta (5), key length

@@ -456,13 +456,9 @@ impl Driver {
         } else {
             ProducerStamp::NONE
         };
-        // A plain retry resends the very same bytes; only a new stamp (after
-        // an epoch bump) rewrites the header and the CRC.
-        let bytes = if b.closed.producer_stamp() == Some(ps) {
-            b.closed.bytes().clone()
-        } else {
-            b.closed.stamp(ps)
-        };
+        // A plain retry (the same stamp) resends the very same bytes; only a
+        // new stamp (after an epoch bump) rewrites the header and the CRC.
+        let bytes = b.closed.stamp(ps);
         let route = self
             .client
             .view()
