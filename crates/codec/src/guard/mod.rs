@@ -39,9 +39,13 @@
 //! range). Any other (API, version, direction) is refused with
 //! [`CodecError::NoWireSchema`] rather than decoded unchecked.
 
+mod describe;
 mod schema;
 mod tables;
 mod walk;
+
+#[doc(hidden)]
+pub use describe::{describe, described, FieldShape, MessageShape};
 
 use kafka_protocol::messages::ApiKey;
 

@@ -245,8 +245,10 @@ pub(super) const CREATE_TOPICS_REQUEST: Message = message(
             ]),
             "0+",
         ),
-        f("TimeoutMs", Int32, "0+"),
-        f("ValidateOnly", Bool, "1+"),
+        // The spec spells these two in lower camel case (error paths use
+        // the spec's names).
+        f("timeoutMs", Int32, "0+"),
+        f("validateOnly", Bool, "1+"),
     ],
 );
 

@@ -2,7 +2,10 @@
 //! [`crate::CLIENT_APIS`], written from the Kafka message specs (the
 //! `clients/src/main/resources/common/message/*.json` files of Apache Kafka)
 //! and checked against `kafka-protocol`'s encoder by the tests in
-//! `guard/tests.rs`.
+//! `guard/tests/`, and field by field (path, type, nullability, tag,
+//! flexibility, wire order) against the specs in the `kafka-clients` jar of
+//! the Kafka the broker harness runs, by `protocol-tests/tests/guard_specs.rs`
+//! (through [`super::describe`]).
 //!
 //! Each schema covers every version `kafka-protocol` can decode for it (a
 //! superset of the client's range, so tools and tests that speak newer
