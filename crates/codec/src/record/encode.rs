@@ -359,10 +359,9 @@ fn write_stamp(buf: &mut [u8], attributes: Attributes, stamp: ProducerStamp) {
 /// A finished batch: records encoded (and compressed), header filled but for
 /// the producer fields and the CRC, which the last [`ClosedBatch::stamp`]
 /// wrote (blank and invalid before the first stamp: not sendable).
-///
-/// Invariant: the bytes are [`Buf::Blank`] exactly while `stamp` is `None`.
 #[derive(Debug, Clone)]
 pub struct ClosedBatch {
+    // Invariant: `Buf::Blank` exactly while `stamp` is `None`.
     buf: Buf,
     record_count: i32,
     pub(super) attributes: Attributes,
