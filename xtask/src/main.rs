@@ -50,7 +50,7 @@ enum Cmd {
     /// Everything CI runs: fmt, clippy, no-C check, all tests, no stray JVM,
     /// fuzz smoke.
     Test {
-        /// Skip fmt and clippy (for a quick local run of the tests only).
+        /// Skip fmt, clippy and rustdoc (for a quick local run of the tests only).
         #[arg(long)]
         no_lint: bool,
     },
@@ -271,6 +271,16 @@ fn test(no_lint: bool) -> Result<()> {
                     "-D",
                     "warnings",
                 ]),
+            )?,
+        ));
+        // Rustdoc: broken or private intra-doc links fail too.
+        times.push((
+            "doc",
+            run(
+                "doc",
+                cargo()
+                    .args(["doc", "--workspace", "--no-deps"])
+                    .env("RUSTDOCFLAGS", "-D warnings"),
             )?,
         ));
     }
