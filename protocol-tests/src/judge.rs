@@ -67,6 +67,34 @@ impl JavaVerdict {
     }
 }
 
+/// The topics of a numbered copy: `<label>-in` (2 partitions) holding the
+/// values `0..n`, written by `check::produce_numbered`, and an empty
+/// `<label>-out` (3 partitions), as RELIABILITY.md's T2-T4 copy them.
+/// Returns (input, output); panics if the broker refuses.
+pub fn numbered_copy_topics(
+    broker: &Broker,
+    rt: &tokio::runtime::Runtime,
+    label: &str,
+    n: u64,
+) -> (String, String) {
+    let input = unique_topic(&format!("{label}-in"));
+    let output = unique_topic(&format!("{label}-out"));
+    broker
+        .create_topic(&input, 2)
+        .unwrap_or_else(|e| panic!("{label}: input topic: {e}"));
+    broker
+        .create_topic(&output, 3)
+        .unwrap_or_else(|e| panic!("{label}: output topic: {e}"));
+    rt.block_on(check::produce_numbered(
+        &broker.bootstrap(),
+        &input,
+        n,
+        |_| {},
+    ))
+    .unwrap_or_else(|e| panic!("{label}: produce input: {e}"));
+    (input, output)
+}
+
 /// Reads `output` `read_committed` with the Java `VerifiableConsumer` (a
 /// fresh group) until `n` records arrived or `timeout`, and judges them.
 pub fn java_numbered(

@@ -31,18 +31,8 @@ fn t2_transactional_copy_with_random_aborts() {
     let n = records();
     for tv in TransactionVersion::ALL {
         let broker = Broker::shared(tv).unwrap_or_else(|e| panic!("{e}"));
-        let input = unique_topic("t2-in");
-        let output = unique_topic("t2-out");
-        broker.create_topic(&input, 2).expect("input");
-        broker.create_topic(&output, 3).expect("output");
         let t = Instant::now();
-        rt.block_on(check::produce_numbered(
-            &broker.bootstrap(),
-            &input,
-            n,
-            |_| {},
-        ))
-        .expect("produce input");
+        let (input, output) = judge::numbered_copy_topics(broker, &rt, "t2", n);
         let cfg = CopyConfig {
             records_per_transaction: 500,
             abort_fraction: 1.0 / 3.0,
@@ -144,19 +134,9 @@ fn t3_copier_killed_three_times() {
     let n = records() / 2;
     for tv in TransactionVersion::ALL {
         let broker = Broker::shared(tv).unwrap_or_else(|e| panic!("{e}"));
-        let input = unique_topic("t3-in");
-        let output = unique_topic("t3-out");
+        let (input, output) = judge::numbered_copy_topics(broker, &rt, "t3", n);
         let group = unique_topic("t3-group");
         let txn_id = unique_topic("t3-txn");
-        broker.create_topic(&input, 2).expect("input");
-        broker.create_topic(&output, 3).expect("output");
-        rt.block_on(check::produce_numbered(
-            &broker.bootstrap(),
-            &input,
-            n,
-            |_| {},
-        ))
-        .expect("produce input");
         let t = Instant::now();
         let deadline = t + Duration::from_secs(600);
         let mut done_before = 0u64; // committed by earlier (killed) copiers

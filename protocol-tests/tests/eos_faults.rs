@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use exactly::{check, copy, CopyConfig, Producer, ProducerRecord, Transformed};
+use exactly::{copy, CopyConfig, Producer, ProducerRecord, Transformed};
 use exactly_protocol_tests::{judge, unique_topic, Broker, BrokerConfig, TransactionVersion};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -122,17 +122,7 @@ fn t4_copy_survives_broker_kill9_twice_and_sigterm() {
             ..BrokerConfig::with_transaction_version(tv)
         })
         .expect("cluster");
-        let input = unique_topic("t4-in");
-        let output = unique_topic("t4-out");
-        broker.create_topic(&input, 2).expect("input");
-        broker.create_topic(&output, 3).expect("output");
-        rt.block_on(check::produce_numbered(
-            &broker.bootstrap(),
-            &input,
-            n,
-            |_| {},
-        ))
-        .expect("produce input");
+        let (input, output) = judge::numbered_copy_topics(&broker, &rt, "t4", n);
         let progress = Arc::new(AtomicU64::new(0));
         let txn_id = unique_topic("t4-txn");
         let cfg = CopyConfig {

@@ -206,6 +206,19 @@ impl Spec {
     }
 }
 
+/// Whether a command ran and exited 0; if not, why, for the failure message.
+fn succeeded(run: std::io::Result<std::process::Output>) -> Result<(), String> {
+    match run {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Extracts `common/message/*.json` from `jar` into `into`, with `unzip` or
 /// else the JDK's `jar`; panics naming both failures.
 fn extract_specs(jar: &Path, into: &Path) -> PathBuf {
@@ -217,14 +230,8 @@ fn extract_specs(jar: &Path, into: &Path) -> PathBuf {
         .arg("-d")
         .arg(into)
         .output();
-    let unzip_why = match unzip {
-        Ok(out) if out.status.success() => return into.join("common/message"),
-        Ok(out) => format!(
-            "exited with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => e.to_string(),
+    let Err(unzip_why) = succeeded(unzip) else {
+        return into.join("common/message");
     };
     let jar_tool = Command::new("jar")
         .arg("xf")
@@ -232,14 +239,8 @@ fn extract_specs(jar: &Path, into: &Path) -> PathBuf {
         .arg("common/message")
         .current_dir(into)
         .output();
-    let jar_why = match jar_tool {
-        Ok(out) if out.status.success() => return into.join("common/message"),
-        Ok(out) => format!(
-            "exited with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => e.to_string(),
+    let Err(jar_why) = succeeded(jar_tool) else {
+        return into.join("common/message");
     };
     panic!(
         "cannot extract the Kafka message specs from {}: `unzip` {unzip_why}; `jar xf` {jar_why}. \

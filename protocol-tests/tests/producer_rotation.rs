@@ -38,6 +38,28 @@ use exactly_protocol_tests::rotation::{
 use exactly_protocol_tests::{judge, unique_topic, Broker, TransactionVersion};
 use producer_support::producer;
 
+/// A shared broker of `tv`, a fresh one-partition topic and transactional id
+/// (named after `label`), and the id's epoch brought to `epoch` by bare
+/// InitProducerId requests: (broker, topic, transactional id, producer id,
+/// epoch).
+fn near_exhaustion(
+    tv: TransactionVersion,
+    label: &str,
+    epoch: i16,
+) -> (&'static Broker, String, String, i64, i16) {
+    let broker = Broker::shared(tv).unwrap_or_else(|e| panic!("{e}"));
+    let topic = unique_topic(&format!("rotation-{label}"));
+    broker.create_topic(&topic, 1).unwrap();
+    let txn_id = unique_topic(&format!("rotation-{label}-id"));
+    let t0 = Instant::now();
+    let (pid, epoch) = bump_epoch_with_bare_inits(broker, &txn_id, epoch);
+    println!(
+        "bare InitProducerId up to epoch {epoch} of pid {pid}: {:?}",
+        t0.elapsed()
+    );
+    (broker, topic, txn_id, pid, epoch)
+}
+
 /// Under tv2, our producer starts 5 transactions before exhaustion, goes
 /// through the rotation that its 5th commit triggers, runs 3 transactions
 /// with the new producer id; the old id is refused afterwards.
@@ -45,20 +67,11 @@ use producer_support::producer;
 fn producer_id_rotates_when_commit_exhausts_the_epoch_tv2() {
     const BEFORE: u32 = 5;
     const AFTER: u32 = 3;
-    let broker = Broker::shared(TransactionVersion::V2).unwrap_or_else(|e| panic!("{e}"));
-    let topic = unique_topic("rotation-v2");
-    broker.create_topic(&topic, 1).unwrap();
-    let txn_id = unique_topic("rotation-v2-id");
     // Bare InitProducerId leaves the coordinator at 32766 - BEFORE; our
     // producer's init bumps it once more: its transactions run at epochs
     // 32767 - BEFORE ..= 32766.
-    let t0 = Instant::now();
-    let (old_pid, epoch) =
-        bump_epoch_with_bare_inits(broker, &txn_id, i16::MAX - 1 - BEFORE as i16);
-    println!(
-        "bare InitProducerId up to epoch {epoch} of pid {old_pid}: {:?}",
-        t0.elapsed()
-    );
+    let (broker, topic, txn_id, old_pid, epoch) =
+        near_exhaustion(TransactionVersion::V2, "v2", i16::MAX - 1 - BEFORE as i16);
 
     let log = IdentityLog::default();
     let (rt, guard) = current_thread_runtime(&log);
@@ -115,16 +128,8 @@ fn producer_id_rotates_when_commit_exhausts_the_epoch_tv2() {
 fn producer_id_rotates_when_init_exhausts_the_epoch_tv1() {
     const BY_A: u32 = 3;
     const BY_B: u32 = 3;
-    let broker = Broker::shared(TransactionVersion::V1).unwrap_or_else(|e| panic!("{e}"));
-    let topic = unique_topic("rotation-v1");
-    broker.create_topic(&topic, 1).unwrap();
-    let txn_id = unique_topic("rotation-v1-id");
-    let t0 = Instant::now();
-    let (old_pid, epoch) = bump_epoch_with_bare_inits(broker, &txn_id, i16::MAX - 2);
-    println!(
-        "bare InitProducerId up to epoch {epoch} of pid {old_pid}: {:?}",
-        t0.elapsed()
-    );
+    let (broker, topic, txn_id, old_pid, _) =
+        near_exhaustion(TransactionVersion::V1, "v1", i16::MAX - 2);
 
     let log = IdentityLog::default();
     let (rt, guard) = current_thread_runtime(&log);
@@ -195,13 +200,10 @@ fn producer_id_rotates_when_init_exhausts_the_epoch_tv1() {
 /// follows them, so that one visible would be a duplicate.
 #[test]
 fn producer_id_rotates_when_an_abort_bumps_the_exhausted_epoch_tv1() {
-    let broker = Broker::shared(TransactionVersion::V1).unwrap_or_else(|e| panic!("{e}"));
-    let topic = unique_topic("rotation-abort-v1");
-    broker.create_topic(&topic, 1).unwrap();
-    let txn_id = unique_topic("rotation-abort-v1-id");
     // Our init takes the epoch to 32763; three aborts to 32766, the fourth
     // rotates.
-    let (old_pid, epoch) = bump_epoch_with_bare_inits(broker, &txn_id, EXHAUSTED_EPOCH - 4);
+    let (broker, topic, txn_id, old_pid, epoch) =
+        near_exhaustion(TransactionVersion::V1, "abort-v1", EXHAUSTED_EPOCH - 4);
     let log = IdentityLog::default();
     let (rt, guard) = current_thread_runtime(&log);
     let (n, data_batches_of_old_id) = rt.block_on(async {
