@@ -67,12 +67,6 @@ pub mod consumer {
     pub use exactly_consumer::*;
 }
 
-/// Exactly-once applications: the processing session and its state and
-/// sinks (`exactly-eos`).
-pub mod eos {
-    pub use exactly_eos::*;
-}
-
 /// Connections, handshake, metadata and coordinators (`exactly-net`).
 pub mod net {
     pub use exactly_net::*;
