@@ -516,6 +516,7 @@ impl ProducerConfig {
             retry_backoff_max_ms: self.net.retry_backoff_max().as_millis() as u64,
             concurrent_transactions_backoff_ms: 20,
             max_in_flight_per_partition: self.max_in_flight.clamp(1, 5),
+            probe_completion: true,
         }
     }
 }

@@ -105,6 +105,16 @@ pub enum Request {
         /// The transaction's flow.
         flow: Flow,
     },
+    /// DescribeTransactions (KIP-664) for the producer's own transactional id,
+    /// to the transaction coordinator: whether the previous transaction is
+    /// still completing (its markers not all written). Read-only; sent only
+    /// as the completion probe (see [`Config::probe_completion`]).
+    ///
+    /// [`Config::probe_completion`]: crate::Config::probe_completion
+    DescribeTransactions {
+        /// Transactional id.
+        transactional_id: String,
+    },
     /// Produce one batch (the driver may put several Produce requests for the
     /// same broker into one wire request, and must then answer each).
     Produce {
@@ -134,6 +144,7 @@ impl Request {
             Request::AddOffsetsToTxn { .. } => ApiKey::AddOffsetsToTxn,
             Request::TxnOffsetCommit { .. } => ApiKey::TxnOffsetCommit,
             Request::EndTxn { .. } => ApiKey::EndTxn,
+            Request::DescribeTransactions { .. } => ApiKey::DescribeTransactions,
             Request::Produce { .. } => ApiKey::Produce,
         }
     }
@@ -179,6 +190,17 @@ pub enum Response {
         /// v5+: the identity for the next transaction (`None` below v5 or
         /// when the broker sent -1).
         identity: Option<ProducerIdentity>,
+    },
+    /// DescribeTransactions: the state of the producer's transactional id.
+    DescribeTransactions {
+        /// Error code (of the transactional id's entry).
+        error: Option<ErrorCode>,
+        /// The coordinator is still completing a transaction (state
+        /// `PrepareCommit`, `PrepareAbort` or `PrepareEpochFence`): a request
+        /// that opens the next one would be answered (or, for a KIP-890
+        /// Produce, held by the partition leader) with
+        /// CONCURRENT_TRANSACTIONS.
+        completing: bool,
     },
     /// Produce: the result for the one batch of the request.
     Produce {

@@ -22,9 +22,9 @@ use exactly_codec::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use exactly_codec::messages::{
-    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiKey, EndTxnRequest, GroupId,
-    InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId, TopicName, TransactionalId,
-    TxnOffsetCommitRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiKey, DescribeTransactionsRequest,
+    EndTxnRequest, GroupId, InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId,
+    TopicName, TransactionalId, TxnOffsetCommitRequest,
 };
 use exactly_codec::protocol::StrBytes;
 use exactly_codec::{CodecError, ErrorCode, VersionTable};
@@ -275,6 +275,10 @@ fn refused(req: &Request, code: ErrorCode) -> Response {
             error: e,
             identity: None,
         },
+        Request::DescribeTransactions { .. } => Response::DescribeTransactions {
+            error: e,
+            completing: false,
+        },
         Request::Produce { .. } => Response::Produce {
             error: e,
             base_offset: -1,
@@ -495,6 +499,27 @@ async fn send_coordinator(conn: &Connection, req: &Request) -> Result<(i16, Resp
                 },
             ))
         }
+        Request::DescribeTransactions { transactional_id } => {
+            let v = conn.versions().pick_client(ApiKey::DescribeTransactions)?;
+            let r = DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![TransactionalId(str_bytes(transactional_id))]);
+            let resp = conn.send_at(&r, v).await?;
+            let state = resp
+                .transaction_states
+                .iter()
+                .find(|s| &*s.transactional_id.0 == transactional_id.as_str());
+            let response = match state {
+                Some(s) => Response::DescribeTransactions {
+                    error: error(s.error_code),
+                    completing: is_completing(&s.transaction_state),
+                },
+                None => Response::DescribeTransactions {
+                    error: Some(ErrorCode::TransactionalIdNotFound),
+                    completing: false,
+                },
+            };
+            Ok((v, response))
+        }
         Request::FindCoordinator { .. } | Request::Produce { .. } => {
             Err(NetError::Codec(CodecError::Encode {
                 api: req.api(),
@@ -503,6 +528,16 @@ async fn send_coordinator(conn: &Connection, req: &Request) -> Result<(i16, Resp
             }))
         }
     }
+}
+
+/// Whether a DescribeTransactions state (the coordinator's
+/// `TransactionState` names) is one in which the coordinator is still
+/// writing the markers of a transaction that ended.
+fn is_completing(state: &str) -> bool {
+    matches!(
+        state,
+        "PrepareCommit" | "PrepareAbort" | "PrepareEpochFence"
+    )
 }
 
 fn offset_topics(offsets: &[OffsetCommit]) -> Vec<TxnOffsetCommitRequestTopic> {

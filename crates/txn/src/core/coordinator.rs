@@ -9,7 +9,7 @@
 use exactly_codec::messages::ApiKey;
 use exactly_codec::ErrorCode;
 
-use super::{PendingKind, ProducerCore};
+use super::{Completing, PendingKind, ProducerCore, PROBE_AT_ONCE};
 use crate::classify::{classify, Context, ErrorClass};
 use crate::config::Flow;
 use crate::error::{ErrorReason, Severity, TxnError};
@@ -115,6 +115,10 @@ impl ProducerCore {
         outcome: Outcome,
     ) {
         if matches!(self.state, TxnState::Fatal { .. }) {
+            return;
+        }
+        if let PendingKind::DescribeTransactions = kind {
+            self.on_completion_probe(outcome);
             return;
         }
         let (version, response) = match outcome {
@@ -247,6 +251,7 @@ impl ProducerCore {
                     PendingKind::AddOffsets { .. } => ApiKey::AddOffsetsToTxn,
                     PendingKind::TxnOffsetCommit { .. } => ApiKey::TxnOffsetCommit,
                     PendingKind::EndTxn { .. } => ApiKey::EndTxn,
+                    PendingKind::DescribeTransactions => ApiKey::DescribeTransactions,
                     PendingKind::Produce { .. } => ApiKey::Produce,
                 };
                 self.fatal(TxnError {
@@ -254,6 +259,49 @@ impl ProducerCore {
                     ..Self::local_error(Severity::Fatal, ErrorReason::ProtocolViolation)
                 });
             }
+        }
+    }
+
+    /// The completion probe's answer (module docs, "Completion probe"):
+    /// still completing keeps the next transaction's opening request held
+    /// and asks again (at once for the first few answers, then every
+    /// millisecond); anything else lets it go. An error that will not go
+    /// away turns the probe off.
+    fn on_completion_probe(&mut self, outcome: Outcome) {
+        let Some(mut c) = self.completing.take() else {
+            return;
+        };
+        match outcome {
+            Outcome::Received {
+                response:
+                    Response::DescribeTransactions {
+                        error: None,
+                        completing: true,
+                    },
+                ..
+            } if self.now < c.until => {
+                c.answers += 1;
+                let pause = if c.answers < PROBE_AT_ONCE { 0 } else { 1 };
+                c.not_before = self.now.plus(pause);
+                self.completing = Some(c);
+            }
+            Outcome::Received {
+                response:
+                    Response::DescribeTransactions {
+                        error:
+                            Some(
+                                ErrorCode::TransactionalIdAuthorizationFailed
+                                | ErrorCode::UnsupportedVersion
+                                | ErrorCode::InvalidRequest
+                                | ErrorCode::ClusterAuthorizationFailed,
+                            ),
+                        ..
+                    },
+                ..
+            } => {
+                self.probe_refused = true;
+            }
+            _ => {}
         }
     }
 
@@ -473,7 +521,18 @@ impl ProducerCore {
             }
             return;
         }
-        // Success on the transaction's epoch.
+        // Success on the transaction's epoch. The coordinator writes the
+        // markers now: hold the next transaction's opening request until it
+        // is done (module docs, "Completion probe").
+        if self.config.probe_completion && !self.probe_refused {
+            self.completing = Some(Completing {
+                until: self
+                    .now
+                    .plus(self.config.concurrent_transactions_backoff_ms),
+                answers: 0,
+                not_before: self.now,
+            });
+        }
         if !commit && txn.flow == Flow::V1 {
             // The abort is written. Under flow v1 the epoch does not move
             // with it, so bump it now (KIP-360, on a transaction that is no

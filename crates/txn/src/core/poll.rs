@@ -23,6 +23,9 @@ impl ProducerCore {
         }
         self.maybe_reset_partitions();
         self.progress();
+        if self.completing.is_some_and(|c| self.now >= c.until) {
+            self.completing = None;
+        }
         if let Some(r) = self.next_coordinator_request() {
             return Some(r);
         }
@@ -55,6 +58,9 @@ impl ProducerCore {
             }
         }
         consider(self.coordinator_not_before);
+        if let Some(c) = self.completing {
+            consider(c.not_before);
+        }
         earliest
     }
 
@@ -158,6 +164,26 @@ impl ProducerCore {
         };
         let coordinator = self.txn_coordinator.node;
         let generation = self.txn_coordinator.generation;
+        if self.completing.is_some() && self.opening_request_waits() {
+            // Module docs, "Completion probe": ask before opening.
+            return match (coordinator, self.completing) {
+                (Some(node), Some(c)) if self.now >= c.not_before => self.emit(
+                    Target::TransactionCoordinator(node),
+                    Request::DescribeTransactions {
+                        transactional_id: txn_id,
+                    },
+                    PendingKind::DescribeTransactions,
+                    self.identity,
+                ),
+                (Some(_), _) => None,
+                (None, _) => {
+                    // The coordinator moved: its answer would say nothing
+                    // about the markers of the old one.
+                    self.completing = None;
+                    self.next_coordinator_request()
+                }
+            };
+        }
         // What the state wants from the transaction coordinator.
         let want = match &self.state {
             TxnState::Initializing { reason } => {
@@ -289,8 +315,36 @@ impl ProducerCore {
         )
     }
 
+    /// Whether the open transaction has a request ready that would open it
+    /// on the coordinator: flow v1 an AddPartitionsToTxn or
+    /// AddOffsetsToTxn; flow v2 a Produce or a TxnOffsetCommit (which add
+    /// their partition implicitly). Only asked while the previous
+    /// transaction may still be completing, before anything of this one
+    /// was sent.
+    fn opening_request_waits(&self) -> bool {
+        let txn = match &self.state {
+            TxnState::InTransaction { txn }
+            | TxnState::Committing {
+                txn,
+                end: EndTxnStatus::Waiting,
+            } => txn,
+            _ => return false,
+        };
+        let offsets = txn.offsets.iter().any(|j| j.step != OffsetsStep::Done);
+        match txn.flow {
+            Flow::V1 => !txn.pending_partitions.is_empty() || offsets,
+            Flow::V2 => offsets || self.ledgers.values().any(|l| !l.batches.is_empty()),
+        }
+    }
+
     fn next_produce_request(&mut self) -> Option<(RequestId, Target, Request)> {
         let transactional = self.is_transactional();
+        if transactional && self.completing.is_some() {
+            // Held until the previous transaction completed (module docs,
+            // "Completion probe"); flow v1 batches wait for their
+            // AddPartitionsToTxn anyway.
+            return None;
+        }
         let limit = self.config.in_flight_limit();
         let now = self.now;
         // Whether resends and new stamps may go in this state.

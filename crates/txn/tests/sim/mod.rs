@@ -146,6 +146,7 @@ impl Sim {
             retry_backoff_max_ms: 400,
             concurrent_transactions_backoff_ms: 20,
             max_in_flight_per_partition: 1 + rng.below(5) as usize,
+            probe_completion: rng.pct(50),
         };
         let n_partitions = 1 + rng.below(3) as usize;
         let partitions = (0..n_partitions)
@@ -797,6 +798,7 @@ fn response_ok(response: &Response) -> bool {
         | Response::InitProducerId { error, .. }
         | Response::AddOffsetsToTxn { error }
         | Response::EndTxn { error, .. }
+        | Response::DescribeTransactions { error, .. }
         | Response::Produce { error, .. } => error.is_none(),
         Response::AddPartitionsToTxn { results } | Response::TxnOffsetCommit { results } => {
             results.iter().all(|(_, e)| e.is_none())
@@ -822,6 +824,10 @@ fn error_response(request: &Request, code: ErrorCode) -> Response {
         Request::EndTxn { .. } => Response::EndTxn {
             error: e,
             identity: None,
+        },
+        Request::DescribeTransactions { .. } => Response::DescribeTransactions {
+            error: e,
+            completing: false,
         },
         Request::Produce { .. } => Response::Produce {
             error: e,
