@@ -7,6 +7,8 @@
 //!   including the real-broker ones, a check that no JVM is left behind, and
 //!   the codec fuzz smoke).
 //! - `no-c`: the library builds with no C compiler and its tree has no C.
+//! - `bench txn`: small transactions against the Java client, paired on one
+//!   broker per transaction version (BENCHMARKS.md; not in CI).
 //! - `soak`: the soak tier of RELIABILITY.md (minutes of random faults
 //!   during a group of transactional copiers; not in CI).
 
@@ -20,6 +22,7 @@ use exactly_protocol_tests::{
     jars, process, Broker, BrokerConfig, DetachedState, TransactionVersion,
 };
 
+mod bench;
 mod demo;
 mod noc;
 mod soak;
@@ -56,6 +59,11 @@ enum Cmd {
     },
     /// Check that the library's dependency tree compiles no C.
     NoC,
+    /// Benchmarks against the peers (BENCHMARKS.md). Not in CI.
+    Bench {
+        #[command(subcommand)]
+        cmd: BenchCmd,
+    },
     /// The soak tier (RELIABILITY.md): random faults for `--minutes` while a
     /// group of transactional copiers copies a steadily fed topic, then an
     /// exactly-once verdict by our consumer and the Java one. Not in CI.
@@ -81,6 +89,27 @@ enum Cmd {
         /// Broker nodes (1 or 3).
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Transactions of K records, ours against the Java client's
+    /// (benches/java/TxnLoop.java), alternating on one broker per
+    /// transaction version.
+    Txn {
+        /// One transaction version only (default: 2, then 1).
+        #[arg(long, value_enum)]
+        tv: Option<Tv>,
+        /// Records per transaction, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 10, 100, 1000])]
+        k: Vec<usize>,
+        /// Pairs of runs per K (the order flips every pair).
+        #[arg(long, default_value_t = 3)]
+        pairs: usize,
+        /// Measured seconds per run (after a one-second warm-up).
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
     },
 }
 
@@ -127,6 +156,23 @@ fn main() -> Result<()> {
         Cmd::Demo { tv, records } => demo::run(tv.into(), records),
         Cmd::Test { no_lint } => test(no_lint),
         Cmd::NoC => noc::check(),
+        Cmd::Bench {
+            cmd:
+                BenchCmd::Txn {
+                    tv,
+                    k,
+                    pairs,
+                    seconds,
+                },
+        } => bench::txn(&bench::TxnBenchOptions {
+            tvs: match tv {
+                Some(tv) => vec![tv.into()],
+                None => TransactionVersion::ALL.to_vec(),
+            },
+            ks: k,
+            pairs,
+            seconds,
+        }),
         Cmd::Soak {
             minutes,
             tv,
