@@ -145,6 +145,19 @@ pub enum UsageError {
         /// The state's name.
         state: &'static str,
     },
+    /// `begin` while the producer re-initializes between transactions (an
+    /// epoch bump after an abort or a doubtful commit, a new producer id):
+    /// it will be allowed once the core is ready again, with no call needed
+    /// in between ([`Event::Initialized`] or [`Event::IdentityChanged`]
+    /// says when to ask again).
+    ///
+    /// [`Event::Initialized`]: crate::Event::Initialized
+    /// [`Event::IdentityChanged`]: crate::Event::IdentityChanged
+    #[error("{command} must wait: the producer is re-initializing between transactions")]
+    Reinitializing {
+        /// The refused command.
+        command: &'static str,
+    },
     /// The transaction hit an abortable error: only `abort` is allowed
     /// (KAFKA-9279: never commit a transaction with a failed send).
     #[error("transaction must be aborted: {0}")]

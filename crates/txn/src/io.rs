@@ -12,7 +12,8 @@ use exactly_codec::ErrorCode;
 use crate::config::Flow;
 use crate::error::{DeliveryError, TxnError};
 use crate::types::{
-    BatchId, GroupMetadata, NodeId, OffsetCommit, ProducerIdentity, Stamp, TopicPartition,
+    BatchId, GroupMetadata, NodeId, OffsetCommit, OffsetsId, ProducerIdentity, Stamp,
+    TopicPartition,
 };
 
 /// Where a request must go.
@@ -265,6 +266,12 @@ pub enum Event {
     RefreshMetadata {
         /// The partition.
         partition: TopicPartition,
+    },
+    /// The TxnOffsetCommit of this [`add_offsets`](crate::ProducerCore::add_offsets)
+    /// call succeeded (the offsets commit with the transaction).
+    OffsetsCommitted {
+        /// The call's handle.
+        id: OffsetsId,
     },
     /// EndTxn(commit) succeeded on the transaction's epoch.
     Committed {

@@ -87,15 +87,15 @@ mod types;
 
 pub use crate::classify::{classify, Context as ClassifyContext, ErrorClass};
 pub use crate::config::{BrokerInfo, Config, Flow};
-pub use crate::core::ProducerCore;
+pub use crate::core::{Acceptance, ProducerCore};
 pub use crate::error::{
     DeliveryError, DeliveryFailure, ErrorReason, Severity, TxnError, UsageError,
 };
 pub use crate::io::{CoordinatorType, Event, Outcome, Request, Response, Target};
 pub use crate::state::{EndTxnStatus, InitReason, OffsetsJob, OffsetsStep, Transaction, TxnState};
 pub use crate::types::{
-    advance_sequence, BatchId, GroupMetadata, Millis, NodeId, OffsetCommit, ProducerIdentity,
-    RequestId, Stamp, TopicPartition,
+    advance_sequence, BatchId, GroupMetadata, Millis, NodeId, OffsetCommit, OffsetsId,
+    ProducerIdentity, RequestId, Stamp, TopicPartition,
 };
 
 /// Re-exported so users of [`classify()`] need not depend on the codec.

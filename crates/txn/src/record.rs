@@ -94,7 +94,7 @@ pub fn apply(core: &mut ProducerCore, input: &Input) -> Output {
         Input::Begin(now) => Output::Command(core.begin(*now)),
         Input::Enqueue(now, tp, n) => Output::Enqueued(core.enqueue(*now, tp.clone(), *n)),
         Input::AddOffsets(now, g, o) => {
-            Output::Command(core.add_offsets(*now, g.clone(), o.clone()))
+            Output::Command(core.add_offsets(*now, g.clone(), o.clone()).map(|_| ()))
         }
         Input::Commit(now) => Output::Command(core.commit(*now)),
         Input::Abort(now) => Output::Command(core.abort(*now)),

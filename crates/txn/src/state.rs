@@ -35,7 +35,7 @@ use std::collections::BTreeSet;
 
 use crate::config::Flow;
 use crate::error::TxnError;
-use crate::types::{GroupMetadata, OffsetCommit, ProducerIdentity, TopicPartition};
+use crate::types::{GroupMetadata, OffsetCommit, OffsetsId, ProducerIdentity, TopicPartition};
 
 /// The producer's state. Each variant carries the data that state needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +224,8 @@ impl Transaction {
 /// One `add_offsets` call's progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetsJob {
+    /// The `add_offsets` call's handle.
+    pub id: OffsetsId,
     /// Group metadata (KIP-447).
     pub group: GroupMetadata,
     /// The offsets.

@@ -28,9 +28,9 @@ use std::time::Duration;
 use exactly_codec::{ClosedBatch, ErrorCode, ProducerStamp};
 use exactly_net::Client;
 use exactly_txn::{
-    BatchId, DeliveryError, DeliveryFailure, Event, GroupMetadata, InitReason, Millis,
-    OffsetCommit, OffsetsStep, Outcome, ProducerCore, ProducerIdentity, Request, RequestId,
-    Response, Target, TopicPartition, TxnState, UsageError,
+    Acceptance, BatchId, DeliveryError, DeliveryFailure, Event, GroupMetadata, Millis,
+    OffsetCommit, OffsetsId, Outcome, ProducerCore, ProducerIdentity, Request, RequestId, Response,
+    Target, TopicPartition, UsageError,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -115,8 +115,7 @@ struct FlushWaiter {
 
 #[derive(Debug)]
 struct OffsetsWaiter {
-    identity: Option<ProducerIdentity>,
-    index: usize,
+    id: OffsetsId,
     reply: Reply,
 }
 
@@ -313,7 +312,6 @@ impl Driver {
             }
             if !moved {
                 self.send_queued();
-                self.check_offsets_waiters();
                 self.check_flush_waiters();
                 self.sync_phase();
                 return;
@@ -326,16 +324,11 @@ impl Driver {
         if self.closing.is_some() {
             return;
         }
-        let phase = match self.core.state() {
-            TxnState::Fatal { error } | TxnState::AbortableError { error, .. } => {
-                Phase::Failed(ProducerError::txn(error.clone()))
-            }
-            _ if !self.core.is_transactional() => Phase::Accepting,
-            TxnState::InTransaction { .. } => Phase::Accepting,
-            TxnState::Committing { .. } | TxnState::Aborting { .. } => Phase::Completing,
-            TxnState::Uninitialized | TxnState::Initializing { .. } | TxnState::Ready => {
-                Phase::NoTransaction
-            }
+        let phase = match self.core.acceptance() {
+            Acceptance::Failed(error) => Phase::Failed(ProducerError::txn(error)),
+            Acceptance::Accepting => Phase::Accepting,
+            Acceptance::Completing => Phase::Completing,
+            Acceptance::NoTransaction => Phase::NoTransaction,
         };
         self.acc.set_phase(phase);
     }
@@ -426,13 +419,7 @@ impl Driver {
             ..
         } = req
         else {
-            let fut = wire::coordinator(
-                self.client.clone(),
-                id,
-                target,
-                req,
-                self.cfg.net.retry_backoff(),
-            );
+            let fut = wire::coordinator(self.client.clone(), id, target, req);
             self.inflight
                 .push(async move { Completion::Coordinator(fut.await) });
             return;
@@ -511,7 +498,6 @@ impl Driver {
             items,
             self.cfg.acks.wire(),
             self.cfg.net.request_timeout(),
-            self.cfg.net.retry_backoff(),
         )
         .instrument(span);
         self.inflight.push(async move {
@@ -694,6 +680,11 @@ impl Driver {
                 );
             }
             Event::RefreshMetadata { .. } => self.refresh_metadata(),
+            Event::OffsetsCommitted { id } => {
+                if let Some(i) = self.offsets_waiters.iter().position(|w| w.id == id) {
+                    let _ = self.offsets_waiters.swap_remove(i).reply.send(Ok(()));
+                }
+            }
             Event::Initialized { identity } => {
                 self.record_identity(identity);
                 for r in self.init_waiters.drain(..) {
@@ -800,27 +791,6 @@ impl Driver {
         }
     }
 
-    fn check_offsets_waiters(&mut self) {
-        if self.offsets_waiters.is_empty() {
-            return;
-        }
-        let txn = self.core.state().transaction().cloned();
-        let waiters = std::mem::take(&mut self.offsets_waiters);
-        for w in waiters {
-            let done = txn.as_ref().is_some_and(|t| {
-                Some(t.identity) == w.identity
-                    && t.offsets
-                        .get(w.index)
-                        .is_some_and(|j| j.step == OffsetsStep::Done)
-            });
-            if done {
-                let _ = w.reply.send(Ok(()));
-            } else {
-                self.offsets_waiters.push(w);
-            }
-        }
-    }
-
     fn check_flush_waiters(&mut self) {
         if self.flush_waiters.is_empty() {
             return;
@@ -862,37 +832,20 @@ impl Driver {
                     let _ = reply.send(Err(ProducerError::Usage(e)));
                 }
             },
-            Command::Begin(reply) => {
-                // Between transactions the core may re-initialize its epoch:
-                // flow v1 after an abort whose requests may still land, or
-                // after a commit with a once-unanswered EndTxn or
-                // TxnOffsetCommit (fencing them), or for a new producer id.
-                // Java's abortTransaction returns only after such a bump;
-                // ours returns once the transaction is decided, and the next
-                // begin waits for the new identity instead of failing.
-                if matches!(
-                    self.core.state(),
-                    TxnState::Initializing { reason } if !matches!(reason, InitReason::First)
-                ) {
-                    self.begin_waiters.push(reply);
-                } else {
-                    self.begin(m, reply);
-                }
-            }
+            // Between transactions the core may re-initialize its epoch:
+            // flow v1 after an abort whose requests may still land, or after
+            // a commit with a once-unanswered EndTxn or TxnOffsetCommit
+            // (fencing them), or for a new producer id. Java's
+            // abortTransaction returns only after such a bump; ours returns
+            // once the transaction is decided, and the next begin waits for
+            // the new identity instead of failing.
+            Command::Begin(reply) => self.begin(m, reply),
             Command::SendOffsets {
                 group,
                 offsets,
                 reply,
             } => match self.core.add_offsets(m, group, offsets) {
-                Ok(()) => {
-                    let txn = self.core.state().transaction();
-                    let index = txn.map_or(0, |t| t.offsets.len().saturating_sub(1));
-                    self.offsets_waiters.push(OffsetsWaiter {
-                        identity: txn.map(|t| t.identity),
-                        index,
-                        reply,
-                    });
-                }
+                Ok(id) => self.offsets_waiters.push(OffsetsWaiter { id, reply }),
                 Err(e) => {
                     let _ = reply.send(Err(ProducerError::Usage(e)));
                 }
@@ -904,16 +857,22 @@ impl Driver {
         }
     }
 
+    /// Begins a transaction, or keeps the call waiting while the core
+    /// re-initializes between transactions.
     fn begin(&mut self, m: Millis, reply: Reply) {
-        let r = self.core.begin(m).map_err(ProducerError::Usage);
-        self.sync_phase();
-        let _ = reply.send(r);
+        match self.core.begin(m) {
+            Err(UsageError::Reinitializing { .. }) => self.begin_waiters.push(reply),
+            r => {
+                self.sync_phase();
+                let _ = reply.send(r.map_err(ProducerError::Usage));
+            }
+        }
     }
 
-    /// Answers the `begin_transaction` calls that waited for the core to be
-    /// Ready again.
+    /// Asks again for the `begin_transaction` calls that waited for the
+    /// core to re-initialize (after a new identity).
     fn resume_begins(&mut self) {
-        if self.begin_waiters.is_empty() || !matches!(self.core.state(), TxnState::Ready) {
+        if self.begin_waiters.is_empty() {
             return;
         }
         let m = self.millis(Instant::now());
@@ -929,18 +888,13 @@ impl Driver {
                 // outcome of the one in progress.
                 op.replies.push(reply);
             } else {
-                let _ = reply.send(Err(ProducerError::Usage(UsageError::InvalidState {
-                    command: if kind == TxnOpKind::Commit {
-                        "commit"
-                    } else {
-                        "abort"
-                    },
-                    state: if op.kind == TxnOpKind::Commit {
-                        "Committing"
-                    } else {
-                        "Aborting"
-                    },
-                })));
+                // The other one of commit and abort is running: refused, in
+                // the core's words.
+                let command = match kind {
+                    TxnOpKind::Commit => "commit",
+                    TxnOpKind::Abort => "abort",
+                };
+                let _ = reply.send(Err(ProducerError::Usage(self.core.refusal(command))));
             }
             return;
         }
@@ -1001,15 +955,11 @@ impl Driver {
         }
         let now = Instant::now();
         let batches = self.acc.drain_all_and_set(Phase::Closed);
-        let open_txn = matches!(
-            self.core.state(),
-            TxnState::InTransaction { .. } | TxnState::AbortableError { .. }
-        );
         if self.core.is_transactional() {
             // Records of an unfinished transaction are not sent: abort it
             // (as the Java client does on close).
             self.fail_aborted(batches);
-            if open_txn && self.core.abort(self.millis(now)).is_ok() {
+            if self.core.abort_left_open(self.millis(now)) {
                 tracing::debug!("aborting the open transaction on close");
             }
         } else {
@@ -1030,10 +980,7 @@ impl Driver {
             return false;
         };
         let busy = !self.batches.is_empty()
-            || matches!(
-                self.core.state(),
-                TxnState::Committing { .. } | TxnState::Aborting { .. }
-            )
+            || self.core.ending_transaction()
             || self.core.requests_in_flight() > 0 && self.core.is_transactional();
         let timed_out = Instant::now() >= c.deadline;
         if busy && !timed_out {

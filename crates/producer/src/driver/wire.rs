@@ -6,11 +6,12 @@
 //! at v4 or lower; under flow v2 they need Produce v12+ (implicit partition
 //! add), EndTxn v5+ (the bumped epoch comes back) and TxnOffsetCommit v5+.
 //!
-//! Failures: a request that certainly never left is `Outcome::NotSent` (the
-//! future first waits `retry.backoff.ms`, so a broker that refuses
-//! connections is not hammered); one that may have reached the broker is
-//! `Outcome::MaybeDelivered`. A version the broker cannot take is answered
-//! as the broker would (UNSUPPORTED_VERSION), which the core treats as fatal.
+//! Failures: a request that certainly never left is `Outcome::NotSent`; one
+//! that may have reached the broker is `Outcome::MaybeDelivered`. Either is
+//! reported at once: when to try again is the core's decision (its backoff
+//! comes back as `poll_timeout`), so nothing here waits or retries. A
+//! version the broker cannot take is answered as the broker would
+//! (UNSUPPORTED_VERSION), which the core treats as fatal.
 
 use std::time::Duration;
 
@@ -117,13 +118,10 @@ fn is_unsupported(e: &NetError) -> bool {
     matches!(e, NetError::Codec(_)) && e.delivery() == exactly_net::Delivery::NotSent
 }
 
-/// The outcome of a transport failure, after the backoff for `NotSent`.
-async fn lost(e: &NetError, backoff: Duration) -> Outcome {
+/// The outcome of a transport failure.
+fn lost(e: &NetError) -> Outcome {
     match e.delivery() {
-        exactly_net::Delivery::NotSent => {
-            tokio::time::sleep(backoff).await;
-            Outcome::NotSent
-        }
+        exactly_net::Delivery::NotSent => Outcome::NotSent,
         exactly_net::Delivery::MaybeDelivered => Outcome::MaybeDelivered,
     }
 }
@@ -182,16 +180,14 @@ pub(crate) async fn produce(
     items: Vec<ProduceItem>,
     acks: i16,
     timeout: Duration,
-    backoff: Duration,
 ) -> ProduceResult {
-    let failed = |e: NetError| async move {
+    let failed = |e: NetError| {
         if is_unsupported(&e) {
             return ProduceResult::Refused(ErrorCode::UnsupportedVersion);
         }
-        let refresh = e.needs_metadata_refresh();
         ProduceResult::Failed {
-            outcome: lost(&e, backoff).await,
-            refresh,
+            outcome: lost(&e),
+            refresh: e.needs_metadata_refresh(),
         }
     };
     let leader = match broker {
@@ -205,18 +201,18 @@ pub(crate) async fn produce(
             };
             match client.leader(&first.tp.topic, first.tp.partition).await {
                 Ok(route) => route.leader,
-                Err(e) => return failed(e).await,
+                Err(e) => return failed(e),
             }
         }
     };
     let conn = match client.connection(leader).await {
         Ok(c) => c,
-        Err(e) => return failed(e).await,
+        Err(e) => return failed(e),
     };
     let flow = items.first().and_then(|i| i.flow);
     let version = match flow_version(conn.versions(), ApiKey::Produce, flow, 11, 12) {
         Ok(v) => v,
-        Err(e) => return failed(e).await,
+        Err(e) => return failed(e),
     };
     let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
     let req = produce_request(&items, acks, timeout_ms);
@@ -227,7 +223,7 @@ pub(crate) async fn produce(
     if acks == 0 {
         return match conn.send_without_response(&req, opts).await {
             Ok(()) => ProduceResult::Written { version },
-            Err(e) => failed(e).await,
+            Err(e) => failed(e),
         };
     }
     match conn.send_with(&req, opts).await {
@@ -236,7 +232,7 @@ pub(crate) async fn produce(
             response,
             leader,
         },
-        Err(e) => failed(e).await,
+        Err(e) => failed(e),
     }
 }
 
@@ -293,7 +289,6 @@ pub(crate) async fn coordinator(
     id: RequestId,
     target: Target,
     req: Request,
-    backoff: Duration,
 ) -> CoordinatorDone {
     let done = |outcome, info| CoordinatorDone { id, outcome, info };
     if let Request::FindCoordinator { key_type, key } = &req {
@@ -301,9 +296,9 @@ pub(crate) async fn coordinator(
             exactly_txn::CoordinatorType::Group => CoordinatorType::Group,
             exactly_txn::CoordinatorType::Transaction => CoordinatorType::Transaction,
         };
-        // net's lookup retries retriable codes until request.timeout.ms and
+        // One lookup, no retry (the core retries, with its backoff); net
         // records the coordinator's address for `connection(node)`.
-        let outcome = match client.find_coordinators(ty, &[key.as_str()]).await {
+        let outcome = match client.find_coordinators_once(ty, &[key.as_str()]).await {
             Ok(mut all) => match all.remove(key.as_str()) {
                 Some(Ok(c)) => received(
                     0,
@@ -319,7 +314,7 @@ pub(crate) async fn coordinator(
                         node: -1,
                     },
                 ),
-                Some(Err(e)) => lost(&e, backoff).await,
+                Some(Err(e)) => lost(&e),
                 None => received(
                     0,
                     Response::FindCoordinator {
@@ -328,7 +323,7 @@ pub(crate) async fn coordinator(
                     },
                 ),
             },
-            Err(e) => lost(&e, backoff).await,
+            Err(e) => lost(&e),
         };
         return done(outcome, None);
     }
@@ -340,7 +335,7 @@ pub(crate) async fn coordinator(
     };
     let conn = match conn {
         Ok(c) => c,
-        Err(e) => return done(lost(&e, backoff).await, None),
+        Err(e) => return done(lost(&e), None),
     };
     let info = Some((
         conn.versions().finalized_features_epoch(),
@@ -349,7 +344,7 @@ pub(crate) async fn coordinator(
     let outcome = match send_coordinator(&conn, &req).await {
         Ok((version, response)) => received(version, response),
         Err(e) if is_unsupported(&e) => received(-1, refused(&req, ErrorCode::UnsupportedVersion)),
-        Err(e) => lost(&e, backoff).await,
+        Err(e) => lost(&e),
     };
     done(outcome, info)
 }

@@ -320,12 +320,19 @@ impl ProducerCore {
     }
 
     fn advance_offsets(&mut self, from: OffsetsStep, to: OffsetsStep) {
+        let mut done = None;
         if let Some(txn) = self.state.transaction_mut() {
             if let Some(job) = txn.offsets.iter_mut().find(|j| j.step != OffsetsStep::Done) {
                 if job.step == from {
                     job.step = to;
+                    if to == OffsetsStep::Done {
+                        done = Some(job.id);
+                    }
                 }
             }
+        }
+        if let Some(id) = done {
+            self.events.push_back(Event::OffsetsCommitted { id });
         }
     }
 

@@ -54,7 +54,7 @@ use crate::io::{CoordinatorType, Event, Outcome};
 use crate::ledger::{Batch, Ledger};
 use crate::state::{EndTxnStatus, InitReason, OffsetsJob, OffsetsStep, Transaction, TxnState};
 use crate::types::{
-    BatchId, GroupMetadata, Millis, NodeId, OffsetCommit, ProducerIdentity, RequestId,
+    BatchId, GroupMetadata, Millis, NodeId, OffsetCommit, OffsetsId, ProducerIdentity, RequestId,
     TopicPartition,
 };
 
@@ -108,6 +108,22 @@ impl PendingKind {
     }
 }
 
+/// What the producer may take from the application, as
+/// [`ProducerCore::acceptance`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acceptance {
+    /// Records are accepted (an open transaction, or an idempotent producer).
+    Accepting,
+    /// A commit or abort is completing: records wait for the next
+    /// transaction.
+    Completing,
+    /// No transaction is open: `begin` first.
+    NoTransaction,
+    /// Failed: records are refused with this error (only `abort` helps
+    /// when it is abortable).
+    Failed(TxnError),
+}
+
 /// Probe answers after which the next probe waits a millisecond instead of
 /// going at once.
 const PROBE_AT_ONCE: u32 = 4;
@@ -135,6 +151,7 @@ pub struct ProducerCore {
     identity: Option<ProducerIdentity>,
     ledgers: BTreeMap<TopicPartition, Ledger>,
     next_batch: u64,
+    next_offsets: u64,
     next_request: u64,
     pending: BTreeMap<RequestId, Pending>,
     txn_coordinator: Coordinator,
@@ -160,6 +177,7 @@ impl ProducerCore {
             identity: None,
             ledgers: BTreeMap::new(),
             next_batch: 0,
+            next_offsets: 0,
             next_request: 0,
             pending: BTreeMap::new(),
             txn_coordinator: Coordinator::default(),
@@ -209,6 +227,38 @@ impl ProducerCore {
         self.pending.len()
     }
 
+    /// What the producer may take from the application now (the driver's
+    /// accumulator follows it).
+    pub fn acceptance(&self) -> Acceptance {
+        match &self.state {
+            TxnState::Fatal { error } | TxnState::AbortableError { error, .. } => {
+                Acceptance::Failed(error.clone())
+            }
+            _ if !self.is_transactional() => Acceptance::Accepting,
+            TxnState::InTransaction { .. } => Acceptance::Accepting,
+            TxnState::Committing { .. } | TxnState::Aborting { .. } => Acceptance::Completing,
+            TxnState::Uninitialized | TxnState::Initializing { .. } | TxnState::Ready => {
+                Acceptance::NoTransaction
+            }
+        }
+    }
+
+    /// The error `command` gets in the current state: what a driver answers
+    /// a call it refuses on the core's behalf (a commit while the
+    /// application's abort runs, or the reverse).
+    pub fn refusal(&self, command: &'static str) -> UsageError {
+        self.refuse(command)
+    }
+
+    /// Whether a commit or an abort is under way (its outcome event is still
+    /// to come).
+    pub fn ending_transaction(&self) -> bool {
+        matches!(
+            self.state,
+            TxnState::Committing { .. } | TxnState::Aborting { .. }
+        )
+    }
+
     // ----- commands -----
 
     /// Updates the negotiated versions and finalized `transaction.version`.
@@ -245,6 +295,9 @@ impl ProducerCore {
                     txn: Transaction::new(self.broker.flow(), identity),
                 };
                 Ok(())
+            }
+            (TxnState::Initializing { reason }, _) if *reason != InitReason::First => {
+                Err(UsageError::Reinitializing { command: "begin" })
             }
             _ => Err(self.refuse("begin")),
         }
@@ -289,17 +342,22 @@ impl ProducerCore {
     /// Adds consumed offsets to the transaction (KIP-447 group metadata).
     /// Flow v1: AddOffsetsToTxn then TxnOffsetCommit; flow v2: TxnOffsetCommit
     /// v5 only.
+    ///
+    /// Returns the call's handle: [`Event::OffsetsCommitted`] names it once
+    /// its TxnOffsetCommit succeeded (the end of the transaction settles it
+    /// otherwise).
     pub fn add_offsets(
         &mut self,
         now: Millis,
         group: GroupMetadata,
         offsets: Vec<OffsetCommit>,
-    ) -> Result<(), UsageError> {
+    ) -> Result<OffsetsId, UsageError> {
         self.advance(now);
         if !self.is_transactional() {
             return Err(UsageError::NotTransactional);
         }
         let refused = self.refuse("add_offsets");
+        let id = OffsetsId(self.next_offsets);
         match &mut self.state {
             TxnState::InTransaction { txn } => {
                 let step = match txn.flow {
@@ -307,11 +365,13 @@ impl ProducerCore {
                     Flow::V2 => OffsetsStep::Commit,
                 };
                 txn.offsets.push(OffsetsJob {
+                    id,
                     group,
                     offsets,
                     step,
                 });
-                Ok(())
+                self.next_offsets += 1;
+                Ok(id)
             }
             _ => Err(refused),
         }
@@ -368,6 +428,16 @@ impl ProducerCore {
                 Err(self.refuse("abort"))
             }
         }
+    }
+
+    /// On close: aborts a transaction the application left open (in
+    /// progress, or failed and waiting for its abort), never one being
+    /// committed or aborted. Returns whether an abort started.
+    pub fn abort_left_open(&mut self, now: Millis) -> bool {
+        matches!(
+            self.state,
+            TxnState::InTransaction { .. } | TxnState::AbortableError { .. }
+        ) && self.abort(now).is_ok()
     }
 
     // ----- inputs -----

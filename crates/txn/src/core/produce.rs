@@ -52,6 +52,14 @@ impl ProducerCore {
             return;
         };
         let backoff = self.produce_backoff(sends);
+        // A send that never left: the first resend goes at once (a new
+        // connection may be up by then), later ones back off like any
+        // retry, so a broker that refuses connections is not hammered.
+        let not_sent_backoff = if sends <= 1 {
+            0
+        } else {
+            self.produce_backoff(sends - 1)
+        };
         let Some(ledger) = self.ledgers.get_mut(&partition) else {
             return;
         };
@@ -59,7 +67,7 @@ impl ProducerCore {
             Outcome::NotSent => {
                 let b = &mut ledger.batches[index];
                 b.state = BatchState::Stamped(stamp);
-                b.not_before = now;
+                b.not_before = now.plus(not_sent_backoff);
                 self.after_retry(&partition, aborting);
                 return;
             }
