@@ -71,8 +71,11 @@
 //! assert_eq!(core.poll_request(t0), None);
 //! ```
 //!
-//! See [`ProducerCore`] for the calling order, [`TxnState`] for the state
-//! diagram, [`classify()`] for the error table, and the crate's README for the
+//! See [`ProducerCore`] for the calling order; [`TxnState`] for the state
+//! diagram, with every transition beside it in the same file
+//! (`src/state.rs`: one method per arrow, an [`IllegalTransition`] for a move
+//! the state does not allow; `core/` only decides when to take them);
+//! [`classify()`] for the error table; and the crate's README for the
 //! simulation knobs.
 
 mod classify;
@@ -92,7 +95,10 @@ pub use crate::error::{
     DeliveryError, DeliveryFailure, ErrorReason, Severity, TxnError, UsageError,
 };
 pub use crate::io::{CoordinatorType, Event, Outcome, Request, Response, Target};
-pub use crate::state::{EndTxnStatus, InitReason, OffsetsJob, OffsetsStep, Transaction, TxnState};
+pub use crate::state::{
+    EndTxnStatus, EpochRisk, IllegalTransition, InitReason, OffsetsJob, OffsetsStep, Opening,
+    Transaction, TxnState,
+};
 pub use crate::types::{
     advance_sequence, BatchId, GroupMetadata, Millis, NodeId, OffsetCommit, OffsetsId,
     ProducerIdentity, RequestId, Stamp, TopicPartition,

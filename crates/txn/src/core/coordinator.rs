@@ -14,7 +14,7 @@ use crate::classify::{classify, Context, ErrorClass};
 use crate::config::Flow;
 use crate::error::{ErrorReason, Severity, TxnError};
 use crate::io::{CoordinatorType, Event, Outcome, Response};
-use crate::state::{EndTxnStatus, InitReason, OffsetsStep, TxnState};
+use crate::state::{EndTxnStatus, EpochRisk, InitReason, OffsetsStep, Opening, TxnState};
 use crate::types::{ProducerIdentity, TopicPartition};
 
 /// Orders classes by how much they override: one fatal result in a
@@ -38,7 +38,10 @@ impl ProducerCore {
             can_bump_epoch: self.broker.can_bump_epoch(),
             commit,
             group,
-            acknowledged: self.state.transaction().is_some_and(|t| t.acknowledged),
+            acknowledged: self
+                .state
+                .transaction()
+                .is_some_and(|t| t.opening == Opening::Acknowledged),
         }
     }
 
@@ -46,7 +49,7 @@ impl ProducerCore {
     /// opens it on the coordinator.
     fn mark_acknowledged(&mut self) {
         if let Some(txn) = self.state.transaction_mut() {
-            txn.acknowledged = true;
+            txn.mark_acknowledged();
         }
     }
 
@@ -99,9 +102,9 @@ impl ProducerCore {
                 };
                 self.backoff_coordinator(ms);
             }
-            ErrorClass::AbortableRecoverEpoch => self.abortable(err, true),
+            ErrorClass::AbortableRecoverEpoch => self.abortable(err, EpochRisk::EpochMoved),
             ErrorClass::Abortable | ErrorClass::Rejected | ErrorClass::BumpEpoch => {
-                self.abortable(err, false)
+                self.abortable(err, EpochRisk::None)
             }
             ErrorClass::Fatal => self.fatal(err),
             ErrorClass::Success => {}
@@ -129,7 +132,7 @@ impl ProducerCore {
                 match kind {
                     PendingKind::EndTxn { commit, generation } => {
                         if maybe && self.current_txn(identity) {
-                            self.set_end_status(commit, EndTxnStatus::OutcomeUnknown);
+                            self.end_outcome_unknown(commit);
                         }
                         self.invalidate_coordinator(None, generation);
                     }
@@ -307,16 +310,14 @@ impl ProducerCore {
 
     fn mark_late_request_risk(&mut self) {
         if let Some(txn) = self.state.transaction_mut() {
-            txn.late_request_risk = true;
+            txn.raise_risk(EpochRisk::LateRequests);
         }
     }
 
-    fn set_end_status(&mut self, commit: bool, status: EndTxnStatus) {
-        match &mut self.state {
-            TxnState::Committing { end, .. } if commit => *end = status,
-            TxnState::Aborting { end, .. } if !commit => *end = status,
-            _ => {}
-        }
+    /// An EndTxn attempt may have been applied. (An answer for a commit or
+    /// abort that is over already changes nothing.)
+    fn end_outcome_unknown(&mut self, commit: bool) {
+        let _over = self.state.end_unknown(commit);
     }
 
     fn advance_offsets(&mut self, from: OffsetsStep, to: OffsetsStep) {
@@ -410,7 +411,8 @@ impl ProducerCore {
             return;
         }
         self.identity = Some(got);
-        self.state = TxnState::Ready;
+        let moved = self.state.initialized();
+        debug_assert!(moved.is_ok(), "{moved:?}");
         match reason {
             InitReason::First => self.events.push_back(Event::Initialized { identity: got }),
             InitReason::Abort { aborted, rewind } => {
@@ -459,7 +461,9 @@ impl ProducerCore {
             }
         }
         if let Some(txn) = self.state.transaction_mut() {
-            txn.acknowledged |= !added.is_empty();
+            if !added.is_empty() {
+                txn.mark_acknowledged();
+            }
             for tp in added {
                 txn.pending_partitions.remove(&tp);
                 txn.partitions.insert(tp);
@@ -504,7 +508,7 @@ impl ProducerCore {
             let err = TxnError::broker(Severity::Abortable, ApiKey::EndTxn, Some(code), None);
             match class {
                 ErrorClass::OutcomeUnknown => {
-                    self.set_end_status(commit, EndTxnStatus::OutcomeUnknown);
+                    self.end_outcome_unknown(commit);
                     self.backoff_coordinator(self.config.retry_backoff_ms);
                 }
                 ErrorClass::Abortable | ErrorClass::AbortableRecoverEpoch
@@ -517,12 +521,11 @@ impl ProducerCore {
                 ErrorClass::Abortable | ErrorClass::AbortableRecoverEpoch if !commit => {
                     // The abort could not end on this epoch: abort by
                     // re-initializing with the current identity (KIP-588).
-                    self.state = TxnState::Initializing {
-                        reason: InitReason::Abort {
-                            aborted: txn.identity,
-                            rewind: txn.rewind_list(),
-                        },
-                    };
+                    let moved = self.state.reinitialize(InitReason::Abort {
+                        aborted: txn.identity,
+                        rewind: txn.rewind_list(),
+                    });
+                    debug_assert!(moved.is_ok(), "{moved:?}");
                 }
                 other => self.on_txn_error(other, ApiKey::EndTxn, code, None, None, generation),
             }
@@ -548,12 +551,11 @@ impl ProducerCore {
             // with the bump. (Bumping *instead of* EndTxn does not work: the
             // coordinator fences the epoch of an open transaction to abort
             // it and answers the retry with PRODUCER_FENCED.)
-            self.state = TxnState::Initializing {
-                reason: InitReason::Abort {
-                    aborted: txn.identity,
-                    rewind: txn.rewind_list(),
-                },
-            };
+            let moved = self.state.reinitialize(InitReason::Abort {
+                aborted: txn.identity,
+                rewind: txn.rewind_list(),
+            });
+            debug_assert!(moved.is_ok(), "{moved:?}");
             return;
         }
         let next = match (txn.flow, got) {
@@ -570,7 +572,7 @@ impl ProducerCore {
                 rewind: txn.rewind_list(),
             }
         });
-        self.state = match (txn.flow, next) {
+        let next_state = match (txn.flow, next) {
             (Flow::V2, Some(id)) => {
                 self.identity = Some(id);
                 self.events
@@ -580,12 +582,17 @@ impl ProducerCore {
             (Flow::V2, None) => TxnState::Initializing {
                 reason: InitReason::MissingIdentity,
             },
-            (Flow::V1, _) if end == EndTxnStatus::OutcomeUnknown || txn.late_request_risk => {
+            (Flow::V1, _)
+                if end == EndTxnStatus::OutcomeUnknown
+                    || txn.epoch_risk >= EpochRisk::LateRequests =>
+            {
                 TxnState::Initializing {
                     reason: InitReason::FenceLateRequests,
                 }
             }
             (Flow::V1, _) => TxnState::Ready,
         };
+        let moved = self.state.ended(next_state);
+        debug_assert!(moved.is_ok(), "{moved:?}");
     }
 }

@@ -52,7 +52,7 @@ use crate::config::{BrokerInfo, Config, Flow};
 use crate::error::{DeliveryError, DeliveryFailure, ErrorReason, Severity, TxnError, UsageError};
 use crate::io::{CoordinatorType, Event, Outcome};
 use crate::ledger::{Batch, Ledger};
-use crate::state::{EndTxnStatus, InitReason, OffsetsJob, OffsetsStep, Transaction, TxnState};
+use crate::state::{EpochRisk, InitReason, OffsetsJob, OffsetsStep, TxnState};
 use crate::types::{
     BatchId, GroupMetadata, Millis, NodeId, OffsetCommit, OffsetsId, ProducerIdentity, RequestId,
     TopicPartition,
@@ -271,15 +271,7 @@ impl ProducerCore {
     /// Uninitialized.
     pub fn init(&mut self, now: Millis) -> Result<(), UsageError> {
         self.advance(now);
-        match self.state {
-            TxnState::Uninitialized => {
-                self.state = TxnState::Initializing {
-                    reason: InitReason::First,
-                };
-                Ok(())
-            }
-            _ => Err(self.refuse("init")),
-        }
+        self.state.start_init().map_err(|_| self.refuse("init"))
     }
 
     /// Begins a transaction. The flow (v1 or v2) is chosen now from the
@@ -290,16 +282,16 @@ impl ProducerCore {
             return Err(UsageError::NotTransactional);
         }
         match (&self.state, self.identity) {
-            (TxnState::Ready, Some(identity)) => {
-                self.state = TxnState::InTransaction {
-                    txn: Transaction::new(self.broker.flow(), identity),
-                };
-                Ok(())
-            }
             (TxnState::Initializing { reason }, _) if *reason != InitReason::First => {
                 Err(UsageError::Reinitializing { command: "begin" })
             }
-            _ => Err(self.refuse("begin")),
+            (_, Some(identity)) => {
+                let flow = self.broker.flow();
+                self.state
+                    .begin(flow, identity)
+                    .map_err(|_| self.refuse("begin"))
+            }
+            (_, None) => Err(self.refuse("begin")),
         }
     }
 
@@ -386,19 +378,7 @@ impl ProducerCore {
         if !self.is_transactional() {
             return Err(UsageError::NotTransactional);
         }
-        match std::mem::replace(&mut self.state, TxnState::Ready) {
-            TxnState::InTransaction { txn } => {
-                self.state = TxnState::Committing {
-                    txn,
-                    end: EndTxnStatus::Waiting,
-                };
-                Ok(())
-            }
-            other => {
-                self.state = other;
-                Err(self.refuse("commit"))
-            }
-        }
+        self.state.commit().map_err(|_| self.refuse("commit"))
     }
 
     /// Aborts the transaction. Allowed in a transaction, after an abortable
@@ -409,25 +389,9 @@ impl ProducerCore {
         if !self.is_transactional() {
             return Err(UsageError::NotTransactional);
         }
-        match std::mem::replace(&mut self.state, TxnState::Ready) {
-            TxnState::InTransaction { txn }
-            | TxnState::AbortableError { txn, .. }
-            | TxnState::Committing {
-                txn,
-                end: EndTxnStatus::Waiting,
-            } => {
-                self.state = TxnState::Aborting {
-                    txn,
-                    end: EndTxnStatus::Waiting,
-                };
-                self.fail_idle_batches(DeliveryFailure::Aborted);
-                Ok(())
-            }
-            other => {
-                self.state = other;
-                Err(self.refuse("abort"))
-            }
-        }
+        self.state.abort().map_err(|_| self.refuse("abort"))?;
+        self.fail_idle_batches(DeliveryFailure::Aborted);
+        Ok(())
     }
 
     /// On close: aborts a transaction the application left open (in
@@ -507,16 +471,13 @@ impl ProducerCore {
 
     /// Enters Fatal: every batch fails, nothing is sent any more.
     fn fatal(&mut self, error: TxnError) {
-        if matches!(self.state, TxnState::Fatal { .. }) {
-            return;
-        }
         let error = TxnError {
             severity: Severity::Fatal,
             ..error
         };
-        self.state = TxnState::Fatal {
-            error: error.clone(),
-        };
+        if !self.state.fail(error.clone()) {
+            return;
+        }
         let ledgers = std::mem::take(&mut self.ledgers);
         for (partition, ledger) in ledgers {
             for b in ledger.batches {
@@ -528,8 +489,8 @@ impl ProducerCore {
 
     /// Records an abortable error: a transaction in progress (or a commit
     /// waiting for its batches) must now be aborted.
-    fn abortable(&mut self, error: TxnError, recover_epoch: bool) {
-        if recover_epoch && !self.broker.can_bump_epoch() {
+    fn abortable(&mut self, error: TxnError, risk: EpochRisk) {
+        if risk == EpochRisk::EpochMoved && !self.broker.can_bump_epoch() {
             self.fatal(error);
             return;
         }
@@ -537,24 +498,10 @@ impl ProducerCore {
             severity: Severity::Abortable,
             ..error
         };
-        match std::mem::replace(&mut self.state, TxnState::Ready) {
-            TxnState::InTransaction { mut txn } | TxnState::Committing { mut txn, .. } => {
-                txn.recover_epoch |= recover_epoch;
-                self.state = TxnState::AbortableError {
-                    txn,
-                    error: error.clone(),
-                };
-                self.events.push_back(Event::AbortableError { error });
-            }
-            TxnState::AbortableError { mut txn, error } => {
-                txn.recover_epoch |= recover_epoch;
-                self.state = TxnState::AbortableError { txn, error };
-            }
-            TxnState::Aborting { mut txn, end } => {
-                txn.recover_epoch |= recover_epoch;
-                self.state = TxnState::Aborting { txn, end };
-            }
-            other => self.state = other,
+        // Outside a transaction (Ready, Initializing, Fatal) a late error
+        // changes nothing.
+        if let Ok(true) = self.state.abortable(error.clone(), risk) {
+            self.events.push_back(Event::AbortableError { error });
         }
     }
 

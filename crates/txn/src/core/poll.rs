@@ -11,7 +11,7 @@ use super::{Pending, PendingKind, ProducerCore};
 use crate::config::Flow;
 use crate::io::{CoordinatorType, Event, Request, Target};
 use crate::ledger::{BatchState, NextSend};
-use crate::state::{EndTxnStatus, InitReason, OffsetsStep, TxnState};
+use crate::state::{EndTxnStatus, EpochRisk, InitReason, OffsetsStep, TxnState};
 use crate::types::{Millis, ProducerIdentity, RequestId, TopicPartition};
 
 impl ProducerCore {
@@ -68,49 +68,44 @@ impl ProducerCore {
     /// deciding how a commit or abort ends once nothing is outstanding.
     fn progress(&mut self) {
         let quiet = !self.coordinator_busy() && self.ledgers.values().all(|l| l.batches.is_empty());
-        match std::mem::replace(&mut self.state, TxnState::Ready) {
+        if !quiet {
+            return;
+        }
+        let (commit, txn) = match &self.state {
             TxnState::Committing {
                 txn,
                 end: EndTxnStatus::Waiting,
-            } if quiet
-                && txn.pending_partitions.is_empty()
+            } if txn.pending_partitions.is_empty()
                 && txn.offsets.iter().all(|j| j.step == OffsetsStep::Done) =>
             {
-                if txn.started {
-                    self.state = TxnState::Committing {
-                        txn,
-                        end: EndTxnStatus::Sent,
-                    };
-                } else {
-                    self.events.push_back(Event::Committed {
-                        identity: txn.identity,
-                    });
-                }
+                (true, txn)
             }
             TxnState::Aborting {
                 txn,
                 end: EndTxnStatus::Waiting,
-            } if quiet => {
-                if !txn.started {
-                    self.events.push_back(Event::Aborted {
-                        identity: txn.identity,
-                        rewind: txn.rewind_list(),
-                    });
-                } else if txn.recover_epoch {
-                    self.state = TxnState::Initializing {
-                        reason: InitReason::Abort {
-                            aborted: txn.identity,
-                            rewind: txn.rewind_list(),
-                        },
-                    };
+            } => (false, txn),
+            _ => return,
+        };
+        let (identity, rewind) = (txn.identity, txn.rewind_list());
+        if !txn.started() {
+            // The coordinator never heard of it: it ends here.
+            if self.state.end_locally().is_ok() {
+                self.events.push_back(if commit {
+                    Event::Committed { identity }
                 } else {
-                    self.state = TxnState::Aborting {
-                        txn,
-                        end: EndTxnStatus::Sent,
-                    };
-                }
+                    Event::Aborted { identity, rewind }
+                });
             }
-            other => self.state = other,
+        } else if !commit && txn.epoch_risk == EpochRisk::EpochMoved {
+            let reason = InitReason::Abort {
+                aborted: identity,
+                rewind,
+            };
+            let moved = self.state.reinitialize(reason);
+            debug_assert!(moved.is_ok(), "{moved:?}");
+        } else {
+            let moved = self.state.send_end();
+            debug_assert!(moved.is_ok(), "{moved:?}");
         }
     }
 
@@ -249,7 +244,7 @@ impl ProducerCore {
                                 None => self.find_coordinator(CoordinatorType::Group, group_id),
                                 Some((node, generation)) => {
                                     if let Some(t) = self.state.transaction_mut() {
-                                        t.started = true;
+                                        t.mark_sent();
                                     }
                                     self.emit(
                                         Target::GroupCoordinator {
@@ -304,7 +299,7 @@ impl ProducerCore {
             PendingKind::AddPartitions { .. } | PendingKind::AddOffsets { .. }
         ) {
             if let Some(t) = self.state.transaction_mut() {
-                t.started = true;
+                t.mark_sent();
             }
         }
         self.emit(
@@ -404,7 +399,7 @@ impl ProducerCore {
         if flow == Some(Flow::V2) {
             if let Some(txn) = self.state.transaction_mut() {
                 txn.partitions.insert(tp.clone());
-                txn.started = true;
+                txn.mark_sent();
             }
         }
         let id = self.next_request_id();

@@ -8,7 +8,7 @@ use crate::classify::{classify, Context, ErrorClass};
 use crate::error::{DeliveryFailure, ErrorReason, Severity, TxnError};
 use crate::io::{Event, Outcome, Response};
 use crate::ledger::{BatchState, Knowledge};
-use crate::state::{InitReason, TxnState};
+use crate::state::{EpochRisk, InitReason, TxnState};
 use crate::types::{BatchId, RequestId, TopicPartition};
 
 impl ProducerCore {
@@ -116,7 +116,7 @@ impl ProducerCore {
                     // transaction the stamp belongs to.
                     if let Some(txn) = self.state.transaction_mut() {
                         if txn.identity == stamp.identity() {
-                            txn.acknowledged = true;
+                            txn.mark_acknowledged();
                         }
                     }
                 }
@@ -186,8 +186,8 @@ impl ProducerCore {
                 );
                 match class {
                     ErrorClass::Fatal => self.fatal(err),
-                    ErrorClass::Abortable => self.abortable(err, false),
-                    ErrorClass::AbortableRecoverEpoch => self.abortable(err, true),
+                    ErrorClass::Abortable => self.abortable(err, EpochRisk::None),
+                    ErrorClass::AbortableRecoverEpoch => self.abortable(err, EpochRisk::EpochMoved),
                     _ => {}
                 }
             }
@@ -252,7 +252,7 @@ impl ProducerCore {
                 partition: first,
                 ..Self::local_error(Severity::Abortable, ErrorReason::DeliveryTimeout)
             };
-            self.abortable(err, false);
+            self.abortable(err, EpochRisk::None);
         }
     }
 
@@ -296,9 +296,8 @@ impl ProducerCore {
                 self.maybe_reset_partitions();
             }
             None => {
-                self.state = TxnState::Initializing {
-                    reason: InitReason::NewProducerId,
-                };
+                let moved = self.state.reinitialize(InitReason::NewProducerId);
+                debug_assert!(moved.is_ok(), "{moved:?}");
             }
         }
     }
