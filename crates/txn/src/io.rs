@@ -34,14 +34,8 @@ pub enum Target {
     },
 }
 
-/// FindCoordinator's key type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CoordinatorType {
-    /// Key type 0: a consumer group.
-    Group,
-    /// Key type 1: a transactional id.
-    Transaction,
-}
+/// FindCoordinator's key type (defined once, in exactly-codec).
+pub use exactly_codec::CoordinatorType;
 
 /// A request for the driver to send.
 #[derive(Debug, Clone, PartialEq, Eq)]

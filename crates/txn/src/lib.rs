@@ -8,7 +8,7 @@
 //! reads a clock. Its inputs are commands, request outcomes and `now` (a
 //! [`Millis`] passed in); its outputs are requests to send (with their
 //! [`Target`]), a timer deadline and [`Event`]s. The same inputs always give
-//! the same outputs, so a session can be recorded and replayed ([`record`]),
+//! the same outputs, so a session can be recorded and replayed ([`replay`]),
 //! and the whole core can be simulated on a virtual clock.
 //!
 //! What it does not do: encode or decode anything (the driver maps
@@ -84,7 +84,7 @@ mod core;
 mod error;
 mod io;
 mod ledger;
-pub mod record;
+pub mod replay;
 mod state;
 mod types;
 

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use std::collections::{BTreeMap, BTreeSet};
 
-use exactly_txn::record::{replay, Input, Output, Recorder};
+use exactly_txn::replay::{replay, Input, Output, Recorder};
 use exactly_txn::*;
 use proptest::prelude::*;
 
@@ -494,7 +494,7 @@ proptest! {
 
 #[test]
 fn replay_rejects_bad_logs_without_panicking() {
-    use exactly_txn::record::{decode, DecodeError};
+    use exactly_txn::replay::{decode, DecodeError};
     assert_eq!(decode(b"nope").unwrap_err(), DecodeError::BadHeader);
     let mut rec = Recorder::new(Config::transactional("tx"), BrokerInfo::v1());
     rec.apply(Input::Init(Millis(3)));
@@ -528,6 +528,6 @@ proptest! {
     fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
         let mut log = b"EXTX\x01".to_vec();
         log.extend(bytes);
-        let _ = exactly_txn::record::decode(&log);
+        let _ = exactly_txn::replay::decode(&log);
     }
 }

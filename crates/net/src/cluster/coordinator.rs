@@ -15,23 +15,8 @@ use super::Client;
 use crate::backoff::backoff;
 use crate::error::NetError;
 
-/// The coordinator key type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CoordinatorType {
-    /// A consumer group (`group.id`).
-    Group,
-    /// A transactional producer (`transactional.id`).
-    Transaction,
-}
-
-impl CoordinatorType {
-    fn key_type(self) -> i8 {
-        match self {
-            CoordinatorType::Group => 0,
-            CoordinatorType::Transaction => 1,
-        }
-    }
-}
+/// The coordinator key type (defined once, in exactly-codec).
+pub use exactly_codec::CoordinatorType;
 
 /// A cached coordinator.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use exactly_codec::messages::{
     TxnOffsetCommitRequest,
 };
 use exactly_codec::{CodecError, ErrorCode};
-use exactly_net::{Client, Connection, CoordinatorType, NetError};
+use exactly_net::{Client, Connection, NetError};
 use exactly_txn::{
     BrokerInfo, OffsetCommit, Outcome, ProducerIdentity, Request, RequestId, Response, Target,
     TopicPartition,
@@ -77,13 +77,12 @@ pub(crate) async fn coordinator(
 ) -> CoordinatorDone {
     let done = |outcome, info| CoordinatorDone { id, outcome, info };
     if let Request::FindCoordinator { key_type, key } = &req {
-        let ty = match key_type {
-            exactly_txn::CoordinatorType::Group => CoordinatorType::Group,
-            exactly_txn::CoordinatorType::Transaction => CoordinatorType::Transaction,
-        };
         // One lookup, no retry (the core retries, with its backoff); net
         // records the coordinator's address for `connection(node)`.
-        let outcome = match client.find_coordinators_once(ty, &[key.as_str()]).await {
+        let outcome = match client
+            .find_coordinators_once(*key_type, &[key.as_str()])
+            .await
+        {
             Ok(mut all) => match all.remove(key.as_str()) {
                 Some(Ok(c)) => received(
                     0,
