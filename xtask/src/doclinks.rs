@@ -123,7 +123,9 @@ pub(crate) fn check() -> Result<()> {
     let mut broken = Vec::new();
     let mut count = 0;
     for f in &files {
-        let ext_ok = [".rs", ".md", ".toml", ".sh"].iter().any(|e| f.ends_with(e));
+        let ext_ok = [".rs", ".md", ".toml", ".sh"]
+            .iter()
+            .any(|e| f.ends_with(e));
         // This file's tests cite missing documents on purpose.
         if !ext_ok || f == "xtask/src/doclinks.rs" {
             continue;
@@ -147,10 +149,7 @@ pub(crate) fn check() -> Result<()> {
         }
     }
     if !broken.is_empty() {
-        bail!(
-            "cited documents missing:\n  {}",
-            broken.join("\n  ")
-        );
+        bail!("cited documents missing:\n  {}", broken.join("\n  "));
     }
     eprintln!("==> doc links: {count} citations, all resolve in the repository");
     Ok(())
@@ -184,7 +183,15 @@ mod tests {
         let files: BTreeSet<String> = ["README.md".to_owned()].into();
         assert!(resolves("README.md", "crates/x/src/lib.rs", &files));
         assert!(!resolves("NO-SUCH-DOC.md", "crates/x/src/lib.rs", &files));
-        assert!(resolves("../../README.md", "crates/exactly/Cargo.toml", &files));
-        assert!(!resolves("../../../../etc/NOPE.md", "crates/exactly/Cargo.toml", &files));
+        assert!(resolves(
+            "../../README.md",
+            "crates/exactly/Cargo.toml",
+            &files
+        ));
+        assert!(!resolves(
+            "../../../../etc/NOPE.md",
+            "crates/exactly/Cargo.toml",
+            &files
+        ));
     }
 }

@@ -88,8 +88,13 @@ pub(crate) fn check() -> Result<()> {
     crates.sort();
     crates.dedup();
     for needed in ["rustls-rustcrypto", "rustls-graviola"] {
-        if !crates.iter().any(|c| c.split_whitespace().next() == Some(needed)) {
-            bail!("{needed} is not in the checked tree: the TLS providers moved, update this check");
+        if !crates
+            .iter()
+            .any(|c| c.split_whitespace().next() == Some(needed))
+        {
+            bail!(
+                "{needed} is not in the checked tree: the TLS providers moved, update this check"
+            );
         }
     }
     eprintln!(

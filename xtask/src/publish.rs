@@ -149,7 +149,9 @@ fn check_manifests(crates: &[Crate], msrv: &str) -> Vec<String> {
         if let Some(features) = m["features"].as_object() {
             for f in features.keys().filter(|f| *f != "default") {
                 if !lib_docs.contains(&format!("`{f}`")) {
-                    bad(format!("feature `{f}` is not documented in src/lib.rs's crate docs"));
+                    bad(format!(
+                        "feature `{f}` is not documented in src/lib.rs's crate docs"
+                    ));
                 }
             }
         }
@@ -159,7 +161,10 @@ fn check_manifests(crates: &[Crate], msrv: &str) -> Vec<String> {
                 .and_then(|r| std::fs::read_to_string(c.dir.join(r)).ok())
                 .unwrap_or_default();
             if !readme.contains("doc(hidden)") {
-                bad("has #[doc(hidden)] items but its README does not say they are not public API".into());
+                bad(
+                    "has #[doc(hidden)] items but its README does not say they are not public API"
+                        .into(),
+                );
             }
         }
     }
