@@ -11,6 +11,11 @@
 //!   broker per transaction version (BENCHMARKS.md; not in CI).
 //! - `soak`: the soak tier of RELIABILITY.md (minutes of random faults
 //!   during a group of transactional copiers; not in CI).
+//! - `package`: every library crate is publishable (manifest, docs, MSRV,
+//!   `cargo publish --dry-run` in dependency order); `fresh-crate`: a crate
+//!   outside the workspace builds with `exactly` and runs against a broker.
+//! - `doc-links`: every design document the code and docs cite exists in
+//!   the repository.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,7 +29,9 @@ use exactly_protocol_tests::{
 
 mod bench;
 mod demo;
+mod doclinks;
 mod noc;
+mod publish;
 mod soak;
 
 #[derive(Parser)]
@@ -64,6 +71,20 @@ enum Cmd {
         #[command(subcommand)]
         cmd: BenchCmd,
     },
+    /// Check that every library crate can be published: manifest metadata,
+    /// documented features, MSRV against the dependency tree, then
+    /// `cargo publish --dry-run` in dependency order (nothing is uploaded).
+    Package {
+        /// Also build every package from its tarball (slow: minutes).
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Build a crate outside the workspace that depends on `exactly` by path
+    /// and run it against a broker started for it.
+    FreshCrate,
+    /// Check that every cited design document (an upper-case `.md` name)
+    /// exists in the repository.
+    DocLinks,
     /// The soak tier (RELIABILITY.md): random faults for `--minutes` while a
     /// group of transactional copiers copies a steadily fed topic, then an
     /// exactly-once verdict by our consumer and the Java one. Not in CI.
@@ -173,6 +194,9 @@ fn main() -> Result<()> {
             pairs,
             seconds,
         }),
+        Cmd::Package { verify } => publish::package(verify),
+        Cmd::FreshCrate => publish::fresh_crate(),
+        Cmd::DocLinks => doclinks::check(),
         Cmd::Soak {
             minutes,
             tv,
@@ -333,6 +357,10 @@ fn test(no_lint: bool) -> Result<()> {
     let t = Instant::now();
     noc::check()?;
     times.push(("no-c", t.elapsed()));
+    let t = Instant::now();
+    doclinks::check()?;
+    publish::package(false)?;
+    times.push(("package", t.elapsed()));
     // Fail early and clearly if the broker cannot be had (Java/Maven missing).
     let t = Instant::now();
     let libs = jars::ensure_jars()?;
@@ -360,6 +388,9 @@ fn test(no_lint: bool) -> Result<()> {
         }
         bail!("tests left harness JVMs running (pids {strays:?}); they were killed now");
     }
+    let t = Instant::now();
+    publish::fresh_crate()?;
+    times.push(("fresh", t.elapsed()));
     times.push(("fuzz", fuzz_smoke()?));
     eprintln!("\n==> all green");
     for (step, took) in times {
