@@ -95,6 +95,7 @@ struct Model {
     retired: BTreeSet<ProducerIdentity>,
     end_txns: BTreeMap<RequestId, (ProducerIdentity, Flow, bool)>,
     reported: BTreeSet<BatchId>,
+    offsets_reported: BTreeSet<OffsetsId>,
     fatal: bool,
 }
 
@@ -123,6 +124,7 @@ impl Model {
             retired: BTreeSet::new(),
             end_txns: BTreeMap::new(),
             reported: BTreeSet::new(),
+            offsets_reported: BTreeSet::new(),
             fatal: false,
         };
         m.next_pid = 100 + i64::from(epoch_start);
@@ -199,7 +201,7 @@ impl Model {
                 self.probes += 1;
                 Response::DescribeTransactions {
                     error: None,
-                    completing: self.probes % 3 != 0,
+                    completing: !self.probes.is_multiple_of(3),
                 }
             }
             Request::Produce { .. } => {
@@ -296,6 +298,12 @@ impl Model {
                     prop_assert!(
                         self.committed_ok.contains(identity) || !self.txn_sent,
                         "commit of {identity} reported without a successful EndTxn(commit)"
+                    );
+                }
+                Event::OffsetsCommitted { id } => {
+                    prop_assert!(
+                        self.offsets_reported.insert(*id),
+                        "offsets {id:?} reported committed twice"
                     );
                 }
                 Event::Fatal { .. } => self.fatal = true,
