@@ -67,6 +67,20 @@ pub mod consumer {
     pub use exactly_consumer::*;
 }
 
+/// Exactly-once applications (`exactly-eos`): for now the sink that keeps
+/// offsets in the target database ([`eos::sink`]).
+pub mod eos {
+    pub use exactly_eos::*;
+}
+
+/// Exactly-once between Kafka and PostgreSQL (`exactly-postgres`, feature
+/// `postgres`): [`postgres::PgSink`] and the outbox relay
+/// [`postgres::OutboxRelay`].
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use exactly_postgres::*;
+}
+
 /// Connections, handshake, metadata and coordinators (`exactly-net`).
 pub mod net {
     pub use exactly_net::*;
