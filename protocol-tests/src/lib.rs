@@ -23,6 +23,7 @@
 //! No JVM outlives the test process: see [`process`].
 
 pub mod broker;
+pub mod child;
 pub mod config;
 pub mod error;
 pub mod jars;

@@ -369,8 +369,10 @@ fn run_as() -> Result<Option<RunAs>> {
     })
 }
 
-/// The directory holding `initdb` and `postgres`.
-fn find_bin() -> Result<PathBuf> {
+/// The directory holding `initdb` and `postgres`: `EXACTLY_PG_BIN`, else
+/// the newest `/usr/lib/postgresql/<version>/bin`; an error saying how to
+/// install them if there is none.
+pub fn find_bin() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os(PG_BIN_ENV) {
         let dir = PathBuf::from(dir);
         if dir.join("postgres").is_file() && dir.join("initdb").is_file() {

@@ -165,20 +165,11 @@ impl<H: PgHandler> PgSink<H> {
         &mut self.handler
     }
 
-    /// The offsets table's DDL.
-    pub fn offsets_table_ddl(&self) -> String {
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} (\
-               sink text NOT NULL, topic text NOT NULL, partition integer NOT NULL, \
-               next_offset bigint NOT NULL CHECK (next_offset >= 0), \
-               PRIMARY KEY (sink, topic, partition))",
-            self.table
-        )
-    }
-
-    /// Creates the offsets table unless it exists.
+    /// Creates the offsets table unless it exists. Do it once, before the
+    /// sinks start: concurrent `CREATE TABLE IF NOT EXISTS` of one table can
+    /// fail in PostgreSQL's catalog.
     pub async fn create_offsets_table(&mut self) -> Result<(), PgError> {
-        let ddl = self.offsets_table_ddl();
+        let ddl = offsets_table_ddl(&self.table)?;
         let client = connect(&self.config, "").await?;
         client.batch_execute(&ddl).await?;
         Ok(())
@@ -234,6 +225,17 @@ impl<H: PgHandler> Sink for PgSink<H> {
         .await;
         self.after(r)
     }
+}
+
+/// The DDL of an offsets table named `table` (`name` or `schema.name`).
+pub fn offsets_table_ddl(table: &str) -> Result<String, PgError> {
+    Ok(format!(
+        "CREATE TABLE IF NOT EXISTS {} (\
+           sink text NOT NULL, topic text NOT NULL, partition integer NOT NULL, \
+           next_offset bigint NOT NULL CHECK (next_offset >= 0), \
+           PRIMARY KEY (sink, topic, partition))",
+        table_name(table)?
+    ))
 }
 
 /// The connection in `slot`, (re)connected and with the statements
