@@ -379,7 +379,10 @@ pub fn find_bin() -> Result<PathBuf> {
             return Ok(dir);
         }
         return Err(HarnessError::Postgres {
-            why: format!("{PG_BIN_ENV}={} holds no initdb and postgres", dir.display()),
+            why: format!(
+                "{PG_BIN_ENV}={} holds no initdb and postgres",
+                dir.display()
+            ),
             log: dir,
             tail: String::new(),
         });
@@ -397,16 +400,19 @@ pub fn find_bin() -> Result<PathBuf> {
         })
         .unwrap_or_default();
     versions.sort();
-    versions.pop().map(|(_, bin)| bin).ok_or_else(|| HarnessError::Postgres {
-        why: format!(
-            "no PostgreSQL server binaries under {}/<version>/bin: install Debian's \
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| HarnessError::Postgres {
+            why: format!(
+                "no PostgreSQL server binaries under {}/<version>/bin: install Debian's \
              `postgresql` package (`apt-get install -y postgresql`; `cargo xtask test` does it), \
              or set {PG_BIN_ENV}",
-            base.display()
-        ),
-        log: base.to_path_buf(),
-        tail: String::new(),
-    })
+                base.display()
+            ),
+            log: base.to_path_buf(),
+            tail: String::new(),
+        })
 }
 
 /// Removes the directories of servers whose test process is gone.

@@ -30,8 +30,11 @@ fn postgres_starts_answers_and_is_gone_after_drop() {
         .split_whitespace()
         .find_map(|kv| kv.strip_prefix("dbname="))
         .expect("dbname");
-    pg.execute(db, "CREATE TABLE t (v bigint PRIMARY KEY); INSERT INTO t VALUES (1)")
-        .expect("create and insert");
+    pg.execute(
+        db,
+        "CREATE TABLE t (v bigint PRIMARY KEY); INSERT INTO t VALUES (1)",
+    )
+    .expect("create and insert");
     // Errors are the server's, with the statement in its log.
     let dup = pg.execute(db, "INSERT INTO t VALUES (1)");
     assert!(dup.is_err(), "a duplicate key must fail");

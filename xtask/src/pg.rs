@@ -50,7 +50,13 @@ pub(crate) fn ensure() -> Result<()> {
     run(
         "install PostgreSQL (Debian's postgresql package)",
         Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends", "postgresql"])
+            .args([
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                "postgresql",
+            ])
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
     let bin = find_bin().map_err(|e| anyhow::anyhow!("after installing: {e}"))?;

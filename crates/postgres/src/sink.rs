@@ -192,7 +192,8 @@ impl<H: PgHandler> Sink for PgSink<H> {
         partitions: &[TopicPartition],
     ) -> Result<Vec<(TopicPartition, Option<i64>)>, PgError> {
         let r = async {
-            let conn = ensure_conn(&mut self.conn, &self.config, &self.table, self.idle_timeout).await?;
+            let conn =
+                ensure_conn(&mut self.conn, &self.config, &self.table, self.idle_timeout).await?;
             let name = &self.name;
             let mut topics: Vec<&str> = partitions.iter().map(|tp| tp.topic.as_str()).collect();
             topics.sort_unstable();
@@ -219,7 +220,8 @@ impl<H: PgHandler> Sink for PgSink<H> {
 
     async fn apply(&mut self, batch: &SinkBatch) -> Result<Applied, PgError> {
         let r = async {
-            let conn = ensure_conn(&mut self.conn, &self.config, &self.table, self.idle_timeout).await?;
+            let conn =
+                ensure_conn(&mut self.conn, &self.config, &self.table, self.idle_timeout).await?;
             apply_batch(conn, &self.name, &mut self.handler, batch).await
         }
         .await;

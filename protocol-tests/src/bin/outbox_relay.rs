@@ -19,6 +19,14 @@ fn say(line: &str) {
 }
 
 fn main() {
+    // `RUST_LOG=exactly_postgres=debug,...` shows what the process did, on
+    // stderr (the test reads stdout).
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() != 6 {
         eprintln!(

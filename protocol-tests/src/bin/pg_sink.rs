@@ -39,7 +39,9 @@ impl PgHandler for Values {
                 .value()
                 .and_then(|v| std::str::from_utf8(v).ok())
                 .and_then(|s| s.parse().ok())
-                .ok_or_else(|| PgError::handler(format!("not a number at offset {}", r.offset())))?;
+                .ok_or_else(|| {
+                    PgError::handler(format!("not a number at offset {}", r.offset()))
+                })?;
             values.push(v);
             partitions.push(r.partition());
             offsets.push(r.offset());
@@ -94,6 +96,14 @@ fn env_num(name: &str) -> Option<u64> {
 }
 
 fn main() {
+    // `RUST_LOG=exactly_postgres=debug,...` shows what the process did, on
+    // stderr (the test reads stdout).
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() != 5 {
         eprintln!("usage: pg_sink <bootstrap> <topic> <group> <postgres> <table>");

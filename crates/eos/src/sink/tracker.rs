@@ -257,7 +257,10 @@ mod tests {
     }
 
     fn done(parts: &[Part<Rec>]) -> Vec<(&TopicPartition, i64)> {
-        parts.iter().map(|p| (&p.partition, p.next_offset)).collect()
+        parts
+            .iter()
+            .map(|p| (&p.partition, p.next_offset))
+            .collect()
     }
 
     fn firsts(parts: &[Part<Rec>]) -> Vec<(&TopicPartition, Option<i64>)> {
@@ -360,7 +363,10 @@ mod tests {
         let mut t = Tracker::default();
         ready(&mut t, &[(0, Some(10))]);
         let split = t.split(recs(0, 8..12), |_| None);
-        assert!(split.parts.is_empty(), "offsets 8 and 9 are already applied");
+        assert!(
+            split.parts.is_empty(),
+            "offsets 8 and 9 are already applied"
+        );
         assert_eq!(split.reload, vec![tp(0)]);
         assert_eq!(t.loaded(&[(tp(0), Some(10))]), vec![(tp(0), Seek::To(10))]);
     }

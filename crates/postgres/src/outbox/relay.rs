@@ -309,6 +309,12 @@ impl OutboxRelay {
             };
             match outcome {
                 Ok(()) => {
+                    tracing::debug!(
+                        rows = rows.len(),
+                        first = ?rows.first().map(Row::position),
+                        ?last,
+                        "committed"
+                    );
                     stats.position = last;
                     stats.transactions_committed += 1;
                     stats.rows_published += rows.len() as u64;
@@ -388,9 +394,12 @@ impl OutboxRelay {
         let rows = tx
             .query(
                 &format!(
-                    "SELECT id, txid::text, topic, key, value FROM {} \
-                     WHERE (txid, id) > ($1::text::xid8, $2) AND txid < $3::text::xid8 \
-                     ORDER BY txid, id LIMIT $4",
+                    // The table's own columns in ORDER BY (qualified): an
+                    // output column named `txid` (the text cast) would sort
+                    // as text, "1000" before "772".
+                    "SELECT o.id, o.txid::text AS txid_text, o.topic, o.key, o.value FROM {} AS o \
+                     WHERE (o.txid, o.id) > ($1::text::xid8, $2) AND o.txid < $3::text::xid8 \
+                     ORDER BY o.txid, o.id LIMIT $4",
                     self.outbox.table()
                 ),
                 &[&position.txid.to_string(), &position.id, &xmin, &limit],
@@ -398,6 +407,12 @@ impl OutboxRelay {
             .await
             .map_err(PgError::from)?;
         tx.commit().await.map_err(PgError::from)?;
+        tracing::debug!(
+            ?position,
+            xmin = %xmin,
+            rows = rows.len(),
+            "read the outbox"
+        );
         rows.into_iter()
             .map(|r| {
                 let txid: String = r.try_get(1).map_err(PgError::from)?;
