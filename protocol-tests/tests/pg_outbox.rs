@@ -640,3 +640,87 @@ fn outbox_relay_publishes_a_row_committed_after_a_higher_id() {
         });
     }
 }
+
+/// Transaction ids are ordered as numbers, not as text: rows whose ids
+/// cross a power of ten (`999` -> `1000`) in one batch still go out in
+/// insert order. (The relay once sorted by its text-cast output column of
+/// the same name, publishing `1000` before `999`, and then skipped rows.)
+#[test]
+fn outbox_relay_orders_transaction_ids_as_numbers() {
+    let rt = runtime();
+    let tv = TransactionVersion::V2;
+    let broker = Broker::shared(tv).unwrap_or_else(|e| panic!("{e}"));
+    let pg = Postgres::shared().unwrap_or_else(|e| panic!("{e}"));
+    let s = setup(broker, pg, &rt, "xidorder", 1);
+    rt.block_on(async {
+        let c = connect(&s.postgres).await;
+        let current = |row: tokio_postgres::Row| -> u64 {
+            row.get::<_, String>(0).parse().expect("xid8 as text")
+        };
+        let now = current(
+            c.query_one("SELECT pg_current_xact_id()::text", &[])
+                .await
+                .expect("xid"),
+        );
+        // The next power of ten at least 50 ids away.
+        let mut boundary = 10u64;
+        while boundary < now + 50 {
+            boundary *= 10;
+        }
+        // Burn ids up to just before it fast: each subtransaction that
+        // writes takes an id of its own.
+        c.batch_execute(&format!(
+            "CREATE TABLE burn (i int); DO $$ BEGIN FOR i IN 1..{} LOOP \
+               BEGIN INSERT INTO burn VALUES (i); EXCEPTION WHEN others THEN NULL; END; \
+             END LOOP; END $$",
+            boundary - 10 - now
+        ))
+        .await
+        .expect("burn transaction ids");
+        let mut values = Vec::new();
+        let mut next = current(
+            c.query_one("SELECT pg_current_xact_id()::text", &[])
+                .await
+                .expect("xid"),
+        );
+        while next < boundary + 3 {
+            if next + 3 >= boundary {
+                // A row from each of the ids around the boundary.
+                let v = format!("row-{next}");
+                s.outbox
+                    .insert(&c, &s.topic, Some(b"k"), Some(v.as_bytes()))
+                    .await
+                    .expect("insert");
+                values.push(v);
+            }
+            // Each autocommit statement that asks for an id takes one.
+            next = current(
+                c.query_one("SELECT pg_current_xact_id()::text", &[])
+                    .await
+                    .expect("xid"),
+            );
+        }
+        let mut cfg = RelayConfig::new(
+            &s.postgres,
+            broker.bootstrap(),
+            "outbox",
+            unique_topic("xid-relay"),
+        );
+        cfg.progress_topic = s.progress.clone();
+        let relay = OutboxRelay::new(cfg).expect("relay");
+        let shutdown = relay.shutdown_handle();
+        let running = tokio::spawn(relay.run(|_| {}));
+        let got = read_all(
+            &broker.bootstrap(),
+            &s.topic,
+            1,
+            values.len(),
+            Duration::from_secs(60),
+        )
+        .await;
+        shutdown.trigger();
+        running.await.expect("relay task").expect("relay");
+        let got: Vec<&str> = got.iter().map(|r| r.3.as_str()).collect();
+        assert_eq!(got, values.iter().map(String::as_str).collect::<Vec<_>>());
+    });
+}
