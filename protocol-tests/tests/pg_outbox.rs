@@ -19,7 +19,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use exactly::postgres::tokio_postgres::{self, Client, NoTls};
@@ -290,17 +289,11 @@ fn relay_killed_repeatedly(tv: TransactionVersion) {
         progress: s.progress.clone(),
     };
     let t = Instant::now();
-    let committed: Arc<Mutex<Option<BTreeMap<String, Vec<String>>>>> = Arc::default();
     let writing = {
-        let (postgres, outbox, topic, committed) = (
-            s.postgres.clone(),
-            s.outbox.clone(),
-            s.topic.clone(),
-            committed.clone(),
-        );
+        let (postgres, outbox, topic) = (s.postgres.clone(), s.outbox.clone(), s.topic.clone());
         std::thread::spawn(move || {
             let rt = runtime();
-            let all = rt.block_on(async move {
+            rt.block_on(async move {
                 let tasks: Vec<_> = (0..writers)
                     .map(|w| {
                         tokio::spawn(writer(
@@ -319,10 +312,7 @@ fn relay_killed_repeatedly(tv: TransactionVersion) {
                     all.extend(t.await.expect("writer"));
                 }
                 all
-            });
-            if let Ok(mut c) = committed.lock() {
-                *c = Some(all);
-            }
+            })
         })
     };
 
@@ -355,12 +345,7 @@ fn relay_killed_repeatedly(tv: TransactionVersion) {
         relay = args.start(&env);
         restarts += 1;
     }
-    writing.join().expect("writers");
-    let committed = committed
-        .lock()
-        .expect("lock")
-        .take()
-        .expect("writers' rows");
+    let committed = writing.join().expect("writers");
     let expected: usize = committed.values().map(Vec::len).sum();
     println!(
         "{tv:?}: writers committed {expected} rows in {:.1} s",

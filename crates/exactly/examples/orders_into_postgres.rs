@@ -80,7 +80,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut sink = PgSink::new(postgres, group, Orders)?;
     sink.create_offsets_table().await?;
     let runner = SinkRunner::from_properties(
-        [("bootstrap.servers", bootstrap.as_str()), ("group.id", group)],
+        [
+            ("bootstrap.servers", bootstrap.as_str()),
+            ("group.id", group),
+        ],
         &[topic.as_str()],
         sink,
     )
