@@ -321,6 +321,13 @@ fn test(no_lint: bool) -> Result<()> {
         }
         bail!("tests left harness JVMs running (pids {strays:?}); they were killed now");
     }
+    let servers = pg::stray_servers();
+    if !servers.is_empty() {
+        for &pid in &servers {
+            process::signal(pid, process::Signal::Kill);
+        }
+        bail!("tests left PostgreSQL servers running (pids {servers:?}); they were killed now");
+    }
     times.push(("fuzz", fuzz_smoke()?));
     eprintln!("\n==> all green");
     for (step, took) in times {

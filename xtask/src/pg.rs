@@ -63,3 +63,22 @@ pub(crate) fn ensure() -> Result<()> {
     eprintln!("==> PostgreSQL: {}", bin.display());
     Ok(())
 }
+
+/// PostgreSQL servers of the harness still running (their data directory
+/// is under the temp dir's `exactly-pg/`): after the tests, there must be
+/// none (they are tied to their test process, and stopped on drop).
+pub(crate) fn stray_servers() -> Vec<u32> {
+    let needle = std::env::temp_dir().join("exactly-pg");
+    let needle = needle.to_string_lossy().into_owned();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|raw| {
+                raw.split(|&b| b == 0)
+                    .any(|a| String::from_utf8_lossy(a).starts_with(&needle))
+            })
+        })
+        .collect()
+}
