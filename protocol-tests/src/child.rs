@@ -119,3 +119,60 @@ impl Drop for ReportingChild {
         self.kill9();
     }
 }
+
+/// The child's side: what the fault-test processes (`src/bin/pg_sink.rs`,
+/// `src/bin/outbox_relay.rs`) share.
+pub mod side {
+    use std::io::Write;
+
+    /// Prints one line on stdout and flushes it (the parent reads lines as
+    /// they come).
+    pub fn say(line: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+
+    /// Logs to stderr when `RUST_LOG` is set (the parent reads stdout).
+    pub fn init_tracing_from_env() {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
+    }
+
+    /// `EXACTLY_CRASH_AFTER_COMMITS=k`: the process kills itself right after
+    /// its k-th commit.
+    pub fn crash_after_commits() -> Option<u64> {
+        std::env::var("EXACTLY_CRASH_AFTER_COMMITS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// SIGKILL to this very process: nothing after it runs.
+    pub fn kill_self() {
+        crate::process::signal(std::process::id(), crate::process::Signal::Kill);
+    }
+
+    /// Calls `stop` on SIGTERM (spawned on the current tokio runtime).
+    pub fn on_sigterm(stop: impl FnOnce() + Send + 'static) {
+        tokio::spawn(async move {
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                term.recv().await;
+                stop();
+            }
+        });
+    }
+
+    /// A multi-threaded runtime, or exit 1 saying why.
+    pub fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Runtime::new().unwrap_or_else(|e| {
+            eprintln!("tokio: {e}");
+            std::process::exit(1)
+        })
+    }
+}

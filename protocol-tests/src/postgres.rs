@@ -174,14 +174,8 @@ impl Postgres {
     pub fn execute(&self, db: &str, sql: &str) -> Result<()> {
         let conn = self.connection_string(db);
         block_on(async move {
-            let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
-                .await
-                .map_err(|e| e.to_string())?;
-            let task = tokio::spawn(connection);
-            let r = client.batch_execute(sql).await.map_err(|e| e.to_string());
-            drop(client);
-            let _ = task.await;
-            r
+            let client = connect(&conn).await.map_err(|e| e.to_string())?;
+            client.batch_execute(sql).await.map_err(|e| e.to_string())
         })
         .map_err(|e| self.error(format!("{sql}: {e}")))
     }
@@ -316,6 +310,17 @@ impl Drop for Postgres {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.root);
     }
+}
+
+/// Connects to `conn` (e.g. from [`Postgres::create_database`]) without
+/// TLS; the connection's task runs on the current tokio runtime until the
+/// client is dropped.
+pub async fn connect(
+    conn: &str,
+) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(conn, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
 }
 
 /// Runs a future on a small runtime of its own (the harness is blocking).

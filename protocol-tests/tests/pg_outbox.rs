@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use exactly::postgres::tokio_postgres::{self, Client, NoTls};
+use exactly::postgres::tokio_postgres::{self, Client};
 use exactly::postgres::{outbox::OUTBOX_ID_HEADER, Outbox, OutboxRelay, RelayConfig};
 use exactly::{Consumer, Polled, TopicPartition};
 use exactly_protocol_tests::child::ReportingChild;
@@ -43,11 +43,9 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 async fn connect(postgres: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(postgres, NoTls)
+    exactly_protocol_tests::postgres::connect(postgres)
         .await
-        .expect("connect to PostgreSQL");
-    tokio::spawn(conn);
-    client
+        .expect("connect to PostgreSQL")
 }
 
 /// A database with an outbox table, and an output topic.
@@ -274,6 +272,23 @@ impl RelayArgs {
     }
 }
 
+/// Ends a relay before its replacement starts: 1 if it had already killed
+/// itself (it must never exit otherwise), after `kill -9` and keeping its
+/// lines.
+fn replace_relay(relay: &mut ReportingChild, history: &mut Vec<String>) -> usize {
+    let mut ended_itself = 0;
+    if let Some(status) = relay.exit_status() {
+        assert!(
+            relay.was_killed(),
+            "the relay exited on its own: {status:?}"
+        );
+        ended_itself = 1;
+    }
+    relay.kill9();
+    history.extend(relay.lines());
+    ended_itself
+}
+
 fn relay_killed_repeatedly(tv: TransactionVersion) {
     let rows = env_or("EXACTLY_OUTBOX_ROWS", 4_000) as usize;
     let faults = env_or("EXACTLY_OUTBOX_FAULTS", 6) as usize;
@@ -323,16 +338,7 @@ fn relay_killed_repeatedly(tv: TransactionVersion) {
     let mut restarts = 0;
     for f in 0..faults {
         std::thread::sleep(Duration::from_millis(700 + rng.below(1300)));
-        if relay.exit_status().is_some() {
-            assert!(
-                relay.was_killed(),
-                "the relay exited on its own: {:?}",
-                relay.exit_status()
-            );
-            self_kills += 1;
-        }
-        relay.kill9();
-        history.extend(relay.lines());
+        self_kills += replace_relay(&mut relay, &mut history);
         let env = if f % 2 == 1 {
             vec![(
                 "EXACTLY_CRASH_AFTER_COMMITS",
@@ -353,16 +359,7 @@ fn relay_killed_repeatedly(tv: TransactionVersion) {
     );
     // A relay started to kill itself may still be waiting for its k-th
     // commit: replace it by a plain one (one more kill -9) for the tail.
-    if relay.exit_status().is_some() {
-        assert!(
-            relay.was_killed(),
-            "the relay exited on its own: {:?}",
-            relay.exit_status()
-        );
-        self_kills += 1;
-    }
-    relay.kill9();
-    history.extend(relay.lines());
+    self_kills += replace_relay(&mut relay, &mut history);
     relay = args.start(&[]);
     restarts += 1;
     let ours = rt.block_on(read_all(

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use exactly::{Consumer, Producer, ProducerRecord, TopicPartition};
 use exactly_protocol_tests::child::ReportingChild;
+use exactly_protocol_tests::postgres::connect;
 use exactly_protocol_tests::process::Signal;
 use exactly_protocol_tests::rng::Rng;
 use exactly_protocol_tests::{unique_topic, Broker, Postgres, TransactionVersion};
@@ -113,13 +114,7 @@ fn produce_slowly(bootstrap: String, topic: String, n: u64, spread: Duration) {
 /// `SELECT count(*), count(DISTINCT value), min(value), max(value)`.
 fn table_counts(rt: &tokio::runtime::Runtime, postgres: &str) -> (i64, i64, i64, i64) {
     rt.block_on(async {
-        let (client, conn) = exactly::postgres::tokio_postgres::connect(
-            postgres,
-            exactly::postgres::tokio_postgres::NoTls,
-        )
-        .await
-        .expect("connect");
-        tokio::spawn(conn);
+        let client = connect(postgres).await.expect("connect");
         let row = client
             .query_one(
                 "SELECT count(*), count(DISTINCT value), coalesce(min(value), -1), \
@@ -138,13 +133,7 @@ fn stored_offsets(
     group: &str,
 ) -> Vec<(String, i32, i64)> {
     rt.block_on(async {
-        let (client, conn) = exactly::postgres::tokio_postgres::connect(
-            postgres,
-            exactly::postgres::tokio_postgres::NoTls,
-        )
-        .await
-        .expect("connect");
-        tokio::spawn(conn);
+        let client = connect(postgres).await.expect("connect");
         client
             .query(
                 "SELECT topic, partition, next_offset FROM exactly_offsets WHERE sink = $1 \

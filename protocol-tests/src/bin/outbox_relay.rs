@@ -8,25 +8,15 @@
 //! a graceful stop (SIGTERM). `EXACTLY_CRASH_AFTER_COMMITS=k` makes it
 //! SIGKILL itself right after its k-th Kafka commit, before anything else.
 
-use std::io::Write;
-
 use exactly::postgres::{OutboxRelay, RelayConfig};
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
+use exactly_protocol_tests::child::side::{
+    crash_after_commits, init_tracing_from_env, kill_self, on_sigterm, runtime, say,
+};
 
 fn main() {
     // `RUST_LOG=exactly_postgres=debug,...` shows what the process did, on
     // stderr (the test reads stdout).
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
+    init_tracing_from_env();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() != 6 {
         eprintln!(
@@ -34,9 +24,7 @@ fn main() {
         );
         std::process::exit(2);
     }
-    let crash_after: Option<u64> = std::env::var("EXACTLY_CRASH_AFTER_COMMITS")
-        .ok()
-        .and_then(|v| v.parse().ok());
+    let crash_after = crash_after_commits();
     let mut cfg = RelayConfig::new(&args[1], &args[0], &args[2], &args[3]);
     cfg.progress_topic = args[4].clone();
     cfg.max_rows_per_transaction = args[5].parse().unwrap_or(100);
@@ -49,23 +37,10 @@ fn main() {
             std::process::exit(2)
         }
     };
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tokio: {e}");
-            std::process::exit(1)
-        }
-    };
+    let rt = runtime();
     let code = rt.block_on(async {
         let shutdown = relay.shutdown_handle();
-        tokio::spawn(async move {
-            if let Ok(mut term) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            {
-                term.recv().await;
-                shutdown.trigger();
-            }
-        });
+        on_sigterm(move || shutdown.trigger());
         let result = relay
             .run(|s| {
                 say(&format!(
@@ -74,10 +49,7 @@ fn main() {
                 ));
                 if crash_after.is_some_and(|k| s.transactions_committed >= k) {
                     // Right after the Kafka commit, before anything else.
-                    exactly_protocol_tests::process::signal(
-                        std::process::id(),
-                        exactly_protocol_tests::process::Signal::Kill,
-                    );
+                    kill_self();
                 }
             })
             .await;

@@ -16,13 +16,15 @@
 //!   to another member), then apply the batch it read before: a zombie
 //!   write, which the offsets' compare-and-set must fence.
 
-use std::io::Write;
 use std::time::Duration;
 
 use exactly::eos::sink::{Applied, Sink, SinkBatch, SinkRunError, SinkRunner};
 use exactly::postgres::tokio_postgres::Transaction;
 use exactly::postgres::{PgError, PgHandler, PgSink};
 use exactly::TopicPartition;
+use exactly_protocol_tests::child::side::{
+    crash_after_commits, init_tracing_from_env, kill_self, on_sigterm, runtime, say,
+};
 
 /// Inserts the values of a batch in one statement.
 struct Values {
@@ -85,44 +87,23 @@ impl<S: Sink> Sink for Stalling<S> {
     }
 }
 
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-fn env_num(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
-}
-
 fn main() {
     // `RUST_LOG=exactly_postgres=debug,...` shows what the process did, on
     // stderr (the test reads stdout).
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
+    init_tracing_from_env();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() != 5 {
         eprintln!("usage: pg_sink <bootstrap> <topic> <group> <postgres> <table>");
         std::process::exit(2);
     }
-    let crash_after = env_num("EXACTLY_CRASH_AFTER_COMMITS");
+    let crash_after = crash_after_commits();
     let stall = std::env::var("EXACTLY_STALL_BEFORE_APPLY")
         .ok()
         .and_then(|s| {
             let (k, ms) = s.split_once(':')?;
             Some((k.parse().ok()?, Duration::from_millis(ms.parse().ok()?)))
         });
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tokio: {e}");
-            std::process::exit(1)
-        }
-    };
+    let rt = runtime();
     let code = rt.block_on(async {
         let handler = Values {
             insert: format!(
@@ -164,14 +145,7 @@ fn main() {
             }
         };
         let shutdown = runner.shutdown_handle();
-        tokio::spawn(async move {
-            if let Ok(mut term) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            {
-                term.recv().await;
-                shutdown.trigger();
-            }
-        });
+        on_sigterm(move || shutdown.trigger());
         let result = runner
             .run(|s| {
                 say(&format!(
@@ -180,10 +154,7 @@ fn main() {
                 ));
                 if crash_after.is_some_and(|k| s.batches_committed >= k) {
                     // Right after the database commit, before anything else.
-                    exactly_protocol_tests::process::signal(
-                        std::process::id(),
-                        exactly_protocol_tests::process::Signal::Kill,
-                    );
+                    kill_self();
                 }
             })
             .await;
