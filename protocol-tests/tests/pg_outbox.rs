@@ -228,7 +228,7 @@ async fn writer(
                 .expect("insert");
             pending.push((key, value));
         }
-        let pause = if slow && txns % 50 == 0 {
+        let pause = if slow && txns.is_multiple_of(50) {
             1200
         } else {
             rng.below(30)
