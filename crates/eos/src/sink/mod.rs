@@ -63,6 +63,11 @@
 //! A [`Shutdown`] handle stops it gracefully: the batch in flight finishes
 //! (within a bound), the member leaves the group, the consumer closes.
 //!
+//! What it does not do: commit the offsets to the Kafka group as well (so
+//! lag tools that read the group's committed offsets see no progress; the
+//! sink's table is the truth), apply several batches at once, or use
+//! cooperative rebalancing (the consumer's groups are eager).
+//!
 //! The PostgreSQL implementation is `exactly-postgres` (`exactly::postgres`
 //! with the facade's `postgres` feature).
 
