@@ -81,6 +81,16 @@ fn setup(
     }
 }
 
+/// The outbox row id a published record names in its header (-1: none).
+fn outbox_id(r: &exactly::ConsumerRecord) -> i64 {
+    r.headers()
+        .iter()
+        .find(|h| h.key() == OUTBOX_ID_HEADER.as_bytes())
+        .and_then(|h| h.value())
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+        .unwrap_or(-1)
+}
+
 /// A record read back: partition, offset, key, value, outbox row id.
 type Read = (i32, i64, String, String, i64);
 
@@ -122,13 +132,7 @@ async fn read_all(
                 b.map(|b| String::from_utf8_lossy(b).into_owned())
                     .unwrap_or_default()
             };
-            let id = r
-                .headers()
-                .iter()
-                .find(|h| h.key() == OUTBOX_ID_HEADER.as_bytes())
-                .and_then(|h| h.value())
-                .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-                .unwrap_or(-1);
+            let id = outbox_id(r);
             out.push((
                 r.partition(),
                 r.offset(),
@@ -503,13 +507,7 @@ fn diagnose(
             while Instant::now() < deadline {
                 if let Ok(Polled::Records(r)) = c.poll(Duration::from_millis(200)).await {
                     for r in r.iter() {
-                        let id = r
-                            .headers()
-                            .iter()
-                            .find(|h| h.key() == OUTBOX_ID_HEADER.as_bytes())
-                            .and_then(|h| h.value())
-                            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-                            .unwrap_or(-1);
+                        let id = outbox_id(r);
                         seen.push((r.partition(), r.offset(), id));
                     }
                 }
