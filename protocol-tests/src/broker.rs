@@ -803,7 +803,7 @@ fn marker_arg(root: &Path) -> String {
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").ctx(|| "finding a free port".into())?;
     l.local_addr()
         .map(|a| a.port())
