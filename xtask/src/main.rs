@@ -4,8 +4,9 @@
 //!   Maven Central jars, cached after the first run).
 //! - `demo`: the main job, an exactly-once copy on a local broker it starts.
 //! - `test`: everything CI runs (fmt, clippy, the no-C check, all tests
-//!   including the real-broker ones, a check that no JVM is left behind, and
-//!   the codec fuzz smoke).
+//!   including the real-broker and real-PostgreSQL ones (Debian's
+//!   `postgresql` is installed if missing), a check that no JVM is left
+//!   behind, and the codec fuzz smoke).
 //! - `no-c`: the library builds with no C compiler and its tree has no C.
 //! - `bench txn`: small transactions against the Java client, paired on one
 //!   broker per transaction version (BENCHMARKS.md; not in CI).
@@ -31,6 +32,7 @@ mod bench;
 mod demo;
 mod doclinks;
 mod noc;
+mod pg;
 mod publish;
 mod soak;
 
@@ -372,10 +374,15 @@ fn test(no_lint: bool) -> Result<()> {
         libs.display(),
         t.elapsed().as_secs_f64()
     );
+    // The PostgreSQL sink and outbox tests start their own servers from
+    // Debian's binaries: install them when missing.
+    let t = Instant::now();
+    pg::ensure()?;
+    times.push(("postgres", t.elapsed()));
     times.push((
         "tests",
         run(
-            "tests (unit, property, simulation, real broker)",
+            "tests (unit, property, simulation, real broker, real PostgreSQL)",
             cargo()
                 .args(["test", "--workspace", "--all-features"])
                 .env(process::RUN_TAG_ENV, &run_tag),
@@ -387,6 +394,13 @@ fn test(no_lint: bool) -> Result<()> {
             process::signal(pid, process::Signal::Kill);
         }
         bail!("tests left harness JVMs running (pids {strays:?}); they were killed now");
+    }
+    let servers = pg::stray_servers();
+    if !servers.is_empty() {
+        for &pid in &servers {
+            process::signal(pid, process::Signal::Kill);
+        }
+        bail!("tests left PostgreSQL servers running (pids {servers:?}); they were killed now");
     }
     let t = Instant::now();
     publish::fresh_crate()?;

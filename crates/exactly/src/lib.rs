@@ -65,6 +65,11 @@
 //!   runtime, clap, indicatif, tracing-subscriber, anyhow). A library user
 //!   turns it off: `exactly = { version = "0.1", default-features = false }`.
 //!
+//! - `postgres` (off by default): [`postgres`], exactly once between Kafka
+//!   and PostgreSQL (the sink that keeps offsets in the database's own
+//!   transaction, and the outbox relay), with the pure-Rust driver
+//!   `tokio-postgres`; off so the core library pulls in no database driver.
+//!
 //! No other crate of the workspace has feature flags: TLS, SASL and every
 //! compression codec are always built (all pure Rust).
 //!
@@ -93,6 +98,20 @@ pub mod producer {
 /// The `read_committed` consumer and consumer groups (`exactly-consumer`).
 pub mod consumer {
     pub use exactly_consumer::*;
+}
+
+/// Exactly-once applications (`exactly-eos`): for now the sink that keeps
+/// offsets in the target database ([`eos::sink`]).
+pub mod eos {
+    pub use exactly_eos::*;
+}
+
+/// Exactly-once between Kafka and PostgreSQL (`exactly-postgres`, feature
+/// `postgres`): [`postgres::PgSink`] and the outbox relay
+/// [`postgres::OutboxRelay`].
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use exactly_postgres::*;
 }
 
 /// Connections, handshake, metadata and coordinators (`exactly-net`).
