@@ -6,7 +6,17 @@
 //!
 //! This crate re-exports the public API of the workspace's crates: the
 //! producer's and the consumer's main types at the top, and each layer as a
-//! module ([`producer`], [`consumer`], [`net`], [`txn`], [`codec`]).
+//! module ([`producer`], [`consumer`], [`net`], [`txn`], [`codec`]), plus
+//! [`copy()`] (an exactly-once copy between topics) and [`check`] (its
+//! read_committed verdict); with the default `cli` feature, the `exactly`
+//! command-line tool.
+//!
+//! What it does not do: add behaviour of its own beyond [`copy()`] and [`check`]
+//! (everything else is the layer crates', documented there); serialize
+//! (keys and values are bytes); administer a cluster (only the topic
+//! creation tests and the demo need, in [`net::admin`]); or offer the
+//! consumer group protocols the consumer crate does not (see its docs:
+//! cooperative rebalancing and KIP-848 among them).
 //!
 //! Consume-transform-produce, exactly once (a sketch):
 //!
