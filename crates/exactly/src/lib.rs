@@ -6,9 +6,12 @@
 //!
 //! This crate re-exports the public API of the workspace's crates: the
 //! producer's and the consumer's main types at the top, and each layer as a
-//! module ([`producer`], [`consumer`], [`net`], [`txn`], [`codec`]).
+//! module ([`eos`], [`producer`], [`consumer`], [`net`], [`txn`], [`codec`]).
 //!
-//! Consume-transform-produce, exactly once (a sketch):
+//! Most exactly-once applications want the [`Session`] ([`eos`]): it runs
+//! the loop below with a [`Handler`] of yours in the middle, and keeps the
+//! rules (offsets in the transaction, abort and rewind, rebalances, fenced
+//! zombies, graceful shutdown) for you. The loop by hand, a sketch:
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,6 +54,10 @@ pub use exactly_consumer::{
     Consumer, ConsumerBuilder, ConsumerConfig, ConsumerError, ConsumerRecord, IsolationLevel,
     OffsetReset, Polled, Rebalance,
 };
+pub use exactly_eos::{
+    per_record, Handler, HandlerError, OutputRecord, Session, SessionBuilder, SessionError,
+    SessionStats, ShutdownHandle,
+};
 pub use exactly_producer::{
     Acks, Compression, ConsumerGroupMetadata, DeliveryFuture, OffsetCommit, Partitioner,
     PartitionerKind, Producer, ProducerBuilder, ProducerConfig, ProducerConfigBuilder,
@@ -82,6 +89,12 @@ pub mod txn {
 /// (`exactly-codec`).
 pub mod codec {
     pub use exactly_codec::*;
+}
+
+/// Exactly-once applications: the processing [`Session`] and its
+/// [`Handler`] (`exactly-eos`).
+pub mod eos {
+    pub use exactly_eos::*;
 }
 
 pub mod check;
