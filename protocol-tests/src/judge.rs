@@ -240,17 +240,27 @@ pub fn assert_no_hanging(broker: &Broker, topics: &[&str]) {
 /// describe`: `Empty`, `Ongoing`, `PrepareCommit`, `CompleteCommit`, ...),
 /// with its producer id.
 pub fn transaction_state(broker: &Broker, transactional_id: &str) -> Result<(String, i64)> {
-    let run = broker
-        .java()
-        .transactions_command(&["describe", "--transactional-id", transactional_id])?;
+    let run = broker.java().transactions_command(&[
+        "describe",
+        "--transactional-id",
+        transactional_id,
+    ])?;
     let mut lines = run.stdout.iter().filter(|l| !l.trim().is_empty());
     let missing = || crate::HarnessError::JavaTool {
         class: "org.apache.kafka.tools.TransactionsCommand".into(),
         why: format!("describe printed no state: {:?}", run.stdout),
         stderr: run.stderr_tail.clone(),
     };
-    let header: Vec<&str> = lines.next().ok_or_else(missing)?.split_whitespace().collect();
-    let row: Vec<&str> = lines.next().ok_or_else(missing)?.split_whitespace().collect();
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or_else(missing)?
+        .split_whitespace()
+        .collect();
+    let row: Vec<&str> = lines
+        .next()
+        .ok_or_else(missing)?
+        .split_whitespace()
+        .collect();
     let col = |name: &str| {
         header
             .iter()
