@@ -239,6 +239,7 @@ impl<H: Handler> Runner<H> {
             return Ok(());
         };
         let partition = last.topic_partition();
+        txn.touch(&partition);
         let (count, next_offset, epoch) = (run.len(), last.offset() + 1, last.leader_epoch());
         let out_before = txn.records_out;
         let outcome = {

@@ -13,7 +13,7 @@
 //! - A transaction never holds more than `transaction.max.records` input
 //!   records: the backlog hands out at most the room left.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::time::Duration;
 
@@ -28,6 +28,9 @@ pub(crate) struct OpenTxn {
     pub(crate) records_in: u64,
     pub(crate) records_out: u64,
     offsets: BTreeMap<TopicPartition, OffsetCommit>,
+    /// Input partitions handed to the handler in this transaction, finished
+    /// or not (what a rollback must undo).
+    touched: BTreeSet<TopicPartition>,
 }
 
 impl OpenTxn {
@@ -37,6 +40,14 @@ impl OpenTxn {
             records_in: 0,
             records_out: 0,
             offsets: BTreeMap::new(),
+            touched: BTreeSet::new(),
+        }
+    }
+
+    /// The handler is about to process records of `partition`.
+    pub(crate) fn touch(&mut self, partition: &TopicPartition) {
+        if !self.touched.contains(partition) {
+            self.touched.insert(partition.clone());
         }
     }
 
@@ -85,9 +96,10 @@ impl OpenTxn {
         self.offsets.values().cloned().collect()
     }
 
-    /// The input partitions the transaction consumed from.
+    /// The input partitions the handler processed records of in this
+    /// transaction (including a run that failed).
     pub(crate) fn partitions(&self) -> Vec<TopicPartition> {
-        self.offsets.keys().cloned().collect()
+        self.touched.iter().cloned().collect()
     }
 }
 
@@ -167,6 +179,10 @@ mod tests {
         let mut t = OpenTxn::new(now);
         let a0 = TopicPartition::new("a", 0);
         let a1 = TopicPartition::new("a", 1);
+        let b0 = TopicPartition::new("b", 0);
+        for p in [&a0, &a1, &b0, &a0] {
+            t.touch(p);
+        }
         t.consumed(&a0, 3, 13, Some(4));
         t.consumed(&a1, 1, 7, None);
         t.consumed(&a0, 2, 15, Some(5));
@@ -179,7 +195,8 @@ mod tests {
             .map(|c| (c.partition.partition, c.offset, c.leader_epoch))
             .collect();
         assert_eq!(offsets, [(0, 15, Some(5)), (1, 7, None)]);
-        assert_eq!(t.partitions(), [a0, a1]);
+        // b-0 failed: no offset, but a rollback names it.
+        assert_eq!(t.partitions(), [a0, a1, b0]);
     }
 
     #[test]
