@@ -47,6 +47,10 @@ pub struct CopyConfig {
     pub consumer_properties: Vec<(String, String)>,
     /// Extra producer properties (Kafka names; unknown keys are errors).
     pub producer_properties: Vec<(String, String)>,
+    /// Extra properties routed as [`exactly_eos::SessionBuilder::set`]
+    /// routes them: session keys, `consumer.`/`producer.` prefixed keys, or
+    /// client keys for each client that knows them.
+    pub properties: Vec<(String, String)>,
 }
 
 impl CopyConfig {
@@ -72,6 +76,7 @@ impl CopyConfig {
             idle_timeout: Duration::from_secs(10),
             consumer_properties: Vec::new(),
             producer_properties: Vec::new(),
+            properties: Vec::new(),
         }
     }
 }
@@ -152,12 +157,6 @@ pub async fn copy(
     let mut b = Session::builder();
     b.bootstrap_servers(&cfg.bootstrap_servers)?
         .set("consumer.auto.offset.reset", "earliest")?;
-    for (k, v) in &cfg.consumer_properties {
-        b.set(&format!("consumer.{k}"), v)?;
-    }
-    for (k, v) in &cfg.producer_properties {
-        b.set(&format!("producer.{k}"), v)?;
-    }
     b.group_id(&cfg.group_id)
         .transactional_id(&cfg.transactional_id)
         .input_topics(&[&cfg.input])
@@ -168,6 +167,16 @@ pub async fn copy(
         .stop_when_idle(cfg.idle_timeout)
         // A deliberate abort is retried at once.
         .handler_retry_backoff(Duration::ZERO);
+    // Explicit properties last: they win over the settings above.
+    for (k, v) in &cfg.consumer_properties {
+        b.set(&format!("consumer.{k}"), v)?;
+    }
+    for (k, v) in &cfg.producer_properties {
+        b.set(&format!("producer.{k}"), v)?;
+    }
+    for (k, v) in &cfg.properties {
+        b.set(k, v)?;
+    }
     let session = b.build().await?;
     let handler = CopyHandler {
         output: &cfg.output,
