@@ -20,6 +20,7 @@ use exactly_protocol_tests::{
     jars, process, Broker, BrokerConfig, DetachedState, TransactionVersion,
 };
 
+mod bench_session;
 mod demo;
 mod noc;
 mod soak;
@@ -56,6 +57,24 @@ enum Cmd {
     },
     /// Check that the library's dependency tree compiles no C.
     NoC,
+    /// Throughput of the exactly-once session (`exactly copy`) beside
+    /// Kafka's `TransactionalMessageCopier`: paired, alternating runs on a
+    /// local broker, median ratio (BENCHMARKS.md). Not in CI.
+    BenchSession {
+        /// Input records (100 B values) copied by each run.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Pairs of runs (ours and Java's, alternating which goes first).
+        #[arg(long, default_value_t = 5)]
+        pairs: usize,
+        /// One transaction version only (default: 2, then 1).
+        #[arg(long, value_enum)]
+        tv: Option<Tv>,
+        /// Extra property for our side, `key=value` (repeatable), e.g.
+        /// `batch.size=512` (the Java copier's built-in batch size).
+        #[arg(long = "ours-property", value_name = "KEY=VALUE")]
+        ours_property: Vec<String>,
+    },
     /// The soak tier (RELIABILITY.md): random faults for `--minutes` while a
     /// group of transactional copiers copies a steadily fed topic, then an
     /// exactly-once verdict by our consumer and the Java one. Not in CI.
@@ -127,6 +146,26 @@ fn main() -> Result<()> {
         Cmd::Demo { tv, records } => demo::run(tv.into(), records),
         Cmd::Test { no_lint } => test(no_lint),
         Cmd::NoC => noc::check(),
+        Cmd::BenchSession {
+            records,
+            pairs,
+            tv,
+            ours_property,
+        } => {
+            let opts = bench_session::BenchOptions {
+                records,
+                pairs,
+                ours_properties: ours_property,
+            };
+            let tvs = match tv {
+                Some(tv) => vec![tv.into()],
+                None => TransactionVersion::ALL.to_vec(),
+            };
+            for tv in tvs {
+                bench_session::run(tv, &opts)?;
+            }
+            Ok(())
+        }
         Cmd::Soak {
             minutes,
             tv,

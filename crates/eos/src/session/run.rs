@@ -324,6 +324,7 @@ impl<H: Handler> Runner<H> {
                     step = "offsets_sent",
                     generation = group.generation_id,
                     partitions = offsets.len(),
+                    after_us = started.elapsed().as_micros() as u64,
                     "offsets added to the transaction"
                 );
                 retrying(|| producer.commit_transaction()).await
