@@ -370,3 +370,89 @@ fn input_pattern_follows_topics_created_while_running() {
 fn regex_escape(s: &str) -> String {
     s.replace('.', "\\.")
 }
+
+/// Copies, but hangs forever on `hang_at`.
+struct Hangs {
+    output: String,
+    hang_at: u64,
+}
+
+impl Handler for Hangs {
+    async fn process(
+        &mut self,
+        ctx: &mut Context<'_>,
+        records: &[ConsumerRecord],
+    ) -> Result<(), HandlerError> {
+        for r in records {
+            copy_records(ctx, &self.output, std::slice::from_ref(r)).await?;
+            let v: u64 = std::str::from_utf8(r.value().ok_or("no value")?)?.parse()?;
+            if v == self.hang_at {
+                tokio::time::sleep(Duration::from_secs(3_600)).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A graceful stop is bounded even when the handler never returns: past
+/// `shutdown.timeout.ms` the call is dropped, the open transaction aborted,
+/// and the session closes; nothing is left open.
+#[test]
+fn graceful_stop_is_bounded_when_the_handler_hangs() {
+    let rt = runtime();
+    let n = 2_000u64;
+    let broker = Broker::shared(TransactionVersion::V2).unwrap_or_else(|e| panic!("{e}"));
+    let (input, output) = judge::numbered_copy_topics(broker, &rt, "hang", n);
+    let txn_id = unique_topic("hang-txn");
+    let (stats, took) = rt.block_on(async {
+        let mut b = Session::builder();
+        b.bootstrap_servers(&broker.bootstrap())
+            .expect("bootstrap")
+            .set("auto.offset.reset", "earliest")
+            .expect("reset");
+        b.group_id(unique_topic("hang-group"))
+            .transactional_id(&txn_id)
+            .input_topics(&[&input])
+            .max_records_per_transaction(100)
+            .shutdown_timeout(Duration::from_secs(2));
+        let s = b.build().await.expect("session");
+        let (metrics, stop) = (s.metrics(), s.shutdown_handle());
+        let run = tokio::spawn(s.run(Hangs {
+            output: output.clone(),
+            hang_at: 1_000,
+        }));
+        // Wait until the handler is stuck: records flow, then stop moving.
+        let mut last = u64::MAX;
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let s = metrics.snapshot();
+            if s.records_committed > 0 && s.records_in == last {
+                break;
+            }
+            last = s.records_in;
+        }
+        let t = std::time::Instant::now();
+        stop.shutdown();
+        let stats = run
+            .await
+            .expect("join")
+            .expect("a bounded stop is not an error");
+        (stats, t.elapsed())
+    });
+    println!("hanging handler: stopped in {took:?}, {stats:?}");
+    assert!(took >= Duration::from_secs(2), "the handler had its time");
+    assert!(
+        took < Duration::from_secs(10),
+        "stopped within the bound: {took:?}"
+    );
+    assert!(
+        stats.transactions_aborted >= 1,
+        "the stuck transaction was aborted"
+    );
+    let (state, _) = transaction_state(broker, &txn_id).expect("describe");
+    assert!(
+        matches!(state.as_str(), "CompleteAbort" | "Empty"),
+        "the stuck transaction is {state}"
+    );
+    assert_no_hanging(broker, &[&output]);
+}

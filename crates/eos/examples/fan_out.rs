@@ -142,11 +142,12 @@ async fn run(
         }
     });
 
-    let stats = session.run(FanOut {
-        all: all.to_owned(),
-        even: even.to_owned(),
-    })
-    .await?;
+    let stats = session
+        .run(FanOut {
+            all: all.to_owned(),
+            even: even.to_owned(),
+        })
+        .await?;
     println!("stopped: {stats:?}");
     Ok(())
 }
