@@ -43,10 +43,15 @@
 //! # Ok(()) }
 //! ```
 //!
-//! What this crate does not do (yet): state kept in changelog topics and
-//! sinks outside Kafka (issue 11, items 2 and 3).
+//! With [`SessionBuilder::state`], the handler also gets a key-value
+//! [`State`] per input partition, kept in a compacted changelog topic
+//! written in the same transaction (see [`state`]).
+//!
+//! What this crate does not do (yet): sinks outside Kafka and the
+//! deduplicating consumer (issue 11, items 3 and 4).
 
 pub mod session;
+pub mod state;
 
 pub use session::{
     per_record, AbortReason, Context, Handler, HandlerError, InputTopics, Output, OutputRecord,

@@ -17,10 +17,12 @@
 
 use std::time::Duration;
 
-use exactly_consumer::ConsumerConfigBuilder;
+use exactly_consumer::{ConsumerConfig, ConsumerConfigBuilder};
 use exactly_net::ConfigError;
 use exactly_producer::ProducerConfigBuilder;
 use regex::Regex;
+
+use crate::state::StateConfig;
 
 /// The topics a session reads.
 #[derive(Debug, Clone)]
@@ -51,6 +53,7 @@ pub struct SessionConfig {
     pub(crate) handler_retry_backoff: Duration,
     pub(crate) pattern_refresh: Duration,
     pub(crate) poll_timeout: Duration,
+    pub(crate) state: Option<StateConfig>,
 }
 
 impl SessionConfig {
@@ -95,6 +98,7 @@ pub(crate) struct Draft {
     pub(crate) handler_retry_backoff: Duration,
     pub(crate) pattern_refresh: Duration,
     pub(crate) poll_timeout: Duration,
+    pub(crate) state: Option<StateConfig>,
     pub(crate) consumer: ConsumerConfigBuilder,
     pub(crate) producer: ProducerConfigBuilder,
 }
@@ -115,6 +119,7 @@ impl Default for Draft {
             handler_retry_backoff: Duration::from_millis(100),
             pattern_refresh: Duration::from_secs(30),
             poll_timeout: Duration::from_millis(500),
+            state: None,
             consumer: ConsumerConfigBuilder::default(),
             producer: ProducerConfigBuilder::default(),
         }
@@ -204,6 +209,7 @@ impl Draft {
             }
             "handler.retry.backoff.ms" => self.handler_retry_backoff = millis(key, value, 0)?,
             "poll.timeout.ms" => self.poll_timeout = millis(key, value, 1)?,
+            "state.name" => self.state = Some(StateConfig::new(non_empty(key, value)?)),
             "isolation.level" if !value.trim().eq_ignore_ascii_case("read_committed") => {
                 return Err(invalid(
                     key,
@@ -271,9 +277,7 @@ impl Draft {
 
     /// Validates the settings and fills the clients' builders with the
     /// session's own.
-    pub(crate) fn build(
-        &self,
-    ) -> Result<(SessionConfig, ConsumerConfigBuilder, ProducerConfigBuilder), ConfigError> {
+    pub(crate) fn build(&self) -> Result<Built, ConfigError> {
         let group_id = self
             .group_id
             .clone()
@@ -297,6 +301,13 @@ impl Draft {
                 ))
             }
         };
+        // The restore consumer reads changelogs outside the group.
+        let mut restore = self.consumer.clone();
+        restore
+            .set("isolation.level", "read_committed")?
+            .set("enable.auto.commit", "false")?
+            .set("auto.offset.reset", "earliest")?;
+        let restore = restore.build()?;
         let mut consumer = self.consumer.clone();
         consumer
             .set("group.id", &group_id)?
@@ -322,9 +333,25 @@ impl Draft {
             handler_retry_backoff: self.handler_retry_backoff,
             pattern_refresh: self.pattern_refresh,
             poll_timeout: self.poll_timeout,
+            state: self.state.clone(),
         };
-        Ok((cfg, consumer, producer))
+        Ok(Built {
+            session: cfg,
+            consumer,
+            producer,
+            restore,
+        })
     }
+}
+
+/// Validated settings, and the clients' builders filled with the session's.
+#[derive(Debug)]
+pub(crate) struct Built {
+    pub(crate) session: SessionConfig,
+    pub(crate) consumer: ConsumerConfigBuilder,
+    pub(crate) producer: ProducerConfigBuilder,
+    /// The consumer that restores state from changelogs (no group).
+    pub(crate) restore: ConsumerConfig,
 }
 
 #[cfg(test)]
@@ -357,9 +384,15 @@ mod tests {
             ("transaction.max.records", "250"),
             ("commit.interval.ms", "40"),
         ]);
-        let (cfg, consumer, producer) = draft(&props).unwrap().build().unwrap();
+        let b = draft(&props).unwrap().build().unwrap();
+        let (cfg, consumer, producer) = (b.session, b.consumer, b.producer);
         let consumer = consumer.build().unwrap();
         let producer = producer.build().unwrap();
+        assert_eq!(
+            b.restore.group_id(),
+            None,
+            "the restore consumer has no group"
+        );
         assert_eq!(cfg.max_records(), 250);
         assert_eq!(cfg.max_time(), Duration::from_millis(40));
         assert!(matches!(cfg.input(), InputTopics::Names(t) if t == &["a", "b"]));

@@ -31,6 +31,15 @@ pub enum SessionError {
     /// `auto.offset.reset=none`, a fatal group error).
     #[error("consumer: {0}")]
     Consumer(#[from] ConsumerError),
+    /// A state's changelog topic cannot be used (its partition count
+    /// differs from the input's, or it could not be created).
+    #[error("changelog {topic}: {reason}")]
+    Changelog {
+        /// The topic.
+        topic: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The handler panicked; the transaction was aborted.
     #[error("the handler panicked: {message}")]
     HandlerPanicked {

@@ -16,6 +16,7 @@ use exactly_consumer::ConsumerRecord;
 use exactly_producer::{Producer, ProducerError, ProducerRecord, TopicPartition};
 
 use super::metrics::SessionStats;
+use crate::state::State;
 
 /// What a handler's failure carries: any error. Returning one aborts the
 /// open transaction; the session rewinds to the committed offsets, calls
@@ -112,12 +113,21 @@ impl Output<'_> {
 pub struct Context<'a> {
     pub(crate) output: Output<'a>,
     pub(crate) partition: &'a TopicPartition,
+    pub(crate) state: Option<State<'a>>,
 }
 
 impl<'a> Context<'a> {
     /// The input partition whose records are being processed.
     pub fn partition(&self) -> &TopicPartition {
         self.partition
+    }
+
+    /// The input partition's state, when the session keeps state
+    /// ([`SessionBuilder::state`](crate::SessionBuilder::state)): reads see
+    /// this transaction's writes; writes commit with it, or vanish if it
+    /// aborts.
+    pub fn state(&mut self) -> Option<&mut State<'a>> {
+        self.state.as_mut()
     }
 
     /// The output side of the transaction.

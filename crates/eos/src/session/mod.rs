@@ -55,10 +55,12 @@ mod txn;
 
 use std::time::Duration;
 
-use exactly_consumer::{Consumer, ConsumerConfigBuilder};
+use exactly_consumer::{Consumer, ConsumerConfig, ConsumerConfigBuilder};
 use exactly_net::ConfigError;
 use exactly_producer::{Producer, ProducerConfigBuilder};
 use tracing::Instrument;
+
+use crate::state::StateConfig;
 
 pub use config::{InputTopics, SessionConfig};
 pub use error::SessionError;
@@ -86,6 +88,7 @@ pub use shutdown::ShutdownHandle;
 /// | `handler.max.retries` | consecutive handler failures tolerated (-1: no limit) \[-1\] |
 /// | `handler.retry.backoff.ms` | pause after a handler failure \[100\] |
 /// | `poll.timeout.ms` | longest wait in one poll \[500\] |
+/// | `state.name` | keep an in-memory state per input partition under this name (see [`crate::state`]) |
 ///
 /// Every other key goes to the consumer and/or the producer (prefix it
 /// `consumer.` or `producer.` to aim at one); see [`SessionBuilder::set`].
@@ -189,6 +192,14 @@ impl SessionBuilder {
         self
     }
 
+    /// Keeps a key-value state per input partition, backed by a changelog
+    /// topic (see [`crate::state`]); the handler reaches it through
+    /// [`Context::state`].
+    pub fn state(&mut self, state: StateConfig) -> &mut Self {
+        self.draft.state = Some(state);
+        self
+    }
+
     /// The consumer's typed settings. The session overrides `group.id`,
     /// `isolation.level` (`read_committed`) and `enable.auto.commit`
     /// (`false`) when it builds.
@@ -206,13 +217,14 @@ impl SessionBuilder {
     /// Validates the settings and connects both clients (the producer's
     /// `init_transactions` and the group join happen in [`Session::run`]).
     pub async fn build(&self) -> Result<Session, SessionError> {
-        let (cfg, consumer, producer) = self.draft.build()?;
-        let consumer = Consumer::new(consumer.build()?).await?;
-        let producer = Producer::new(producer.build()?)
+        let built = self.draft.build()?;
+        let consumer = Consumer::new(built.consumer.build()?).await?;
+        let producer = Producer::new(built.producer.build()?)
             .await
             .map_err(SessionError::Producer)?;
         Ok(Session {
-            cfg,
+            cfg: built.session,
+            restore: built.restore,
             consumer,
             producer,
             stop: ShutdownHandle::default(),
@@ -227,6 +239,7 @@ impl SessionBuilder {
 #[derive(Debug)]
 pub struct Session {
     cfg: SessionConfig,
+    restore: ConsumerConfig,
     consumer: Consumer,
     producer: Producer,
     stop: ShutdownHandle,

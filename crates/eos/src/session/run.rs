@@ -20,8 +20,8 @@
 
 use std::time::Duration;
 
-use exactly_consumer::{Consumer, ConsumerError, Polled, Rebalance};
-use exactly_producer::{Producer, ProducerError, TopicPartition};
+use exactly_consumer::{Consumer, ConsumerConfig, ConsumerError, Polled, Rebalance};
+use exactly_producer::{Producer, ProducerError, ProducerRecord, TopicPartition};
 use tokio::time::Instant;
 
 use super::error::{catch_panic, catch_panic_sync};
@@ -31,6 +31,7 @@ use super::shutdown::{StopMode, StopSignal};
 use super::topics::matching_topics;
 use super::txn::{Backlog, OpenTxn};
 use super::{InputTopics, Session, SessionConfig, SessionError};
+use crate::state::{self, States};
 
 /// Attempts at a producer call that failed with a retriable error before
 /// the failure is treated as abortable.
@@ -63,12 +64,23 @@ pub(crate) struct Runner<H> {
     /// The subscribed topics (empty: a pattern matched nothing yet).
     topics: Vec<String>,
     next_pattern_refresh: Instant,
+    /// Per-partition state, when the session keeps state.
+    states: Option<States>,
+    /// The consumer configuration that restores state.
+    restore: ConsumerConfig,
 }
 
 impl<H: Handler> Runner<H> {
     pub(crate) fn new(s: Session, handler: H) -> Self {
         let stop = s.stop.signal(s.cfg.shutdown_timeout);
+        let states = s
+            .cfg
+            .state
+            .clone()
+            .map(|c| States::new(c, s.cfg.group_id.clone()));
         Self {
+            states,
+            restore: s.restore,
             cfg: s.cfg,
             consumer: s.consumer,
             producer: s.producer,
@@ -211,16 +223,43 @@ impl<H: Handler> Runner<H> {
                 self.rewind_on_abort = true;
                 r?;
                 self.backlog.clear();
+                if let Some(st) = &mut self.states {
+                    st.remove(&parts);
+                }
                 self.hook(|h| h.revoked(&parts, false))
             }
             Rebalance::Lost(parts) => {
                 self.abort_if_open(AbortReason::PartitionsLost, AbortKind::Lost)
                     .await?;
                 self.backlog.clear();
+                if let Some(st) = &mut self.states {
+                    st.remove(&parts);
+                }
                 self.hook(|h| h.revoked(&parts, true))
             }
-            Rebalance::Assigned(parts) => self.hook(|h| h.assigned(&parts)),
+            Rebalance::Assigned(parts) => {
+                self.restore_state(&parts).await?;
+                self.hook(|h| h.assigned(&parts))
+            }
         }
+    }
+
+    /// Rebuilds the state of newly assigned partitions from their
+    /// changelogs (creating the changelog topics first if needed), before
+    /// any of their records is processed.
+    async fn restore_state(&mut self, parts: &[TopicPartition]) -> Result<(), SessionError> {
+        let Some(states) = &mut self.states else {
+            return Ok(());
+        };
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let timeout = self.consumer.config().default_api_timeout();
+        state::ensure_changelogs(self.consumer.client(), states, parts, timeout).await?;
+        for (tp, st) in state::restore(self.restore.clone(), states, parts).await? {
+            states.insert(tp, st);
+        }
+        Ok(())
     }
 
     /// Hands the next run of backlog records to the handler.
@@ -250,6 +289,7 @@ impl<H: Handler> Runner<H> {
                     records_out: &mut txn.records_out,
                 },
                 partition: &partition,
+                state: self.states.as_mut().and_then(|s| s.view(&partition)),
             };
             let call = catch_panic(self.handler.process(&mut ctx, run));
             tokio::select! {
@@ -311,9 +351,24 @@ impl<H: Handler> Runner<H> {
         let offsets = txn.offsets();
         let (records_in, records_out) = (txn.records_in, txn.records_out);
         let group = self.consumer.group_metadata();
+        let changelog = self
+            .states
+            .as_ref()
+            .map(States::changelog_records)
+            .unwrap_or_default();
         let ended = {
             let producer = &self.producer;
             let send_and_commit = async {
+                // The state's changes, in the same transaction.
+                for c in &changelog {
+                    let mut r = ProducerRecord::new(&c.topic)
+                        .with_partition(c.partition)
+                        .with_key(&c.key);
+                    if let Some(v) = &c.value {
+                        r = r.with_value(v);
+                    }
+                    producer.send(r).await?;
+                }
                 if !offsets.is_empty() {
                     retrying(|| producer.send_offsets_to_transaction(offsets.clone(), &group))
                         .await?;
@@ -338,6 +393,9 @@ impl<H: Handler> Runner<H> {
             Some(Ok(())) => {
                 self.open = None;
                 self.failures = 0;
+                if let Some(st) = &mut self.states {
+                    st.committed();
+                }
                 let latency = started.elapsed();
                 self.metrics.committed(records_in, records_out, latency);
                 tracing::debug!(
@@ -450,6 +508,9 @@ impl<H: Handler> Runner<H> {
         self.open = None;
         self.doomed = None;
         self.backlog.clear();
+        if let Some(st) = &mut self.states {
+            st.rolled_back();
+        }
         match retrying(|| self.producer.abort_transaction()).await {
             Ok(()) => Ok(()),
             Err(e) => {
