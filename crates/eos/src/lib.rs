@@ -58,3 +58,4 @@ pub use session::{
     PerRecord, Session, SessionBuilder, SessionConfig, SessionError, SessionMetrics, SessionStats,
     ShutdownHandle, TransactionEnd,
 };
+pub use state::{MemoryStore, State, StateConfig, Store, StoreFactory};

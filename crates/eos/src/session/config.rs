@@ -307,7 +307,10 @@ impl Draft {
             .set("isolation.level", "read_committed")?
             .set("enable.auto.commit", "false")?
             .set("auto.offset.reset", "earliest")?;
+        let mut uncommitted = restore.clone();
+        uncommitted.set("isolation.level", "read_uncommitted")?;
         let restore = restore.build()?;
+        let uncommitted = uncommitted.build()?;
         let mut consumer = self.consumer.clone();
         consumer
             .set("group.id", &group_id)?
@@ -340,6 +343,7 @@ impl Draft {
             consumer,
             producer,
             restore,
+            uncommitted,
         })
     }
 }
@@ -352,6 +356,8 @@ pub(crate) struct Built {
     pub(crate) producer: ProducerConfigBuilder,
     /// The consumer that restores state from changelogs (no group).
     pub(crate) restore: ConsumerConfig,
+    /// The same, `read_uncommitted`: reads the changelogs' high watermarks.
+    pub(crate) uncommitted: ConsumerConfig,
 }
 
 #[cfg(test)]

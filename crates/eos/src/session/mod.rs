@@ -224,7 +224,7 @@ impl SessionBuilder {
             .map_err(SessionError::Producer)?;
         Ok(Session {
             cfg: built.session,
-            restore: built.restore,
+            restore: (built.restore, built.uncommitted),
             consumer,
             producer,
             stop: ShutdownHandle::default(),
@@ -239,7 +239,9 @@ impl SessionBuilder {
 #[derive(Debug)]
 pub struct Session {
     cfg: SessionConfig,
-    restore: ConsumerConfig,
+    /// The restore consumer's configurations: `read_committed`, and
+    /// `read_uncommitted` for high watermarks.
+    restore: (ConsumerConfig, ConsumerConfig),
     consumer: Consumer,
     producer: Producer,
     stop: ShutdownHandle,

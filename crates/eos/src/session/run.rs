@@ -66,8 +66,9 @@ pub(crate) struct Runner<H> {
     next_pattern_refresh: Instant,
     /// Per-partition state, when the session keeps state.
     states: Option<States>,
-    /// The consumer configuration that restores state.
-    restore: ConsumerConfig,
+    /// The consumer configurations that restore state (`read_committed`,
+    /// `read_uncommitted`).
+    restore: (ConsumerConfig, ConsumerConfig),
 }
 
 impl<H: Handler> Runner<H> {
@@ -256,7 +257,8 @@ impl<H: Handler> Runner<H> {
         }
         let timeout = self.consumer.config().default_api_timeout();
         state::ensure_changelogs(self.consumer.client(), states, parts, timeout).await?;
-        for (tp, st) in state::restore(self.restore.clone(), states, parts).await? {
+        let (committed, uncommitted) = self.restore.clone();
+        for (tp, st) in state::restore(committed, uncommitted, states, parts).await? {
             states.insert(tp, st);
         }
         Ok(())

@@ -13,8 +13,13 @@
 //!   state, which matches the committed offsets the input is rewound to.
 //! - When a partition is assigned, its store is rebuilt from the changelog,
 //!   read `read_committed` from the beginning up to its end, before any of
-//!   its records is processed. A crash anywhere therefore restores exactly
-//!   the state of the last committed transaction.
+//!   its records is processed. The restore first waits until no
+//!   transaction is open on the changelog partition (last stable offset =
+//!   high watermark): the previous owner's last commit may still have its
+//!   changelog marker on the way while its input offsets are already
+//!   stable. A crash anywhere therefore restores exactly the state of the
+//!   last committed transaction, which is the one whose offsets the input
+//!   resumes from.
 //! - The changelog topic, `<group>-<state>-<input topic>-changelog`, is
 //!   created (compacted, with the input's partition count) when first
 //!   needed; an existing one with another partition count is an error.

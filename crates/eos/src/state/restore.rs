@@ -79,10 +79,11 @@ pub(crate) async fn ensure_changelogs(
 }
 
 /// Rebuilds the state of `partitions` from their changelog partitions, read
-/// `read_committed` from the beginning to the end (the last stable offset)
-/// as it is now.
+/// `read_committed` from the beginning to the end, once no transaction is
+/// open on them (see [`settled_ends`]).
 pub(crate) async fn restore(
     cfg: ConsumerConfig,
+    uncommitted: ConsumerConfig,
     states: &States,
     partitions: &[TopicPartition],
 ) -> Result<Vec<(TopicPartition, PartitionState)>, SessionError> {
@@ -99,7 +100,7 @@ pub(crate) async fn restore(
     }
     let changelogs: Vec<TopicPartition> = by_changelog.keys().cloned().collect();
     consumer.assign(&changelogs)?;
-    let ends = consumer.end_offsets(&changelogs).await?;
+    let ends = settled_ends(&mut consumer, uncommitted, &changelogs).await?;
     let begins = consumer.beginning_offsets(&changelogs).await?;
     consumer.seek_to_beginning(&changelogs)?;
     let mut left: BTreeMap<TopicPartition, i64> = ends
@@ -126,4 +127,58 @@ pub(crate) async fn restore(
         "state restored from the changelog"
     );
     Ok(by_changelog.into_values().collect())
+}
+
+/// How long a restore waits for the transactions open on a changelog to
+/// end (a zombie's lasts up to its `transaction.timeout.ms`).
+const SETTLE_LIMIT: Duration = Duration::from_secs(300);
+
+/// The end offsets of `changelogs` once no transaction is open on them: the
+/// last stable offset equal to the high watermark.
+///
+/// Why wait: the transaction that last committed this state may still have
+/// its markers on the way. Its offsets can already be stable (the marker in
+/// `__consumer_offsets` written) while the changelog's marker is not, and
+/// reading only up to the last stable offset then would rebuild a state
+/// older than the committed offsets the input resumes from. Only the
+/// partition's owner writes its changelog, so once the markers land
+/// nothing reopens it.
+async fn settled_ends(
+    consumer: &mut Consumer,
+    uncommitted: ConsumerConfig,
+    changelogs: &[TopicPartition],
+) -> Result<BTreeMap<TopicPartition, i64>, SessionError> {
+    let mut hw_reader = Consumer::new(uncommitted).await?;
+    let high = hw_reader.end_offsets(changelogs).await;
+    let _ = hw_reader.close().await;
+    let high = high?;
+    let started = tokio::time::Instant::now();
+    let mut warned = started;
+    loop {
+        let stable = consumer.end_offsets(changelogs).await?;
+        let open: Vec<&TopicPartition> = stable
+            .iter()
+            .filter(|(tp, lso)| high.get(*tp).is_some_and(|hw| *lso < hw))
+            .map(|(tp, _)| tp)
+            .collect();
+        if open.is_empty() {
+            return Ok(stable);
+        }
+        if started.elapsed() >= SETTLE_LIMIT {
+            return Err(SessionError::Changelog {
+                topic: open[0].topic.clone(),
+                reason: format!(
+                    "a transaction stayed open on {open:?} for {SETTLE_LIMIT:?}; no restore"
+                ),
+            });
+        }
+        if warned.elapsed() >= Duration::from_secs(10) {
+            tracing::warn!(
+                ?open,
+                "waiting for open transactions on the changelog to end"
+            );
+            warned = tokio::time::Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

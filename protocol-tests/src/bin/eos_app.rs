@@ -1,10 +1,14 @@
-//! The fan-out application of issue 11's acceptance, as a process the
-//! tests can `kill -9` and `SIGTERM`: an exactly-once [`Session`] reading
-//! numbered input (`"0"`, `"1"`, ...) that writes every value to topic A
-//! and each even value to topic B as well.
+//! The applications of issue 11's acceptance, as processes the tests can
+//! `kill -9` and `SIGTERM`, each an exactly-once [`Session`]:
 //!
-//! Usage: `fanout <bootstrap> <input> <topic-a> <topic-b> <group>
-//! <instance> <records-per-transaction> <idle-secs>`. `<instance>` is both
+//! - `fanout`: reads numbered input (`"0"`, `"1"`, ...) and writes every
+//!   value to topic A, and each even value to topic B as well;
+//! - `count`: keeps a running count per input key in the session's state
+//!   (changelog-backed) and writes `(key, count)` to topic A on every input
+//!   (topic B unused).
+//!
+//! Usage: `eos_app <fanout|count> <bootstrap> <input> <topic-a> <topic-b>
+//! <group> <instance> <records-per-transaction> <idle-secs>`. `<instance>` is both
 //! the `transactional.id` and the static `group.instance.id` (KIP-345), so a
 //! restarted instance fences its dead incarnation and takes its place in
 //! the group at once.
@@ -14,7 +18,7 @@
 //! open transaction is committed, the producer closed), `sigterm` when the
 //! signal arrives.
 //!
-//! `EXACTLY_FANOUT_CRASH_AT_OFFSETS=<k>`: the process kills itself
+//! `EXACTLY_APP_CRASH_AT_OFFSETS=<k>`: the process kills itself
 //! (SIGKILL) the `k`-th time the session has added the consumed offsets to
 //! a transaction (TxnOffsetCommit answered) and not yet sent EndTxn — the
 //! window a random kill rarely hits — printing `crash offsets_sent <k>`
@@ -24,7 +28,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use exactly::eos::{Context, Handler, HandlerError, TransactionEnd};
+use exactly::eos::{Context, Handler, HandlerError, StateConfig, TransactionEnd};
 use exactly::{ConsumerRecord, ProducerRecord, Session, SessionStats};
 use exactly_protocol_tests::process::{signal, Signal};
 
@@ -59,12 +63,51 @@ impl Handler for FanOut {
     }
 
     fn transaction_ended(&mut self, end: &TransactionEnd, stats: &SessionStats) {
-        if let TransactionEnd::Committed { .. } = end {
-            say(&format!(
-                "committed {} {}",
-                stats.records_committed, stats.transactions_committed
-            ));
+        progress(end, stats);
+    }
+}
+
+/// A running count per input key, in the session's state.
+struct Count {
+    out: String,
+}
+
+impl Handler for Count {
+    async fn process(
+        &mut self,
+        ctx: &mut Context<'_>,
+        records: &[ConsumerRecord],
+    ) -> Result<(), HandlerError> {
+        for r in records {
+            let key = r.key().ok_or("an input without a key")?.clone();
+            let state = ctx.state().ok_or("no state")?;
+            let count = match state.get(&key) {
+                Some(c) => std::str::from_utf8(&c)?.parse::<u64>()? + 1,
+                None => 1,
+            };
+            let value = count.to_string();
+            state.put(key.clone(), value.clone());
+            ctx.send(
+                ProducerRecord::new(&self.out)
+                    .with_key(&key)
+                    .with_value(value.as_bytes()),
+            )
+            .await?;
         }
+        Ok(())
+    }
+
+    fn transaction_ended(&mut self, end: &TransactionEnd, stats: &SessionStats) {
+        progress(end, stats);
+    }
+}
+
+fn progress(end: &TransactionEnd, stats: &SessionStats) {
+    if let TransactionEnd::Committed { .. } = end {
+        say(&format!(
+            "committed {} {}",
+            stats.records_committed, stats.transactions_committed
+        ));
     }
 }
 
@@ -107,17 +150,19 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CrashAt {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.len() != 8 {
-        eprintln!("usage: fanout <bootstrap> <input> <topic-a> <topic-b> <group> <instance> <per-txn> <idle-secs>");
+    if args.len() != 9 || !matches!(args[0].as_str(), "fanout" | "count") {
+        eprintln!("usage: eos_app <fanout|count> <bootstrap> <input> <topic-a> <topic-b> <group> <instance> <per-txn> <idle-secs>");
         std::process::exit(2);
     }
+    let mode = args[0].clone();
+    let args = &args[1..];
     let num = |i: usize| -> u64 {
         args[i].parse().unwrap_or_else(|_| {
             eprintln!("argument {i} is not a number: {}", args[i]);
             std::process::exit(2)
         })
     };
-    if let Some(k) = std::env::var("EXACTLY_FANOUT_CRASH_AT_OFFSETS")
+    if let Some(k) = std::env::var("EXACTLY_APP_CRASH_AT_OFFSETS")
         .ok()
         .and_then(|k| k.parse().ok())
     {
@@ -160,6 +205,9 @@ fn main() {
             .max_records_per_transaction(num(6) as usize)
             .stop_when_idle(Duration::from_secs(num(7)))
             .shutdown_timeout(Duration::from_secs(10));
+        if mode == "count" {
+            b.state(StateConfig::new("counts"));
+        }
         let session = b.build().await.map_err(|e| e.to_string())?;
         let stop = session.shutdown_handle();
         tokio::spawn(async move {
@@ -168,11 +216,20 @@ fn main() {
                 stop.shutdown();
             }
         });
-        let handler = FanOut {
-            a: args[2].clone(),
-            b: args[3].clone(),
+        let result = if mode == "count" {
+            session
+                .run(Count {
+                    out: args[2].clone(),
+                })
+                .await
+        } else {
+            let handler = FanOut {
+                a: args[2].clone(),
+                b: args[3].clone(),
+            };
+            session.run(handler).await
         };
-        session.run(handler).await.map_err(|e| e.to_string())
+        result.map_err(|e| e.to_string())
     });
     match result {
         Ok(s) => say(&format!(
@@ -180,7 +237,7 @@ fn main() {
             s.records_committed, s.transactions_committed, s.transactions_aborted
         )),
         Err(e) => {
-            eprintln!("fanout failed: {e}");
+            eprintln!("eos_app failed: {e}");
             std::process::exit(1)
         }
     }
