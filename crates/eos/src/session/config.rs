@@ -99,6 +99,9 @@ pub(crate) struct Draft {
     pub(crate) pattern_refresh: Duration,
     pub(crate) poll_timeout: Duration,
     pub(crate) state: Option<StateConfig>,
+    /// `group.instance.id`: the group consumer's only (the restore consumer
+    /// has no group).
+    pub(crate) group_instance_id: Option<String>,
     pub(crate) consumer: ConsumerConfigBuilder,
     pub(crate) producer: ProducerConfigBuilder,
 }
@@ -120,6 +123,7 @@ impl Default for Draft {
             pattern_refresh: Duration::from_secs(30),
             poll_timeout: Duration::from_millis(500),
             state: None,
+            group_instance_id: None,
             consumer: ConsumerConfigBuilder::default(),
             producer: ProducerConfigBuilder::default(),
         }
@@ -172,6 +176,9 @@ impl Draft {
     pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         match key {
             "group.id" => self.group_id = Some(non_empty(key, value)?),
+            "group.instance.id" | "consumer.group.instance.id" => {
+                self.group_instance_id = Some(non_empty(key, value)?)
+            }
             "transactional.id" => self.transactional_id = Some(non_empty(key, value)?),
             "input.topics" => {
                 let topics: Vec<String> = value
@@ -312,6 +319,9 @@ impl Draft {
         let restore = restore.build()?;
         let uncommitted = uncommitted.build()?;
         let mut consumer = self.consumer.clone();
+        if let Some(id) = &self.group_instance_id {
+            consumer.set("group.instance.id", id)?;
+        }
         consumer
             .set("group.id", &group_id)?
             .set("isolation.level", "read_committed")?
@@ -387,6 +397,7 @@ mod tests {
             ("fetch.max.wait.ms", "50"),
             ("consumer.client.id", "c"),
             ("producer.client.id", "p"),
+            ("group.instance.id", "static-1"),
             ("transaction.max.records", "250"),
             ("commit.interval.ms", "40"),
         ]);
@@ -405,6 +416,8 @@ mod tests {
         assert_eq!(producer.linger(), Duration::from_millis(7));
         assert_eq!(producer.transactional_id(), Some("t-1"));
         assert_eq!(consumer.group_id(), Some("g"));
+        assert_eq!(consumer.group_instance_id(), Some("static-1"));
+        assert_eq!(b.restore.group_instance_id(), None);
         assert_eq!(
             consumer.isolation_level(),
             exactly_consumer::IsolationLevel::ReadCommitted

@@ -200,9 +200,20 @@ impl SessionBuilder {
         self
     }
 
+    /// `group.instance.id`: static membership (KIP-345). A restarted
+    /// instance with the same id takes its place in the group without a
+    /// rebalance; with a fixed `transactional.id` per instance, the natural
+    /// choice is the same name for both.
+    pub fn group_instance_id(&mut self, id: impl Into<String>) -> &mut Self {
+        self.draft.group_instance_id = Some(id.into());
+        self
+    }
+
     /// The consumer's typed settings. The session overrides `group.id`,
     /// `isolation.level` (`read_committed`) and `enable.auto.commit`
-    /// (`false`) when it builds.
+    /// (`false`) when it builds. Set `group.instance.id` with
+    /// [`group_instance_id`](Self::group_instance_id), not here (the
+    /// consumer that restores state must not get it).
     pub fn consumer(&mut self) -> &mut ConsumerConfigBuilder {
         &mut self.draft.consumer
     }
