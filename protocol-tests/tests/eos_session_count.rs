@@ -169,6 +169,7 @@ fn count(tv: TransactionVersion) {
         .create_topic(&app.input, INPUT_PARTITIONS)
         .expect("input topic");
     broker.create_topic(&app.a, 3).expect("output topic");
+    broker.create_topic(&app.b, 1).expect("unused topic");
     let t = Instant::now();
     let deadline = t + Duration::from_secs(if long() { 1800 } else { 420 });
     let produced = Arc::new(AtomicBool::new(false));
