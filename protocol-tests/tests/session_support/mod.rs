@@ -304,9 +304,11 @@ pub fn kill_schedule(
             if died {
                 inst.kills += 1;
                 // A window crash is mid-commit by construction.
-                if inst.seen.iter().any(|l| {
-                    l.starts_with("committed") || l.starts_with("crash offsets_sent")
-                }) {
+                if inst
+                    .seen
+                    .iter()
+                    .any(|l| l.starts_with("committed") || l.starts_with("crash offsets_sent"))
+                {
                     killed_working += 1;
                 }
                 let plan = if inst.kills == 1 || inst.kills == 3 {

@@ -24,6 +24,48 @@
 //!   created (compacted, with the input's partition count) when first
 //!   needed; an existing one with another partition count is an error.
 
+//!
+//! A running count per key:
+//!
+//! ```no_run
+//! use exactly_eos::{Context, Handler, HandlerError, Session, StateConfig};
+//! use exactly_consumer::ConsumerRecord;
+//! use exactly_producer::ProducerRecord;
+//!
+//! struct Count;
+//!
+//! impl Handler for Count {
+//!     async fn process(
+//!         &mut self,
+//!         ctx: &mut Context<'_>,
+//!         records: &[ConsumerRecord],
+//!     ) -> Result<(), HandlerError> {
+//!         for r in records {
+//!             let key = r.key().ok_or("a record without a key")?.clone();
+//!             let state = ctx.state().ok_or("no state configured")?;
+//!             let n = match state.get(&key) {
+//!                 Some(c) => std::str::from_utf8(&c)?.parse::<u64>()? + 1,
+//!                 None => 1,
+//!             };
+//!             state.put(key.clone(), n.to_string());
+//!             ctx.send(ProducerRecord::new("counts").with_key(&key).with_value(n.to_string().as_bytes()))
+//!                 .await?;
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # async fn demo() -> Result<(), exactly_eos::SessionError> {
+//! let mut b = Session::builder();
+//! b.bootstrap_servers("127.0.0.1:9092")?;
+//! b.group_id("counter")
+//!     .transactional_id("counter-1")
+//!     .input_topics(&["events"])
+//!     .state(StateConfig::new("counts")); // changelog: counter-counts-events-changelog
+//! b.build().await?.run(Count).await?;
+//! # Ok(()) }
+//! ```
+
 mod restore;
 mod store;
 
