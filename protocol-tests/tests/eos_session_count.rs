@@ -111,10 +111,13 @@ fn parse(
     (p, o, k, c)
 }
 
+/// Per input partition, the (key, count) entries of its state.
+type Restored = Arc<Mutex<HashMap<i32, Vec<(String, u64)>>>>;
+
 /// A fresh instance's view of the state: on each probe record (one per
 /// input partition) it records that partition's restored state.
 struct Probe {
-    seen: Arc<Mutex<HashMap<i32, Vec<(String, u64)>>>>,
+    seen: Restored,
     stop: ShutdownHandle,
 }
 
@@ -214,7 +217,7 @@ fn count(tv: TransactionVersion) {
     assert!(problems.is_empty(), "{tv:?}: Java: {problems:?}");
 
     // A fresh instance restores every partition's state from the changelog.
-    let seen = Arc::new(Mutex::new(HashMap::new()));
+    let seen: Restored = Arc::new(Mutex::new(HashMap::new()));
     rt.block_on(async {
         let p = Producer::from_properties([("bootstrap.servers", bootstrap.as_str())])
             .await
