@@ -4,11 +4,17 @@
 //!   Maven Central jars, cached after the first run).
 //! - `demo`: the main job, an exactly-once copy on a local broker it starts.
 //! - `test`: everything CI runs (fmt, clippy, the no-C check, all tests
-//!   including the real-broker ones, a check that no JVM is left behind, and
-//!   the codec fuzz smoke).
+//!   including the real-broker and real-PostgreSQL ones (Debian's
+//!   `postgresql` is installed if missing), a check that no JVM is left
+//!   behind, and the codec fuzz smoke).
 //! - `no-c`: the library builds with no C compiler and its tree has no C.
 //! - `soak`: the soak tier of RELIABILITY.md (minutes of random faults
 //!   during a group of transactional copiers; not in CI).
+//! - `package`: every library crate is publishable (manifest, docs, MSRV,
+//!   `cargo publish --dry-run` in dependency order); `fresh-crate`: a crate
+//!   outside the workspace builds with `exactly` and runs against a broker.
+//! - `doc-links`: every design document the code and docs cite exists in
+//!   the repository.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,7 +28,10 @@ use exactly_protocol_tests::{
 
 mod bench_session;
 mod demo;
+mod doclinks;
 mod noc;
+mod pg;
+mod publish;
 mod soak;
 
 #[derive(Parser)]
@@ -75,6 +84,20 @@ enum Cmd {
         #[arg(long = "ours-property", value_name = "KEY=VALUE")]
         ours_property: Vec<String>,
     },
+    /// Check that every library crate can be published: manifest metadata,
+    /// documented features, MSRV against the dependency tree, then
+    /// `cargo publish --dry-run` in dependency order (nothing is uploaded).
+    Package {
+        /// Also build every package from its tarball (slow: minutes).
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Build a crate outside the workspace that depends on `exactly` by path
+    /// and run it against a broker started for it.
+    FreshCrate,
+    /// Check that every cited design document (an upper-case `.md` name)
+    /// exists in the repository.
+    DocLinks,
     /// The soak tier (RELIABILITY.md): random faults for `--minutes` while a
     /// group of transactional copiers copies a steadily fed topic, then an
     /// exactly-once verdict by our consumer and the Java one. Not in CI.
@@ -166,6 +189,9 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Package { verify } => publish::package(verify),
+        Cmd::FreshCrate => publish::fresh_crate(),
+        Cmd::DocLinks => doclinks::check(),
         Cmd::Soak {
             minutes,
             tv,
@@ -326,6 +352,10 @@ fn test(no_lint: bool) -> Result<()> {
     let t = Instant::now();
     noc::check()?;
     times.push(("no-c", t.elapsed()));
+    let t = Instant::now();
+    doclinks::check()?;
+    publish::package(false)?;
+    times.push(("package", t.elapsed()));
     // Fail early and clearly if the broker cannot be had (Java/Maven missing).
     let t = Instant::now();
     let libs = jars::ensure_jars()?;
@@ -337,10 +367,15 @@ fn test(no_lint: bool) -> Result<()> {
         libs.display(),
         t.elapsed().as_secs_f64()
     );
+    // The PostgreSQL sink and outbox tests start their own servers from
+    // Debian's binaries: install them when missing.
+    let t = Instant::now();
+    pg::ensure()?;
+    times.push(("postgres", t.elapsed()));
     times.push((
         "tests",
         run(
-            "tests (unit, property, simulation, real broker)",
+            "tests (unit, property, simulation, real broker, real PostgreSQL)",
             cargo()
                 .args(["test", "--workspace", "--all-features"])
                 .env(process::RUN_TAG_ENV, &run_tag),
@@ -353,6 +388,16 @@ fn test(no_lint: bool) -> Result<()> {
         }
         bail!("tests left harness JVMs running (pids {strays:?}); they were killed now");
     }
+    let servers = pg::stray_servers();
+    if !servers.is_empty() {
+        for &pid in &servers {
+            process::signal(pid, process::Signal::Kill);
+        }
+        bail!("tests left PostgreSQL servers running (pids {servers:?}); they were killed now");
+    }
+    let t = Instant::now();
+    publish::fresh_crate()?;
+    times.push(("fresh", t.elapsed()));
     times.push(("fuzz", fuzz_smoke()?));
     eprintln!("\n==> all green");
     for (step, took) in times {

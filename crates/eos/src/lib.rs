@@ -47,10 +47,14 @@
 //! [`State`] per input partition, kept in a compacted changelog topic
 //! written in the same transaction (see [`state`]).
 //!
-//! What this crate does not do (yet): sinks outside Kafka and the
-//! deduplicating consumer (issue 11, items 3 and 4).
+//! The [`sink`] module runs exactly-once into an external database: the
+//! side effects and the consumed offsets in the database's own transaction.
+//!
+//! What this crate does not do (yet): the deduplicating consumer (issue 11,
+//! item 4).
 
 pub mod session;
+pub mod sink;
 pub mod state;
 
 pub use session::{

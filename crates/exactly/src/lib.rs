@@ -50,6 +50,29 @@
 //! # }
 //! ```
 
+//!
+//! ## Feature flags
+//!
+//! - `cli` (on by default): the `exactly` command-line tool (`produce`,
+//!   `copy`, `verify`) and what only it needs (tokio's multi-threaded
+//!   runtime, clap, indicatif, tracing-subscriber, anyhow). A library user
+//!   turns it off: `exactly = { version = "0.1", default-features = false }`.
+//!
+//! - `postgres` (off by default): [`postgres`], exactly once between Kafka
+//!   and PostgreSQL (the sink that keeps offsets in the database's own
+//!   transaction, and the outbox relay), with the pure-Rust driver
+//!   `tokio-postgres`; off so the core library pulls in no database driver.
+//!
+//! No other crate of the workspace has feature flags: TLS, SASL and every
+//! compression codec are always built (all pure Rust).
+//!
+//! ## Stability
+//!
+//! The crates are at 0.x: a minor release (0.1 -> 0.2) may change the public
+//! API, a patch release does not. Items marked `#[doc(hidden)]` (the codec's
+//! fuzz hooks and wire-guard introspection) are not public API. The README's
+//! "Versioning" section says more.
+
 pub use exactly_consumer::{
     Consumer, ConsumerBuilder, ConsumerConfig, ConsumerError, ConsumerRecord, IsolationLevel,
     OffsetReset, Polled, Rebalance,
@@ -74,6 +97,21 @@ pub mod consumer {
     pub use exactly_consumer::*;
 }
 
+/// Exactly-once applications (`exactly-eos`): the processing [`Session`]
+/// and its [`Handler`], per-partition state ([`eos::state`]), and the sink
+/// that keeps offsets in the target database ([`eos::sink`]).
+pub mod eos {
+    pub use exactly_eos::*;
+}
+
+/// Exactly-once between Kafka and PostgreSQL (`exactly-postgres`, feature
+/// `postgres`): [`postgres::PgSink`] and the outbox relay
+/// [`postgres::OutboxRelay`].
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use exactly_postgres::*;
+}
+
 /// Connections, handshake, metadata and coordinators (`exactly-net`).
 pub mod net {
     pub use exactly_net::*;
@@ -89,12 +127,6 @@ pub mod txn {
 /// (`exactly-codec`).
 pub mod codec {
     pub use exactly_codec::*;
-}
-
-/// Exactly-once applications: the processing [`Session`] and its
-/// [`Handler`] (`exactly-eos`).
-pub mod eos {
-    pub use exactly_eos::*;
 }
 
 pub mod check;
