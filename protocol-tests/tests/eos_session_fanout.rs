@@ -65,7 +65,7 @@ fn fanout(tv: TransactionVersion) {
         &app.b,
         3,
         n,
-        |v| v % 2 == 0,
+        |v| v.is_multiple_of(2),
         &format!("fan-out B {tv:?}"),
     );
 }

@@ -249,7 +249,7 @@ pub(crate) fn run(tv: TransactionVersion, opts: &BenchOptions) -> Result<()> {
     };
     let mut pairs = Vec::new();
     for i in 0..opts.pairs {
-        let order = if i % 2 == 0 {
+        let order = if i.is_multiple_of(2) {
             [Side::Ours, Side::Java]
         } else {
             [Side::Java, Side::Ours]

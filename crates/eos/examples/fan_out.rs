@@ -53,7 +53,7 @@ impl Handler for FanOut {
             }
             ctx.send(all).await?;
             // Even values to `even` too, into the input's partition number.
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 let even = ProducerRecord::new(&self.even)
                     .with_value(v)
                     .with_partition(r.partition());

@@ -51,7 +51,7 @@ impl Handler for FanOut {
                 out = out.with_key(k);
             }
             ctx.send(out).await?;
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 let mut even = ProducerRecord::new(&self.b).with_value(v);
                 if let Some(k) = r.key() {
                     even = even.with_key(k);

@@ -98,7 +98,7 @@ pub struct PerRecord<F> {
 /// let handler = per_record(|r, out| {
 ///     let Some(v) = r.value() else { return Ok(()) };
 ///     out.push(OutputRecord::new("all").with_value(v.clone()));
-///     if std::str::from_utf8(v)?.parse::<u64>()? % 2 == 0 {
+///     if std::str::from_utf8(v)?.parse::<u64>()?.is_multiple_of(2) {
 ///         out.push(OutputRecord::new("even").with_value(v.clone()));
 ///     }
 ///     Ok(())
