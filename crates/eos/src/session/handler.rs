@@ -32,6 +32,8 @@ pub enum AbortReason {
     /// The producer reported an abortable error (a failed delivery, a
     /// refused offset commit from a stale generation, ...).
     Producer(String),
+    /// The consumer failed in a way that ends the session.
+    Consumer(String),
     /// The group took the partitions away without a clean revoke (the
     /// membership was lost): nothing may be committed for them.
     PartitionsLost,

@@ -168,7 +168,10 @@ impl<H: Handler> Runner<H> {
                     tracing::warn!(error = %e, "poll failed; polling again");
                 }
                 Err(e) => {
-                    self.abort_if_open(AbortReason::Shutdown, AbortKind::Error)
+                    // The session ends: abort, no rewind (the consumer is
+                    // what failed).
+                    self.rewind_on_abort = false;
+                    self.abort_if_open(AbortReason::Consumer(e.to_string()), AbortKind::Error)
                         .await?;
                     return Err(e.into());
                 }
