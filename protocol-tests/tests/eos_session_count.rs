@@ -2,7 +2,7 @@
 //! (`src/bin/eos_app.rs count`: a running count per input key in the
 //! session's changelog-backed state, `(key, count)` written to topic A on
 //! every input) under the fan-out test's kill schedule (3 processes, each
-//! killed -9 5 times, twice between TxnOffsetCommit and EndTxn, one
+//! killed -9 5 times, every third death between TxnOffsetCommit and EndTxn, one
 //! SIGTERMed mid-stream). Then, read `read_committed` by our consumer and by
 //! the Java `VerifiableConsumer`, every key's counts are 1, 2, 3, ... in
 //! order with no gap and no repeat, the last one equal to the number of

@@ -2,7 +2,7 @@
 //! application (`src/bin/eos_app.rs fanout`: every input value to topic A,
 //! each even one to topic B too) runs as 3 processes in one group over 6
 //! input partitions while input keeps arriving; each process is killed -9
-//! and restarted at least 5 times at random moments, and twice it kills
+//! and restarted at least 5 times at random moments, and at every third death it kills
 //! itself between TxnOffsetCommit and EndTxn (the window a random kill
 //! rarely hits); one is stopped with SIGTERM mid-stream and must exit
 //! cleanly leaving no open transaction. Then A must hold every input value

@@ -217,8 +217,8 @@ pub struct KillReport {
     pub stop_took: Duration,
 }
 
-/// Starts 3 instances, kills each `kills_each` times (the 2nd and 4th
-/// deaths self-inflicted in the TxnOffsetCommit/EndTxn window), then
+/// Starts 3 instances, kills each `kills_each` times (every third death,
+/// from the 2nd, self-inflicted in the TxnOffsetCommit/EndTxn window), then
 /// SIGTERMs instance 0 while `produced` is still false and checks it left
 /// no open transaction, restarts it, and waits until every instance went
 /// idle and exited cleanly.
@@ -245,8 +245,8 @@ pub fn kill_schedule(
     // Deaths of processes that had committed at least once, or mid-commit.
     let mut killed_working = 0u32;
 
-    // Kill phase: every instance dies `kills_each` times; its second and
-    // fourth deaths are self-inflicted in the TxnOffsetCommit/EndTxn window.
+    // Kill phase: every instance dies `kills_each` times; every third death
+    // from the second is self-inflicted in the TxnOffsetCommit/EndTxn window.
     while insts.iter().any(|i| i.kills < kills_each) {
         assert!(Instant::now() < deadline, "{tv:?}: kill phase timed out");
         for inst in insts.iter_mut() {
@@ -311,10 +311,10 @@ pub fn kill_schedule(
                 {
                     killed_working += 1;
                 }
-                let plan = if inst.kills == 1 || inst.kills == 3 {
-                    Plan::CrashAtOffsets(1 + rng.below(3))
-                } else if inst.kills >= kills_each {
+                let plan = if inst.kills >= kills_each {
                     Plan::Run
+                } else if inst.kills % 3 == 1 {
+                    Plan::CrashAtOffsets(1 + rng.below(3))
                 } else {
                     kill_plan(&mut rng)
                 };
