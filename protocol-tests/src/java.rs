@@ -160,19 +160,9 @@ impl JavaTools {
         timeout: Duration,
         mut stop: impl FnMut(&str) -> bool,
     ) -> Result<ToolRun> {
-        let mut cmd = Command::new("java");
-        cmd.args(["-Xms64m", "-Xmx512m", "-XX:+UseSerialGC"])
-            .arg(format!("-D{JVM_MARKER}=tool"))
-            .arg(process::run_tag_property())
-            .arg(format!(
-                "-Dlog4j2.configurationFile={}",
-                self.log4j_config()?.display()
-            ))
-            .arg("-cp")
-            .arg(classpath(&self.libs))
-            .arg(class)
-            .args(args)
-            .stdin(Stdio::null())
+        let mut cmd =
+            self.tool_command(class, args, &["-Xms64m", "-Xmx512m", "-XX:+UseSerialGC"])?;
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = process::spawn_tied(cmd, class)?;
@@ -236,6 +226,31 @@ impl JavaTools {
             status,
             timed_out,
         })
+    }
+
+    /// The `java` command running tool `class` with `args`: the harness's
+    /// marker and run tag (so stray JVMs are found and killed), the tools'
+    /// log4j configuration, the Kafka classpath, and `jvm_options` (heap,
+    /// GC) first. Spawn it with [`process::spawn_tied`].
+    pub fn tool_command(
+        &self,
+        class: &str,
+        args: &[String],
+        jvm_options: &[&str],
+    ) -> Result<Command> {
+        let mut cmd = Command::new("java");
+        cmd.args(jvm_options)
+            .arg(format!("-D{JVM_MARKER}=tool"))
+            .arg(process::run_tag_property())
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                self.log4j_config()?.display()
+            ))
+            .arg("-cp")
+            .arg(classpath(&self.libs))
+            .arg(class)
+            .args(args);
+        Ok(cmd)
     }
 
     /// Runs `class` to completion (or its deadline).

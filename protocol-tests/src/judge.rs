@@ -42,13 +42,24 @@ impl JavaVerdict {
 
     /// Judges the values of the records read (`None`: no value).
     pub fn of<'a>(expected: u64, values: impl IntoIterator<Item = Option<&'a str>>) -> Self {
+        Self::of_selected(expected, |_| true, values)
+    }
+
+    /// Judges values that must be those of `0..n` that `select` keeps, each
+    /// once (`expected` is then their count); others are foreign.
+    pub fn of_selected<'a>(
+        n: u64,
+        select: impl Fn(u64) -> bool,
+        values: impl IntoIterator<Item = Option<&'a str>>,
+    ) -> Self {
+        let expected = (0..n).filter(|&v| select(v)).count() as u64;
         let mut read = 0;
         let mut foreign = 0;
         let mut numbers: Vec<u64> = Vec::new();
         for v in values {
             read += 1;
             match v.and_then(|v| v.parse::<u64>().ok()) {
-                Some(x) if x < expected => numbers.push(x),
+                Some(x) if x < n && select(x) => numbers.push(x),
                 _ => foreign += 1,
             }
         }
@@ -103,15 +114,29 @@ pub fn java_numbered(
     n: u64,
     timeout: Duration,
 ) -> Result<JavaVerdict> {
+    java_selected(broker, output, n, |_| true, timeout)
+}
+
+/// [`java_numbered`] for a topic that must hold the values of `0..n` that
+/// `select` keeps.
+pub fn java_selected(
+    broker: &Broker,
+    output: &str,
+    n: u64,
+    select: impl Fn(u64) -> bool,
+    timeout: Duration,
+) -> Result<JavaVerdict> {
+    let expected = (0..n).filter(|&v| select(v)).count();
     let records = broker.java().verifiable_consumer(
         output,
         &unique_topic("judge"),
-        usize::try_from(n).unwrap_or(usize::MAX),
+        expected,
         &[("isolation.level", "read_committed")],
         timeout,
     )?;
-    Ok(JavaVerdict::of(
+    Ok(JavaVerdict::of_selected(
         n,
+        select,
         records.iter().map(|r| r.value.as_deref()),
     ))
 }
@@ -126,12 +151,27 @@ pub fn exactly_once(
     n: u64,
     label: &str,
 ) {
+    exactly_once_selected(broker, rt, output, partitions, n, |_| true, label);
+}
+
+/// [`exactly_once`] for a topic that must hold the values of `0..n` that
+/// `select` keeps (a filter's output), each exactly once, and nothing else.
+pub fn exactly_once_selected(
+    broker: &Broker,
+    rt: &tokio::runtime::Runtime,
+    output: &str,
+    partitions: i32,
+    n: u64,
+    select: impl Fn(u64) -> bool + Copy,
+    label: &str,
+) {
     let v = rt
-        .block_on(check::verify_numbered(
+        .block_on(check::verify_selected(
             &broker.bootstrap(),
             output,
             partitions,
             n,
+            select,
             Duration::from_secs(60),
             |_| {},
         ))
@@ -141,13 +181,98 @@ pub fn exactly_once(
         v.is_exactly_once(),
         "{label}: not exactly once by our consumer: {v:?}"
     );
-    let java = java_numbered(broker, output, n, Duration::from_secs(180))
+    let java = java_selected(broker, output, n, select, Duration::from_secs(180))
         .unwrap_or_else(|e| panic!("{label}: VerifiableConsumer: {e}"));
     println!("{label}: Java {java:?}");
     assert!(
         java.is_exactly_once(),
         "{label}: not exactly once by the Java VerifiableConsumer: {java:?}"
     );
+}
+
+/// `TransactionsCommand find-hanging` on node 1 for `topic`, counting every
+/// open transaction (`--max-transaction-timeout 0`, not the default 15
+/// minutes) that the coordinator does not know: the lines naming a hanging
+/// transaction (none expected once the topic's writers are done; a writer
+/// still running can show up if its transaction ends while the tool looks).
+pub fn find_hanging(broker: &Broker, topic: &str) -> Vec<String> {
+    let run = broker
+        .java()
+        .transactions_command(&[
+            "find-hanging",
+            "--broker-id",
+            "1",
+            "--max-transaction-timeout",
+            "0",
+            "--topic",
+            topic,
+        ])
+        .unwrap_or_else(|e| panic!("find-hanging: {e}"));
+    assert!(
+        run.status.is_some_and(|s| s.success()),
+        "find-hanging failed: {}",
+        run.stderr_tail
+    );
+    assert!(
+        run.stdout.first().is_some_and(|l| l.starts_with("Topic")),
+        "find-hanging printed no table: {:?}",
+        run.stdout
+    );
+    run.stdout
+        .into_iter()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
+
+/// Asserts that `find_hanging` reports nothing for each of `topics`.
+pub fn assert_no_hanging(broker: &Broker, topics: &[&str]) {
+    for t in topics {
+        let hanging = find_hanging(broker, t);
+        assert!(
+            hanging.is_empty(),
+            "hanging transactions on {t}: {hanging:?}"
+        );
+    }
+}
+
+/// The coordinator's state of `transactional_id` (`TransactionsCommand
+/// describe`: `Empty`, `Ongoing`, `PrepareCommit`, `CompleteCommit`, ...),
+/// with its producer id.
+pub fn transaction_state(broker: &Broker, transactional_id: &str) -> Result<(String, i64)> {
+    let run = broker.java().transactions_command(&[
+        "describe",
+        "--transactional-id",
+        transactional_id,
+    ])?;
+    let mut lines = run.stdout.iter().filter(|l| !l.trim().is_empty());
+    let missing = || crate::HarnessError::JavaTool {
+        class: "org.apache.kafka.tools.TransactionsCommand".into(),
+        why: format!("describe printed no state: {:?}", run.stdout),
+        stderr: run.stderr_tail.clone(),
+    };
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or_else(missing)?
+        .split_whitespace()
+        .collect();
+    let row: Vec<&str> = lines
+        .next()
+        .ok_or_else(missing)?
+        .split_whitespace()
+        .collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .and_then(|i| row.get(i))
+            .map(|s| (*s).to_owned())
+    };
+    let state = col("TransactionState").ok_or_else(missing)?;
+    let pid = col("ProducerId")
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(missing)?;
+    Ok((state, pid))
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ use exactly_protocol_tests::{
 };
 
 mod bench;
+mod bench_session;
 mod demo;
 mod doclinks;
 mod noc;
@@ -72,6 +73,24 @@ enum Cmd {
     Bench {
         #[command(subcommand)]
         cmd: BenchCmd,
+    },
+    /// Throughput of the exactly-once session (`exactly copy`) beside
+    /// Kafka's `TransactionalMessageCopier`: paired, alternating runs on a
+    /// local broker, median ratio (BENCHMARKS.md). Not in CI.
+    BenchSession {
+        /// Input records (100 B values) copied by each run.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Pairs of runs (ours and Java's, alternating which goes first).
+        #[arg(long, default_value_t = 5)]
+        pairs: usize,
+        /// One transaction version only (default: 2, then 1).
+        #[arg(long, value_enum)]
+        tv: Option<Tv>,
+        /// Extra property for our side, `key=value` (repeatable), e.g.
+        /// `batch.size=512` (the Java copier's built-in batch size).
+        #[arg(long = "ours-property", value_name = "KEY=VALUE")]
+        ours_property: Vec<String>,
     },
     /// Check that every library crate can be published: manifest metadata,
     /// documented features, MSRV against the dependency tree, then
@@ -196,6 +215,26 @@ fn main() -> Result<()> {
             pairs,
             seconds,
         }),
+        Cmd::BenchSession {
+            records,
+            pairs,
+            tv,
+            ours_property,
+        } => {
+            let opts = bench_session::BenchOptions {
+                records,
+                pairs,
+                ours_properties: ours_property,
+            };
+            let tvs = match tv {
+                Some(tv) => vec![tv.into()],
+                None => TransactionVersion::ALL.to_vec(),
+            };
+            for tv in tvs {
+                bench_session::run(tv, &opts)?;
+            }
+            Ok(())
+        }
         Cmd::Package { verify } => publish::package(verify),
         Cmd::FreshCrate => publish::fresh_crate(),
         Cmd::DocLinks => doclinks::check(),

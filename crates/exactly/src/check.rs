@@ -96,6 +96,31 @@ pub async fn verify_numbered(
     partitions: i32,
     expected: u64,
     idle: Duration,
+    progress: impl FnMut(u64),
+) -> Result<Verdict, ConsumerError> {
+    verify_selected(
+        bootstrap_servers,
+        topic,
+        partitions,
+        expected,
+        |_| true,
+        idle,
+        progress,
+    )
+    .await
+}
+
+/// [`verify_numbered`] for a topic that must hold the values of `0..n`
+/// that `select` keeps (a filter's output), each exactly once; any other
+/// value counts as foreign, and `missing` counts the selected values never
+/// seen.
+pub async fn verify_selected(
+    bootstrap_servers: &str,
+    topic: &str,
+    partitions: i32,
+    n: u64,
+    select: impl Fn(u64) -> bool,
+    idle: Duration,
     mut progress: impl FnMut(u64),
 ) -> Result<Verdict, ConsumerError> {
     let mut consumer = Consumer::from_properties([
@@ -108,7 +133,8 @@ pub async fn verify_numbered(
         .map(|p| TopicPartition::new(topic, p))
         .collect();
     consumer.assign(&tps)?;
-    let mut seen = vec![false; usize::try_from(expected).unwrap_or(0)];
+    let expected = (0..n).filter(|&v| select(v)).count() as u64;
+    let mut seen = vec![false; usize::try_from(n).unwrap_or(0)];
     let mut last_offset: HashMap<i32, i64> = HashMap::new();
     let mut last_value: HashMap<i32, u64> = HashMap::new();
     let mut v = Verdict::default();
@@ -144,20 +170,20 @@ pub async fn verify_numbered(
             {
                 v.order_violations += 1;
             }
-            let n = r
+            let value = r
                 .value()
                 .and_then(|b| std::str::from_utf8(b).ok())
                 .and_then(|s| s.parse::<u64>().ok())
-                .filter(|&n| n < expected);
-            if let Some(n) = n {
-                if last_value.insert(r.partition(), n).is_some_and(|p| p > n) {
+                .filter(|&x| x < n && select(x));
+            if let Some(x) = value {
+                if last_value.insert(r.partition(), x).is_some_and(|p| p > x) {
                     v.value_regressions += 1;
                 }
             }
-            match n {
-                Some(n) if seen[n as usize] => v.duplicates += 1,
-                Some(n) => {
-                    seen[n as usize] = true;
+            match value {
+                Some(x) if seen[x as usize] => v.duplicates += 1,
+                Some(x) => {
+                    seen[x as usize] = true;
                     v.distinct += 1;
                 }
                 None => v.foreign += 1,

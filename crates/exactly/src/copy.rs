@@ -1,29 +1,21 @@
-//! Exactly-once consume-transform-produce: the loop around a
-//! [`Consumer`] and a transactional [`Producer`] that most users would
-//! otherwise write by hand (KIP-98 transactions, KIP-447 offsets with group
-//! metadata, KIP-890 on brokers that finalize `transaction.version=2`).
-//!
-//! The rules it keeps, and why each one matters:
-//!
-//! - Records consumed by one `poll` are all produced inside one transaction,
-//!   and the consumed positions go into that same transaction
-//!   (`send_offsets_to_transaction` with the group's generation and member
-//!   id), so output and input offsets commit or vanish together.
-//! - After any abort — deliberate, or forced by an abortable error — the
-//!   consumer is moved back to the group's committed offsets
-//!   (`seek_to_committed`, KAFKA-17582): otherwise the aborted records would
-//!   never be copied again.
-//! - A revoked partition (rebalance, member still in its generation) ends the
-//!   open transaction with a commit first; a *lost* one (session expired,
-//!   fenced) aborts it, because another member may already own the input.
-//! - A fatal error (fenced by a newer instance of the same
-//!   `transactional.id`) stops the loop: a zombie must not write.
+//! Exactly-once copy of one topic to another, record by record: a thin
+//! user of the exactly-once [`Session`] (crate `exactly-eos`), which keeps
+//! the rules (one transaction for output and input offsets, KIP-447; abort
+//! then rewind to the committed offsets, KAFKA-17582; commit on revoke,
+//! abort on lost; stop on a fatal error). What is left here is the copy's
+//! own: a one-to-one transform into one output topic, deliberate aborts for
+//! demonstrations, and stopping after a count or when idle.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use exactly_consumer::{Consumer, ConsumerError, ConsumerRecord, Polled, Rebalance};
-use exactly_producer::{Producer, ProducerError, ProducerRecord};
+use exactly_consumer::{ConsumerError, ConsumerRecord};
+use exactly_eos::{
+    Context, Handler, HandlerError, Output, Session, SessionError, SessionStats, ShutdownHandle,
+    TransactionEnd,
+};
+use exactly_net::ConfigError;
+use exactly_producer::{ProducerError, ProducerRecord};
 
 /// What to copy, and how.
 #[derive(Debug, Clone)]
@@ -55,6 +47,10 @@ pub struct CopyConfig {
     pub consumer_properties: Vec<(String, String)>,
     /// Extra producer properties (Kafka names; unknown keys are errors).
     pub producer_properties: Vec<(String, String)>,
+    /// Extra properties routed as [`exactly_eos::SessionBuilder::set`]
+    /// routes them: session keys, `consumer.`/`producer.` prefixed keys, or
+    /// client keys for each client that knows them.
+    pub properties: Vec<(String, String)>,
 }
 
 impl CopyConfig {
@@ -80,6 +76,7 @@ impl CopyConfig {
             idle_timeout: Duration::from_secs(10),
             consumer_properties: Vec::new(),
             producer_properties: Vec::new(),
+            properties: Vec::new(),
         }
     }
 }
@@ -111,6 +108,23 @@ pub enum CopyError {
     /// The consumer failed.
     #[error("consumer: {0}")]
     Consumer(#[from] ConsumerError),
+    /// Invalid settings (an unknown extra property, a bad value).
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The session ended otherwise (see [`SessionError`]).
+    #[error("{0}")]
+    Session(SessionError),
+}
+
+impl From<SessionError> for CopyError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Producer(e) => CopyError::Producer(e),
+            SessionError::Consumer(e) => CopyError::Consumer(e),
+            SessionError::Config(e) => CopyError::Config(e),
+            e => CopyError::Session(e),
+        }
+    }
 }
 
 /// One output record made from one input record.
@@ -133,206 +147,78 @@ impl Transformed {
 }
 
 /// Copies `cfg.input` to `cfg.output` exactly once, record by record through
-/// `transform`, calling `progress` after every transaction.
+/// `transform`, calling `progress` after every transaction (committed or
+/// aborted).
 pub async fn copy(
     cfg: &CopyConfig,
-    mut transform: impl FnMut(&ConsumerRecord) -> Transformed,
-    mut progress: impl FnMut(&CopyStats),
+    transform: impl FnMut(&ConsumerRecord) -> Transformed + Send,
+    progress: impl FnMut(&CopyStats) + Send,
 ) -> Result<CopyStats, CopyError> {
-    let mut consumer_props: Vec<(String, String)> = vec![
-        ("bootstrap.servers".into(), cfg.bootstrap_servers.clone()),
-        ("group.id".into(), cfg.group_id.clone()),
-        ("auto.offset.reset".into(), "earliest".into()),
-        ("isolation.level".into(), "read_committed".into()),
-    ];
-    consumer_props.extend(cfg.consumer_properties.iter().cloned());
-    let mut consumer = Consumer::from_properties(consumer_props).await?;
-    consumer.subscribe(&[cfg.input.as_str()])?;
-
-    let mut producer_props: Vec<(String, String)> = vec![
-        ("bootstrap.servers".into(), cfg.bootstrap_servers.clone()),
-        ("transactional.id".into(), cfg.transactional_id.clone()),
-        ("acks".into(), "all".into()),
-    ];
-    producer_props.extend(cfg.producer_properties.iter().cloned());
-    let producer = Producer::from_properties(producer_props).await?;
-    producer.init_transactions().await?;
-
-    let mut run = Run {
-        cfg,
-        stats: CopyStats::default(),
-        open: None,
+    let mut b = Session::builder();
+    b.bootstrap_servers(&cfg.bootstrap_servers)?
+        .set("consumer.auto.offset.reset", "earliest")?;
+    b.group_id(&cfg.group_id)
+        .transactional_id(&cfg.transactional_id)
+        .input_topics(&[&cfg.input])
+        .max_records_per_transaction(cfg.records_per_transaction)
+        // A partly filled transaction closes once the input pauses this
+        // long, rather than hold its output back.
+        .max_transaction_time(Duration::from_millis(200))
+        .stop_when_idle(cfg.idle_timeout)
+        // A deliberate abort is retried at once.
+        .handler_retry_backoff(Duration::ZERO);
+    // Explicit properties last: they win over the settings above.
+    for (k, v) in &cfg.consumer_properties {
+        b.set(&format!("consumer.{k}"), v)?;
+    }
+    for (k, v) in &cfg.producer_properties {
+        b.set(&format!("producer.{k}"), v)?;
+    }
+    for (k, v) in &cfg.properties {
+        b.set(k, v)?;
+    }
+    let session = b.build().await?;
+    let handler = CopyHandler {
+        output: &cfg.output,
+        transform,
+        progress,
+        abort_fraction: cfg.abort_fraction,
         rng: cfg.seed | 1,
+        stop_after: cfg.stop_after,
+        stop: session.shutdown_handle(),
     };
-    let result = run
-        .pump(&mut consumer, &producer, &mut transform, &mut progress)
-        .await;
-    // Whatever happened, leave nothing open: an unfinished transaction is
-    // aborted by close, and the group is left cleanly.
-    let _ = producer.close(Duration::from_secs(10)).await;
-    let _ = consumer.close().await;
-    result.map(|()| run.stats)
+    let stats = session.run(handler).await?;
+    Ok(copy_stats(&stats))
 }
 
-struct Run<'a> {
-    cfg: &'a CopyConfig,
-    stats: CopyStats,
-    /// Input records in the open transaction, if one is open.
-    open: Option<u64>,
+/// The copy's view of the session's counters: its only handler error is
+/// the deliberate abort.
+fn copy_stats(s: &SessionStats) -> CopyStats {
+    CopyStats {
+        consumed: s.records_in,
+        committed_records: s.records_committed,
+        transactions_committed: s.transactions_committed,
+        transactions_aborted: s.aborted_by_handler,
+        aborted_on_error: s.aborted_on_error + s.aborted_on_lost,
+        rebalances: s.rebalances,
+    }
+}
+
+/// The copy as a session handler.
+struct CopyHandler<'a, T, P> {
+    output: &'a str,
+    transform: T,
+    progress: P,
+    abort_fraction: f64,
     rng: u64,
+    stop_after: Option<u64>,
+    stop: ShutdownHandle,
 }
 
-impl Run<'_> {
-    async fn pump(
-        &mut self,
-        consumer: &mut Consumer,
-        producer: &Producer,
-        transform: &mut impl FnMut(&ConsumerRecord) -> Transformed,
-        progress: &mut impl FnMut(&CopyStats),
-    ) -> Result<(), CopyError> {
-        let mut last_record = Instant::now();
-        loop {
-            if self.open.is_none() {
-                if let Some(n) = self.cfg.stop_after {
-                    if self.stats.committed_records >= n {
-                        return Ok(());
-                    }
-                }
-                if last_record.elapsed() >= self.cfg.idle_timeout {
-                    return Ok(());
-                }
-            }
-            match consumer.poll(Duration::from_millis(200)).await? {
-                Polled::Rebalance(event) => {
-                    self.stats.rebalances += 1;
-                    match event {
-                        Rebalance::Revoked(_) => {
-                            self.finish(consumer, producer, false).await?;
-                        }
-                        Rebalance::Lost(_) => {
-                            self.finish(consumer, producer, true).await?;
-                        }
-                        Rebalance::Assigned(_) => {}
-                    }
-                }
-                Polled::Records(records) if records.is_empty() => {
-                    // Nothing new: close a partly filled transaction rather
-                    // than hold its output back.
-                    if self.open.is_some() {
-                        let abort = self.roll_abort();
-                        self.finish(consumer, producer, abort).await?;
-                        progress(&self.stats);
-                    }
-                }
-                Polled::Records(records) => {
-                    last_record = Instant::now();
-                    if self.open.is_none() {
-                        producer.begin_transaction().await?;
-                        self.open = Some(0);
-                    }
-                    let mut failed = None;
-                    for r in records.iter() {
-                        let t = transform(r);
-                        let mut out = ProducerRecord::new(&self.cfg.output);
-                        if let Some(k) = t.key.as_deref() {
-                            out = out.with_key(k);
-                        }
-                        if let Some(v) = t.value.as_deref() {
-                            out = out.with_value(v);
-                        }
-                        if let Err(e) = producer.send(out).await {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
-                    let n = records.len() as u64;
-                    self.stats.consumed += n;
-                    self.open = self.open.map(|c| c + n);
-                    if let Some(e) = failed {
-                        self.on_error(consumer, producer, e).await?;
-                        progress(&self.stats);
-                        continue;
-                    }
-                    if self.open.unwrap_or(0) >= self.cfg.records_per_transaction as u64 {
-                        let abort = self.roll_abort();
-                        self.finish(consumer, producer, abort).await?;
-                        progress(&self.stats);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Ends the open transaction (if any): commit with the consumed offsets,
-    /// or abort and rewind.
-    async fn finish(
-        &mut self,
-        consumer: &mut Consumer,
-        producer: &Producer,
-        abort: bool,
-    ) -> Result<(), CopyError> {
-        let Some(count) = self.open else {
-            return Ok(());
-        };
-        if abort {
-            self.abort(consumer, producer).await?;
-            self.stats.transactions_aborted += 1;
-            return Ok(());
-        }
-        let committed = async {
-            producer
-                .send_offsets_to_transaction(
-                    consumer.offsets_to_commit(),
-                    &consumer.group_metadata(),
-                )
-                .await?;
-            producer.commit_transaction().await
-        }
-        .await;
-        match committed {
-            Ok(()) => {
-                self.open = None;
-                self.stats.transactions_committed += 1;
-                self.stats.committed_records += count;
-                Ok(())
-            }
-            Err(e) => self.on_error(consumer, producer, e).await,
-        }
-    }
-
-    /// An abortable error aborts and rewinds; anything else stops the copy.
-    async fn on_error(
-        &mut self,
-        consumer: &mut Consumer,
-        producer: &Producer,
-        error: ProducerError,
-    ) -> Result<(), CopyError> {
-        if !error.is_abortable() {
-            return Err(error.into());
-        }
-        tracing::warn!(%error, "aborting the transaction after an abortable error");
-        self.abort(consumer, producer).await?;
-        self.stats.aborted_on_error += 1;
-        Ok(())
-    }
-
-    async fn abort(
-        &mut self,
-        consumer: &mut Consumer,
-        producer: &Producer,
-    ) -> Result<(), CopyError> {
-        producer.abort_transaction().await?;
-        self.open = None;
-        // KAFKA-17582: the positions must go back to what the group has
-        // committed, or the aborted input would never be copied.
-        let assigned = consumer.assignment();
-        consumer.seek_to_committed(&assigned).await?;
-        Ok(())
-    }
-
+impl<T, P> CopyHandler<'_, T, P> {
     /// Whether to abort this transaction on purpose (xorshift64).
     fn roll_abort(&mut self) -> bool {
-        if self.cfg.abort_fraction <= 0.0 {
+        if self.abort_fraction <= 0.0 {
             return false;
         }
         let mut x = self.rng;
@@ -340,6 +226,51 @@ impl Run<'_> {
         x ^= x >> 7;
         x ^= x << 17;
         self.rng = x;
-        (x >> 11) as f64 / (1u64 << 53) as f64 <= self.cfg.abort_fraction
+        (x >> 11) as f64 / (1u64 << 53) as f64 <= self.abort_fraction
+    }
+}
+
+/// The error a deliberate abort returns.
+#[derive(Debug, thiserror::Error)]
+#[error("deliberate abort (abort_fraction)")]
+struct DeliberateAbort;
+
+impl<T, P> Handler for CopyHandler<'_, T, P>
+where
+    T: FnMut(&ConsumerRecord) -> Transformed + Send,
+    P: FnMut(&CopyStats) + Send,
+{
+    async fn process(
+        &mut self,
+        ctx: &mut Context<'_>,
+        records: &[ConsumerRecord],
+    ) -> Result<(), HandlerError> {
+        for r in records {
+            let t = (self.transform)(r);
+            let mut out = ProducerRecord::new(self.output);
+            if let Some(k) = t.key.as_deref() {
+                out = out.with_key(k);
+            }
+            if let Some(v) = t.value.as_deref() {
+                out = out.with_value(v);
+            }
+            ctx.send(out).await?;
+        }
+        Ok(())
+    }
+
+    async fn before_commit(&mut self, _out: &mut Output<'_>) -> Result<(), HandlerError> {
+        if self.roll_abort() {
+            return Err(DeliberateAbort.into());
+        }
+        Ok(())
+    }
+
+    fn transaction_ended(&mut self, _end: &TransactionEnd, stats: &SessionStats) {
+        let s = copy_stats(stats);
+        (self.progress)(&s);
+        if self.stop_after.is_some_and(|n| s.committed_records >= n) {
+            self.stop.shutdown();
+        }
     }
 }

@@ -6,19 +6,20 @@
 //!
 //! This crate re-exports the public API of the workspace's crates: the
 //! producer's and the consumer's main types at the top, and each layer as a
-//! module ([`producer`], [`consumer`], [`net`], [`txn`], [`codec`]), plus
-//! [`copy()`] (an exactly-once copy between topics) and [`check`] (its
-//! read_committed verdict); with the default `cli` feature, the `exactly`
-//! command-line tool.
+//! module ([`eos`], [`producer`], [`consumer`], [`net`], [`txn`], [`codec`]), plus
+//! [`copy()`] (an exactly-once copy between topics, a thin handler on the
+//! session) and [`check`] (its read_committed verdict); with the default
+//! `cli` feature, the `exactly` command-line tool.
 //!
 //! What it does not do: add behaviour of its own beyond [`copy()`] and [`check`]
 //! (everything else is the layer crates', documented there); serialize
 //! (keys and values are bytes); administer a cluster (only the topic
-//! creation tests and the demo need, in [`net::admin`]); or offer the
-//! consumer group protocols the consumer crate does not (see its docs:
-//! cooperative rebalancing and KIP-848 among them).
+//! creation tests and the demo need, in [`net::admin`]).
 //!
-//! Consume-transform-produce, exactly once (a sketch):
+//! Most exactly-once applications want the [`Session`] ([`eos`]): it runs
+//! the loop below with a [`Handler`] of yours in the middle, and keeps the
+//! rules (offsets in the transaction, abort and rewind, rebalances, fenced
+//! zombies, graceful shutdown) for you. The loop by hand, a sketch:
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -84,6 +85,10 @@ pub use exactly_consumer::{
     Consumer, ConsumerBuilder, ConsumerConfig, ConsumerError, ConsumerRecord, IsolationLevel,
     OffsetReset, Polled, Rebalance,
 };
+pub use exactly_eos::{
+    per_record, Handler, HandlerError, OutputRecord, Session, SessionBuilder, SessionError,
+    SessionStats, ShutdownHandle,
+};
 pub use exactly_producer::{
     Acks, Compression, ConsumerGroupMetadata, DeliveryFuture, OffsetCommit, Partitioner,
     PartitionerKind, Producer, ProducerBuilder, ProducerConfig, ProducerConfigBuilder,
@@ -100,8 +105,9 @@ pub mod consumer {
     pub use exactly_consumer::*;
 }
 
-/// Exactly-once applications (`exactly-eos`): for now the sink that keeps
-/// offsets in the target database ([`eos::sink`]).
+/// Exactly-once applications (`exactly-eos`): the processing [`Session`]
+/// and its [`Handler`], per-partition state ([`eos::state`]), and the sink
+/// that keeps offsets in the target database ([`eos::sink`]).
 pub mod eos {
     pub use exactly_eos::*;
 }

@@ -67,8 +67,9 @@ enum Cmd {
         /// Stop after this many seconds without input.
         #[arg(long, default_value_t = 10)]
         idle_secs: u64,
-        /// Extra client property for both clients, `key=value` (repeatable;
-        /// prefix with `producer.` or `consumer.` for one of them).
+        /// Extra property, `key=value` (repeatable): a session property, or
+        /// a client property for each client that knows it (prefix with
+        /// `producer.` or `consumer.` to aim at one).
         #[arg(short = 'X', value_name = "KEY=VALUE")]
         property: Vec<String>,
     },
@@ -103,27 +104,15 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
-/// Client properties as `(key, value)` pairs.
-type Properties = Vec<(String, String)>;
-
-/// Splits `-X` properties into (producer, consumer) sets.
-fn split_properties(props: &[String]) -> Result<(Properties, Properties)> {
-    let mut producer = Vec::new();
-    let mut consumer = Vec::new();
-    for p in props {
-        let Some((k, v)) = p.split_once('=') else {
-            bail!("property `{p}` is not key=value");
-        };
-        if let Some(k) = k.strip_prefix("producer.") {
-            producer.push((k.to_owned(), v.to_owned()));
-        } else if let Some(k) = k.strip_prefix("consumer.") {
-            consumer.push((k.to_owned(), v.to_owned()));
-        } else {
-            producer.push((k.to_owned(), v.to_owned()));
-            consumer.push((k.to_owned(), v.to_owned()));
-        }
-    }
-    Ok((producer, consumer))
+/// `-X key=value` properties as pairs.
+fn parse_properties(props: &[String]) -> Result<Vec<(String, String)>> {
+    props
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => Ok((k.to_owned(), v.to_owned())),
+            None => bail!("property `{p}` is not key=value"),
+        })
+        .collect()
 }
 
 #[tokio::main]
@@ -158,14 +147,12 @@ async fn main() -> Result<()> {
             idle_secs,
             property,
         } => {
-            let (producer_properties, consumer_properties) = split_properties(&property)?;
             let cfg = CopyConfig {
                 records_per_transaction,
                 abort_fraction,
                 stop_after: count,
                 idle_timeout: Duration::from_secs(idle_secs),
-                producer_properties,
-                consumer_properties,
+                properties: parse_properties(&property)?,
                 ..CopyConfig::new(&bootstrap, &input, &output, &group, &transactional_id)
             };
             let pb = bar(count.unwrap_or(0), "copy");

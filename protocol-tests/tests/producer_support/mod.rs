@@ -177,50 +177,8 @@ pub async fn describe_transaction(
     )
 }
 
-/// `TransactionsCommand find-hanging` on node 1 for `topic`, counting every
-/// open transaction (`--max-transaction-timeout 0`, not the default 15
-/// minutes) that the coordinator does not know: the lines naming a hanging
-/// transaction (none expected once the topic's writers are done).
-pub fn find_hanging(broker: &Broker, topic: &str) -> Vec<String> {
-    let run = broker
-        .java()
-        .transactions_command(&[
-            "find-hanging",
-            "--broker-id",
-            "1",
-            "--max-transaction-timeout",
-            "0",
-            "--topic",
-            topic,
-        ])
-        .unwrap();
-    assert!(
-        run.status.is_some_and(|s| s.success()),
-        "find-hanging failed: {}",
-        run.stderr_tail
-    );
-    assert!(
-        run.stdout.first().is_some_and(|l| l.starts_with("Topic")),
-        "find-hanging printed no table: {:?}",
-        run.stdout
-    );
-    run.stdout
-        .into_iter()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .collect()
-}
-
-/// Asserts that `find_hanging` reports nothing for each of `topics`.
-pub fn assert_no_hanging(broker: &Broker, topics: &[&str]) {
-    for t in topics {
-        let hanging = find_hanging(broker, t);
-        assert!(
-            hanging.is_empty(),
-            "hanging transactions on {t}: {hanging:?}"
-        );
-    }
-}
+#[allow(unused_imports)]
+pub use exactly_protocol_tests::judge::assert_no_hanging;
 
 /// [`committed_offsets`] with `require_stable`, polled until no partition is
 /// UNSTABLE_OFFSET_COMMIT: EndTxn is answered once the decision is logged,
