@@ -9,6 +9,11 @@
 //! - `no-c`: the library builds with no C compiler and its tree has no C.
 //! - `soak`: the soak tier of RELIABILITY.md (minutes of random faults
 //!   during a group of transactional copiers; not in CI).
+//! - `package`: every library crate is publishable (manifest, docs, MSRV,
+//!   `cargo publish --dry-run` in dependency order); `fresh-crate`: a crate
+//!   outside the workspace builds with `exactly` and runs against a broker.
+//! - `doc-links`: every design document the code and docs cite exists in
+//!   the repository.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,7 +26,9 @@ use exactly_protocol_tests::{
 };
 
 mod demo;
+mod doclinks;
 mod noc;
+mod publish;
 mod soak;
 
 #[derive(Parser)]
@@ -56,6 +63,20 @@ enum Cmd {
     },
     /// Check that the library's dependency tree compiles no C.
     NoC,
+    /// Check that every library crate can be published: manifest metadata,
+    /// documented features, MSRV against the dependency tree, then
+    /// `cargo publish --dry-run` in dependency order (nothing is uploaded).
+    Package {
+        /// Also build every package from its tarball (slow: minutes).
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Build a crate outside the workspace that depends on `exactly` by path
+    /// and run it against a broker started for it.
+    FreshCrate,
+    /// Check that every cited design document (an upper-case `.md` name)
+    /// exists in the repository.
+    DocLinks,
     /// The soak tier (RELIABILITY.md): random faults for `--minutes` while a
     /// group of transactional copiers copies a steadily fed topic, then an
     /// exactly-once verdict by our consumer and the Java one. Not in CI.
@@ -127,6 +148,9 @@ fn main() -> Result<()> {
         Cmd::Demo { tv, records } => demo::run(tv.into(), records),
         Cmd::Test { no_lint } => test(no_lint),
         Cmd::NoC => noc::check(),
+        Cmd::Package { verify } => publish::package(verify),
+        Cmd::FreshCrate => publish::fresh_crate(),
+        Cmd::DocLinks => doclinks::check(),
         Cmd::Soak {
             minutes,
             tv,
@@ -287,6 +311,10 @@ fn test(no_lint: bool) -> Result<()> {
     let t = Instant::now();
     noc::check()?;
     times.push(("no-c", t.elapsed()));
+    let t = Instant::now();
+    doclinks::check()?;
+    publish::package(false)?;
+    times.push(("package", t.elapsed()));
     // Fail early and clearly if the broker cannot be had (Java/Maven missing).
     let t = Instant::now();
     let libs = jars::ensure_jars()?;
@@ -314,6 +342,9 @@ fn test(no_lint: bool) -> Result<()> {
         }
         bail!("tests left harness JVMs running (pids {strays:?}); they were killed now");
     }
+    let t = Instant::now();
+    publish::fresh_crate()?;
+    times.push(("fresh", t.elapsed()));
     times.push(("fuzz", fuzz_smoke()?));
     eprintln!("\n==> all green");
     for (step, took) in times {

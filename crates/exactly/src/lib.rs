@@ -47,6 +47,24 @@
 //! # }
 //! ```
 
+//!
+//! ## Feature flags
+//!
+//! - `cli` (on by default): the `exactly` command-line tool (`produce`,
+//!   `copy`, `verify`) and what only it needs (tokio's multi-threaded
+//!   runtime, clap, indicatif, tracing-subscriber, anyhow). A library user
+//!   turns it off: `exactly = { version = "0.1", default-features = false }`.
+//!
+//! No other crate of the workspace has feature flags: TLS, SASL and every
+//! compression codec are always built (all pure Rust).
+//!
+//! ## Stability
+//!
+//! The crates are at 0.x: a minor release (0.1 -> 0.2) may change the public
+//! API, a patch release does not. Items marked `#[doc(hidden)]` (the codec's
+//! fuzz hooks and wire-guard introspection) are not public API. The README's
+//! "Versioning" section says more.
+
 pub use exactly_consumer::{
     Consumer, ConsumerBuilder, ConsumerConfig, ConsumerError, ConsumerRecord, IsolationLevel,
     OffsetReset, Polled, Rebalance,

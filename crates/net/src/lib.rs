@@ -11,7 +11,8 @@
 //!   ([`Delivery::NotSent`] or [`Delivery::MaybeDelivered`]);
 //! - the handshake: ApiVersions (KIP-35, KIP-511), SASL PLAIN, SCRAM and
 //!   OAUTHBEARER (KIP-43, KIP-152, KIP-84, KIP-255), TLS with rustls and a
-//!   pure-Rust crypto provider (no C);
+//!   pure-Rust crypto provider (no C): graviola where the CPU runs it, else
+//!   RustCrypto, or one of the user's own ([`TlsCryptoProvider`]);
 //! - the cluster view: bootstrap, Metadata with topic ids and leader epochs
 //!   (KIP-320, KIP-516), FindCoordinator (KIP-699 batching), a connection pool
 //!   per broker with reconnect backoff, and throttling (KIP-219);
@@ -66,4 +67,4 @@ pub use conn::{Connection, Connector, SendOptions};
 pub use error::{Delivery, Disconnect, NetError};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use response::ResponseMeta;
-pub use tls::crypto_provider;
+pub use tls::{crypto_provider, graviola_supported, TlsCryptoProvider};

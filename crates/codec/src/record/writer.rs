@@ -1,7 +1,7 @@
 //! The record writer: the one module of `exactly-codec` allowed `unsafe`
-//! (ARCHITECTURE.md: "forbid(unsafe_code) outside the few measured hot spots
-//! that need it"; the measurement is in BENCHMARKS.md, "Codec: RecordBatch
-//! v2").
+//! (ARCHITECTURE.md principle 10: `unsafe_code` is forbidden except in a hot
+//! spot whose gain was measured; the measurement is in BENCHMARKS.md, "Codec:
+//! RecordBatch v2").
 //!
 //! Appending a record (KIP-98 record layout: length, attributes, timestamp
 //! delta, offset delta, key, value, headers from KIP-82) is the producer's

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{
     split_host_port, ConfigError, NetConfig, SaslConfig, SaslCredentials, SaslMechanism,
-    SecurityProtocol, TlsConfig, TokenProvider,
+    SecurityProtocol, TlsConfig, TlsCryptoProvider, TokenProvider,
 };
 
 /// Builder of [`NetConfig`]; also accepts Kafka property names via
@@ -248,6 +248,13 @@ impl NetConfigBuilder {
     /// TLS settings.
     pub fn tls(&mut self, tls: TlsConfig) -> &mut Self {
         self.cfg.tls = tls;
+        self
+    }
+    /// The rustls crypto provider of TLS connections (default
+    /// [`TlsCryptoProvider::Auto`]: graviola where the CPU runs it, else
+    /// RustCrypto). Keeps the other TLS settings.
+    pub fn tls_crypto_provider(&mut self, provider: TlsCryptoProvider) -> &mut Self {
+        self.cfg.tls.crypto_provider = provider;
         self
     }
     /// `request.timeout.ms`.

@@ -13,6 +13,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::tls::TlsCryptoProvider;
+
 /// A bad configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -161,6 +163,9 @@ pub struct TlsConfig {
     /// Whether the broker's certificate must name the host we connected to
     /// (`ssl.endpoint.identification.algorithm=https`, the default).
     pub verify_hostname: bool,
+    /// The rustls crypto provider: by default graviola where the CPU runs
+    /// it, else the portable RustCrypto one; or the user's own.
+    pub crypto_provider: TlsCryptoProvider,
 }
 
 impl Default for TlsConfig {
@@ -170,6 +175,7 @@ impl Default for TlsConfig {
             certificate_location: None,
             key_location: None,
             verify_hostname: true,
+            crypto_provider: TlsCryptoProvider::default(),
         }
     }
 }

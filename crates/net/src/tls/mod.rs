@@ -1,14 +1,15 @@
-//! TLS with rustls and the pure-Rust `rustls-graviola` crypto provider (no
-//! ring, no aws-lc, no C). Trust comes from `ssl.ca.location` (PEM) or, when
-//! absent, the webpki root set; a client certificate is optional; the broker's
-//! host name is checked unless `ssl.endpoint.identification.algorithm` is
-//! empty, in which case the chain is still verified against the trusted CAs.
+//! TLS with rustls and a pure-Rust crypto provider (no ring, no aws-lc, no
+//! C): graviola where the CPU runs it, else RustCrypto, or the user's own
+//! ([`TlsCryptoProvider`], chosen in [`TlsConfig::crypto_provider`]). Trust
+//! comes from `ssl.ca.location` (PEM) or, when absent, the webpki root set; a
+//! client certificate is optional; the broker's host name is checked unless
+//! `ssl.endpoint.identification.algorithm` is empty, in which case the chain
+//! is still verified against the trusted CAs.
 
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
@@ -20,10 +21,16 @@ use tokio_rustls::client::TlsStream;
 use crate::config::{ConfigError, TlsConfig};
 use crate::error::NetError;
 
+mod provider;
+pub(crate) use provider::ProviderKind;
+pub use provider::{crypto_provider, graviola_supported, TlsCryptoProvider};
+
 /// A prepared TLS client configuration.
 #[derive(Clone)]
 pub(crate) struct TlsConnector {
     inner: tokio_rustls::TlsConnector,
+    /// Which crypto provider its handshakes use.
+    pub(crate) provider: ProviderKind,
 }
 
 impl std::fmt::Debug for TlsConnector {
@@ -40,14 +47,10 @@ fn bad_file(key: &str, path: &std::path::Path, e: impl std::fmt::Display) -> Net
     })
 }
 
-/// The crypto provider every TLS connection uses.
-pub fn crypto_provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls_graviola::default_provider())
-}
-
 impl TlsConnector {
     pub(crate) fn new(cfg: &TlsConfig) -> Result<Self, NetError> {
-        let provider = crypto_provider();
+        let (provider, kind) = cfg.crypto_provider.resolve().map_err(NetError::Config)?;
+        tracing::debug!(provider = ?kind, "TLS crypto provider");
         let mut roots = RootCertStore::empty();
         match &cfg.ca_location {
             Some(path) => {
@@ -94,6 +97,7 @@ impl TlsConnector {
         };
         Ok(Self {
             inner: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            provider: kind,
         })
     }
 
@@ -107,7 +111,8 @@ impl TlsConnector {
             addr: addr.clone(),
             message: format!("invalid server name {host:?}: {e}").into(),
         })?;
-        self.inner.connect(name, tcp).await.map_err(|e| {
+        let provider = self.provider;
+        let stream = self.inner.connect(name, tcp).await.map_err(|e| {
             // A rustls error (certificate, alert) is final; a plain I/O error
             // during the handshake is a connection failure worth a retry.
             match e.get_ref().and_then(|r| r.downcast_ref::<rustls::Error>()) {
@@ -120,7 +125,9 @@ impl TlsConnector {
                     message: format!("during TLS handshake: {e}").into(),
                 },
             }
-        })
+        })?;
+        tracing::debug!(%addr, ?provider, "TLS handshake done");
+        Ok(stream)
     }
 }
 
@@ -188,6 +195,32 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_configured_provider_is_the_one_used() {
+        for (choice, kind) in [
+            (TlsCryptoProvider::RustCrypto, ProviderKind::RustCrypto),
+            (
+                TlsCryptoProvider::Custom(Arc::new(rustls_rustcrypto::provider())),
+                ProviderKind::Custom,
+            ),
+        ] {
+            let cfg = TlsConfig {
+                crypto_provider: choice,
+                ..TlsConfig::default()
+            };
+            assert_eq!(TlsConnector::new(&cfg).unwrap().provider, kind);
+        }
+        let auto = TlsConnector::new(&TlsConfig::default()).unwrap().provider;
+        assert_eq!(
+            auto,
+            if graviola_supported() {
+                ProviderKind::Graviola
+            } else {
+                ProviderKind::RustCrypto
+            }
+        );
     }
 
     #[test]
