@@ -131,7 +131,7 @@ fn main() {
                 use futures_util::StreamExt;
                 producer.flush().await.expect("flush");
                 let mut all: futures_util::stream::FuturesUnordered<_> =
-                    (0..n).map(|i| std::future::ready(i)).collect();
+                    (0..n).map(std::future::ready).collect();
                 while let Some(r) = all.next().await {
                     std::hint::black_box(r);
                 }
