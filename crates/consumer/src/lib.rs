@@ -51,8 +51,8 @@
 //!   partition's next response is fetched while the application drains the
 //!   last (two responses buffered per partition at most, and no read-ahead
 //!   past `fetch.max.bytes` buffered in all), and no fetch is sent that
-//!   could only wait at the log end while another partition of the same
-//!   broker has records to fetch ([`fetch::plan`]);
+//!   could only wait at the log end while records of the same broker are
+//!   still buffered ([`fetch::plan`]);
 //! - **consumer groups**, classic protocol: FindCoordinator, JoinGroup,
 //!   SyncGroup with a client-side `range` or `roundrobin` assignor,
 //!   Heartbeat in the background on a connection of its own, LeaveGroup on

@@ -226,3 +226,57 @@ async fn the_next_fetch_goes_out_before_the_application_drains_the_last() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_fetch_waits_at_the_end_while_its_records_are_buffered() {
+    // One partition whose whole log comes in the first response: fetching
+    // ahead from its end could only wait out fetch.max.wait.ms, and a seek
+    // (the rewind after an aborted transaction) would wait behind it.
+    let logs = Arc::new(vec![Batches::new(10, 10)]);
+    let idle = Arc::new(Mutex::new(Idle::default()));
+    let fb = FakeBroker::start(fake(logs.clone(), idle)).await;
+    fb.state
+        .partitions
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let mut c = Consumer::from_properties([
+        ("bootstrap.servers", fb.addr.as_str()),
+        ("auto.offset.reset", "earliest"),
+        ("max.poll.records", "10"),
+    ])
+    .await
+    .unwrap();
+    c.assign(&[tp(0)]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut first = Vec::new();
+    while first.is_empty() {
+        assert!(Instant::now() < deadline, "no records");
+        first = values(
+            &c.poll(Duration::from_millis(100))
+                .await
+                .unwrap()
+                .into_records(),
+        );
+    }
+    assert_eq!(first.len(), 10);
+    // The application holds 90 more and does not poll for a while.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let at_end: Vec<_> = fb
+        .fetches()
+        .into_iter()
+        .filter(|f| f.partitions.iter().any(|(_, _, o, _)| *o >= logs[0].end()))
+        .collect();
+    assert!(
+        at_end.is_empty(),
+        "fetched at the end with records buffered: {at_end:?}"
+    );
+    // A rewind is fetched at once (no fetch in flight to wait for).
+    c.seek(&tp(0), 0).unwrap();
+    let fetches_before = fb.fetches().len();
+    let again = c
+        .poll(Duration::from_millis(100))
+        .await
+        .unwrap()
+        .into_records();
+    assert_eq!(again.iter().next().map(|r| r.offset()), Some(0));
+    assert_eq!(fb.fetches().len(), fetches_before + 1);
+}

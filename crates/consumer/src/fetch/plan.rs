@@ -12,16 +12,18 @@
 //! A broker's fetch is held back, not sent, when every partition it would
 //! name is at its end (the last response put its offset at the high
 //! watermark, or at the last stable offset under `read_committed`) while
-//! another partition that broker leads waits only for the application to
-//! drain its buffer. Sent, that fetch could only wait out
-//! `fetch.max.wait.ms` (with `fetch.min.bytes` 1, a broker answers at once
-//! when any partition named has a record), and, one fetch per broker, it
-//! would keep the partition that does have records from being fetched until
-//! it came back: the application drains that buffer in milliseconds, then
-//! idles for the rest of the wait. Held, it goes out together with that
-//! partition as soon as the application makes room. This was the consumer's
-//! idle time with default settings in issue 15: one partition read to its
-//! end, the others still behind, and every other fetch a 500 ms wait.
+//! the application still has records buffered from a partition that broker
+//! leads. Sent, that fetch could only wait out `fetch.max.wait.ms` (with
+//! `fetch.min.bytes` 1, a broker answers at once when any partition named
+//! has a record), and, one fetch per broker, it would keep the buffered
+//! partitions from being fetched again until it came back: the application
+//! drains them in milliseconds, then idles for the rest of the wait, and a
+//! seek (the rewind after an aborted transaction) waits for it too. Held,
+//! it goes out together with them once the application makes room; a
+//! broker whose partitions have nothing buffered long-polls as usual. This
+//! was the consumer's idle time with default settings in issue 15: one
+//! partition read to its end, the others still behind, and every other
+//! fetch a 500 ms wait.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -59,9 +61,9 @@ struct ForBroker {
     asked: Vec<Asked>,
     /// Some partition asked for is not known to be at its end.
     with_data: bool,
-    /// Some partition this broker leads waits for the application to drain
-    /// its buffer before it can be fetched again.
-    draining: bool,
+    /// The application has records buffered from a partition this broker
+    /// leads (one it will fetch again once they are drained).
+    holds_records: bool,
 }
 
 /// Decides the fetches to send now (no I/O): `route` finds a partition's
@@ -84,7 +86,7 @@ pub(crate) fn plan(
             Fetchable::No => continue,
             Fetchable::Full => {
                 if let Some(r) = route(tp) {
-                    by_broker.entry(r.leader).or_default().draining = true;
+                    by_broker.entry(r.leader).or_default().holds_records = true;
                 }
                 continue;
             }
@@ -94,6 +96,9 @@ pub(crate) fn plan(
             out.missing_route = true;
             continue;
         };
+        if st.buffer.is_some() {
+            by_broker.entry(r.leader).or_default().holds_records = true;
+        }
         if busy.contains(&r.leader) {
             continue;
         }
@@ -111,7 +116,7 @@ pub(crate) fn plan(
         if b.asked.is_empty() {
             continue;
         }
-        if b.draining && !b.with_data {
+        if b.holds_records && !b.with_data {
             out.held += 1;
             continue;
         }
@@ -235,6 +240,23 @@ mod tests {
         assert_eq!(out.len(), 10);
         let p = run(&asg);
         assert_eq!(asked(&p, 1), [(0, 0), (1, 20)]);
+    }
+
+    #[test]
+    fn no_read_ahead_into_a_long_poll() {
+        let mut asg = assignment(2);
+        // Partition 0's buffer reaches its end (100): fetching ahead would
+        // only wait, and keep a seek's fetch waiting behind it.
+        fetched(&mut asg, 0, 0, 100, 100);
+        let st = asg.partitions.get_mut(&tp(1)).unwrap();
+        (st.high_watermark, st.last_stable_offset) = (0, 0);
+        let p = run(&asg);
+        assert!(p.fetches.is_empty(), "{:?}", p.fetches);
+        assert_eq!(p.held, 1);
+        // Drained: both at their end, nothing buffered: a long poll.
+        assert_eq!(asg.drain(1000).len(), 100);
+        let p = run(&asg);
+        assert_eq!(asked(&p, 1), [(0, 100), (1, 0)]);
     }
 
     #[test]
