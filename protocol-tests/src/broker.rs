@@ -487,6 +487,12 @@ impl Broker {
             ("num.io.threads", "4".into()),
             ("num.partitions", "1".into()),
             ("auto.create.topics.enable", "true".into()),
+            // Tests write records with fixed timestamps from years ago
+            // (golden batches, byte-for-byte checks). With the default
+            // 7-day time retention the broker's periodic retention check
+            // (every 5 min) deletes them mid-test and a reader then finds
+            // an empty log: keep everything a test writes.
+            ("log.retention.ms", "-1".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -797,7 +803,7 @@ fn marker_arg(root: &Path) -> String {
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").ctx(|| "finding a free port".into())?;
     l.local_addr()
         .map(|a| a.port())

@@ -40,6 +40,16 @@ pub enum HarnessError {
         /// Its last lines.
         tail: String,
     },
+    /// PostgreSQL could not be found, initialized or started.
+    #[error("PostgreSQL: {why}\n--- last lines of {log} ---\n{tail}")]
+    Postgres {
+        /// What went wrong.
+        why: String,
+        /// The server's (or initdb's) log file.
+        log: PathBuf,
+        /// Its last lines.
+        tail: String,
+    },
     /// A Java tool failed or timed out.
     #[error("java tool {class} failed: {why}\n--- stderr tail ---\n{stderr}")]
     JavaTool {

@@ -351,6 +351,15 @@ impl JavaTools {
         if run.status.is_some_and(|s| !s.success()) {
             return Err(tool_error(class, &run, "exited with an error"));
         }
+        if run.timed_out && records.len() < expected {
+            // The caller judges what was read; say why it was short.
+            eprintln!(
+                "{class} on {topic}: {} of {expected} records before the deadline; stderr tail:\n{}\nlast stdout:\n{}",
+                records.len(),
+                run.stderr_tail,
+                run.stdout.iter().rev().take(10).rev().cloned().collect::<Vec<_>>().join("\n")
+            );
+        }
         Ok(records)
     }
 

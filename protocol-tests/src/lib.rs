@@ -23,11 +23,13 @@
 //! No JVM outlives the test process: see [`process`].
 
 pub mod broker;
+pub mod child;
 pub mod config;
 pub mod error;
 pub mod jars;
 pub mod java;
 pub mod judge;
+pub mod postgres;
 pub mod probe;
 pub mod process;
 pub mod proxy;
@@ -41,6 +43,7 @@ pub use error::{HarnessError, Result};
 pub use java::{
     AckedRecord, ConsumedRecord, CopierOptions, DumpedBatch, JavaTools, ProducerReport,
 };
+pub use postgres::Postgres;
 pub use probe::ProbeClient;
 
 /// A topic name unique within this process, for tests sharing a broker.

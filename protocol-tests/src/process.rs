@@ -121,6 +121,8 @@ pub enum Signal {
     Kill,
     /// Clean shutdown request.
     Term,
+    /// SIGINT (PostgreSQL's "fast shutdown").
+    Interrupt,
     /// Freeze the process (it keeps its sockets open).
     Stop,
     /// Resume a frozen process.
@@ -132,6 +134,7 @@ impl Signal {
         match self {
             Signal::Kill => libc::SIGKILL,
             Signal::Term => libc::SIGTERM,
+            Signal::Interrupt => libc::SIGINT,
             Signal::Stop => libc::SIGSTOP,
             Signal::Cont => libc::SIGCONT,
         }

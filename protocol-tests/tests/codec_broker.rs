@@ -104,9 +104,23 @@ fn our_batches_are_accepted_stored_and_read_back_by_the_java_consumer() {
                     .with_partition_data(vec![PartitionProduceData::default()
                         .with_index(0)
                         .with_records(Some(records))])]);
-            let resp = client.call_at(&req, produce_version).expect("produce");
-            let p = &resp.responses[0].partition_responses[0];
-            assert_eq!(p.error_code, 0, "{codec}: produce error");
+            // The same bytes may be sent again: the broker deduplicates by
+            // sequence. A new topic's leader can still be settling on a
+            // loaded machine (NOT_LEADER_OR_FOLLOWER right after creation).
+            let mut attempt = 0;
+            let p = loop {
+                let resp = client.call_at(&req, produce_version).expect("produce");
+                let p = resp.responses[0].partition_responses[0].clone();
+                let error = exactly_codec::ErrorCode::from_code(p.error_code);
+                match error {
+                    Some(e) if e.is_retriable() && attempt < 60 => {
+                        attempt += 1;
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                    None => break p,
+                    Some(e) => panic!("{codec}: produce error {e}"),
+                }
+            };
             assert_eq!(p.base_offset, range.start as i64, "{codec}");
         }
 

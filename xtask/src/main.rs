@@ -4,9 +4,12 @@
 //!   Maven Central jars, cached after the first run).
 //! - `demo`: the main job, an exactly-once copy on a local broker it starts.
 //! - `test`: everything CI runs (fmt, clippy, the no-C check, all tests
-//!   including the real-broker ones, a check that no JVM is left behind, and
-//!   the codec fuzz smoke).
+//!   including the real-broker and real-PostgreSQL ones (Debian's
+//!   `postgresql` is installed if missing), a check that no JVM is left
+//!   behind, and the codec fuzz smoke).
 //! - `no-c`: the library builds with no C compiler and its tree has no C.
+//! - `bench txn`: small transactions against the Java client, paired on one
+//!   broker per transaction version (BENCHMARKS.md; not in CI).
 //! - `soak`: the soak tier of RELIABILITY.md (minutes of random faults
 //!   during a group of transactional copiers; not in CI).
 //! - `package`: every library crate is publishable (manifest, docs, MSRV,
@@ -25,9 +28,11 @@ use exactly_protocol_tests::{
     jars, process, Broker, BrokerConfig, DetachedState, TransactionVersion,
 };
 
+mod bench;
 mod demo;
 mod doclinks;
 mod noc;
+mod pg;
 mod publish;
 mod soak;
 
@@ -63,6 +68,11 @@ enum Cmd {
     },
     /// Check that the library's dependency tree compiles no C.
     NoC,
+    /// Benchmarks against the peers (BENCHMARKS.md). Not in CI.
+    Bench {
+        #[command(subcommand)]
+        cmd: BenchCmd,
+    },
     /// Check that every library crate can be published: manifest metadata,
     /// documented features, MSRV against the dependency tree, then
     /// `cargo publish --dry-run` in dependency order (nothing is uploaded).
@@ -102,6 +112,27 @@ enum Cmd {
         /// Broker nodes (1 or 3).
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Transactions of K records, ours against the Java client's
+    /// (benches/java/TxnLoop.java), alternating on one broker per
+    /// transaction version.
+    Txn {
+        /// One transaction version only (default: 2, then 1).
+        #[arg(long, value_enum)]
+        tv: Option<Tv>,
+        /// Records per transaction, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 10, 100, 1000])]
+        k: Vec<usize>,
+        /// Pairs of runs per K (the order flips every pair).
+        #[arg(long, default_value_t = 3)]
+        pairs: usize,
+        /// Measured seconds per run (after a one-second warm-up).
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
     },
 }
 
@@ -148,6 +179,23 @@ fn main() -> Result<()> {
         Cmd::Demo { tv, records } => demo::run(tv.into(), records),
         Cmd::Test { no_lint } => test(no_lint),
         Cmd::NoC => noc::check(),
+        Cmd::Bench {
+            cmd:
+                BenchCmd::Txn {
+                    tv,
+                    k,
+                    pairs,
+                    seconds,
+                },
+        } => bench::txn(&bench::TxnBenchOptions {
+            tvs: match tv {
+                Some(tv) => vec![tv.into()],
+                None => TransactionVersion::ALL.to_vec(),
+            },
+            ks: k,
+            pairs,
+            seconds,
+        }),
         Cmd::Package { verify } => publish::package(verify),
         Cmd::FreshCrate => publish::fresh_crate(),
         Cmd::DocLinks => doclinks::check(),
@@ -326,10 +374,15 @@ fn test(no_lint: bool) -> Result<()> {
         libs.display(),
         t.elapsed().as_secs_f64()
     );
+    // The PostgreSQL sink and outbox tests start their own servers from
+    // Debian's binaries: install them when missing.
+    let t = Instant::now();
+    pg::ensure()?;
+    times.push(("postgres", t.elapsed()));
     times.push((
         "tests",
         run(
-            "tests (unit, property, simulation, real broker)",
+            "tests (unit, property, simulation, real broker, real PostgreSQL)",
             cargo()
                 .args(["test", "--workspace", "--all-features"])
                 .env(process::RUN_TAG_ENV, &run_tag),
@@ -341,6 +394,13 @@ fn test(no_lint: bool) -> Result<()> {
             process::signal(pid, process::Signal::Kill);
         }
         bail!("tests left harness JVMs running (pids {strays:?}); they were killed now");
+    }
+    let servers = pg::stray_servers();
+    if !servers.is_empty() {
+        for &pid in &servers {
+            process::signal(pid, process::Signal::Kill);
+        }
+        bail!("tests left PostgreSQL servers running (pids {servers:?}); they were killed now");
     }
     let t = Instant::now();
     publish::fresh_crate()?;

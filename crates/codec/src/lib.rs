@@ -43,6 +43,7 @@
 
 pub mod apis;
 pub mod compression;
+mod coordinator;
 mod error;
 mod error_code;
 pub mod frame;
@@ -59,6 +60,7 @@ pub use apis::{
     encode_response, CLIENT_APIS,
 };
 pub use compression::Compression;
+pub use coordinator::CoordinatorType;
 pub use error::CodecError;
 pub use error_code::ErrorCode;
 pub use frame::{FrameDecoder, DEFAULT_MAX_FRAME_SIZE};

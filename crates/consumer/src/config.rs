@@ -23,6 +23,11 @@
 use std::time::Duration;
 
 pub use exactly_net::ConfigError;
+// One set of property helpers and bounds for net, producer and consumer
+// (`exactly_net::config::props`). The consumer's durations keep the int32
+// bound they always had (most are sent to the broker: session, rebalance,
+// fetch wait; the others are Java `int` properties).
+use exactly_net::config::props::{boolean, int32, invalid, non_empty, wire_millis};
 use exactly_net::{NetConfig, NetConfigBuilder};
 
 /// `isolation.level`.
@@ -279,55 +284,6 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "check.crcs",
 ];
 
-fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::InvalidValue {
-        key: key.to_owned(),
-        value: value.to_owned(),
-        reason: reason.into(),
-    }
-}
-
-fn millis(key: &str, value: &str, min: u64) -> Result<Duration, ConfigError> {
-    let ms: u64 = value
-        .trim()
-        .parse()
-        .map_err(|_| invalid(key, value, "expected a whole number of milliseconds"))?;
-    if ms < min {
-        return Err(invalid(key, value, format!("must be at least {min}")));
-    }
-    if ms > i32::MAX as u64 {
-        return Err(invalid(key, value, "must fit in 32 bits"));
-    }
-    Ok(Duration::from_millis(ms))
-}
-
-fn int(key: &str, value: &str, min: i64) -> Result<i32, ConfigError> {
-    let n: i32 = value
-        .trim()
-        .parse()
-        .map_err(|_| invalid(key, value, "expected a 32-bit integer"))?;
-    if i64::from(n) < min {
-        return Err(invalid(key, value, format!("must be at least {min}")));
-    }
-    Ok(n)
-}
-
-fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(invalid(key, value, "expected true or false")),
-    }
-}
-
-fn non_empty(key: &str, value: &str) -> Result<String, ConfigError> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(invalid(key, value, "must not be empty"));
-    }
-    Ok(v.to_owned())
-}
-
 impl ConsumerConfigBuilder {
     /// Whether `key` is a property of the consumer (not counting the net
     /// layer's).
@@ -373,16 +329,16 @@ impl ConsumerConfigBuilder {
                 }
             }
             "enable.auto.commit" => c.enable_auto_commit = Some(boolean(key, value)?),
-            "auto.commit.interval.ms" => c.auto_commit_interval = millis(key, value, 1)?,
-            "fetch.min.bytes" => c.fetch_min_bytes = int(key, value, 0)?,
-            "fetch.max.bytes" => c.fetch_max_bytes = int(key, value, 1)?,
-            "max.partition.fetch.bytes" => c.max_partition_fetch_bytes = int(key, value, 1)?,
-            "fetch.max.wait.ms" => c.fetch_max_wait = millis(key, value, 0)?,
-            "max.poll.records" => c.max_poll_records = int(key, value, 1)? as usize,
-            "session.timeout.ms" => c.session_timeout = millis(key, value, 1)?,
-            "heartbeat.interval.ms" => c.heartbeat_interval = millis(key, value, 1)?,
-            "max.poll.interval.ms" => c.max_poll_interval = millis(key, value, 1)?,
-            "rebalance.timeout.ms" => c.rebalance_timeout = Some(millis(key, value, 1)?),
+            "auto.commit.interval.ms" => c.auto_commit_interval = wire_millis(key, value, 1)?,
+            "fetch.min.bytes" => c.fetch_min_bytes = int32(key, value, 0)?,
+            "fetch.max.bytes" => c.fetch_max_bytes = int32(key, value, 1)?,
+            "max.partition.fetch.bytes" => c.max_partition_fetch_bytes = int32(key, value, 1)?,
+            "fetch.max.wait.ms" => c.fetch_max_wait = wire_millis(key, value, 0)?,
+            "max.poll.records" => c.max_poll_records = int32(key, value, 1)? as usize,
+            "session.timeout.ms" => c.session_timeout = wire_millis(key, value, 1)?,
+            "heartbeat.interval.ms" => c.heartbeat_interval = wire_millis(key, value, 1)?,
+            "max.poll.interval.ms" => c.max_poll_interval = wire_millis(key, value, 1)?,
+            "rebalance.timeout.ms" => c.rebalance_timeout = Some(wire_millis(key, value, 1)?),
             "partition.assignment.strategy" => {
                 let mut list = Vec::new();
                 for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -402,7 +358,7 @@ impl ConsumerConfigBuilder {
                 }
                 c.strategies = list;
             }
-            "default.api.timeout.ms" => c.default_api_timeout = millis(key, value, 1)?,
+            "default.api.timeout.ms" => c.default_api_timeout = wire_millis(key, value, 1)?,
             "check.crcs" => c.check_crcs = boolean(key, value)?,
             _ => {
                 self.net.set(key, value)?;

@@ -74,8 +74,8 @@
 //! followers (KIP-392), pattern subscriptions, deserializers (records are
 //! bytes).
 
+mod client;
 pub mod config;
-mod consumer;
 mod error;
 pub mod fetch;
 pub mod group;
@@ -84,12 +84,13 @@ pub mod offsets;
 pub mod record;
 mod state;
 
+pub use client::{Consumer, ConsumerBuilder, Polled};
 pub use config::{
     AssignmentStrategy, ConfigError, ConsumerConfig, ConsumerConfigBuilder, IsolationLevel,
     OffsetReset,
 };
-pub use consumer::{Consumer, ConsumerBuilder, Polled, Rebalance};
 pub use error::ConsumerError;
+pub use group::member::Rebalance;
 pub use metrics::{ConsumerMetrics, ConsumerMetricsSnapshot};
 pub use offsets::OffsetAndMetadata;
 pub use record::{ConsumerRecord, RecordHeader, Records, TimestampType};
@@ -100,3 +101,8 @@ pub use exactly_txn::{OffsetCommit, TopicPartition};
 /// `send_offsets_to_transaction` takes (KIP-447): the Kafka name for
 /// [`exactly_txn::GroupMetadata`].
 pub type ConsumerGroupMetadata = exactly_txn::GroupMetadata;
+
+/// The README's sketch compiles (`cargo test --doc -p exactly-consumer`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

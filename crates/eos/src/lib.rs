@@ -6,3 +6,5 @@
 //! `transaction.version=2`).
 //!
 //! This crate is being built (issue 11); its modules land one by one.
+
+pub mod sink;

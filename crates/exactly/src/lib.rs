@@ -6,7 +6,17 @@
 //!
 //! This crate re-exports the public API of the workspace's crates: the
 //! producer's and the consumer's main types at the top, and each layer as a
-//! module ([`producer`], [`consumer`], [`net`], [`txn`], [`codec`]).
+//! module ([`producer`], [`consumer`], [`net`], [`txn`], [`codec`]), plus
+//! [`copy()`] (an exactly-once copy between topics) and [`check`] (its
+//! read_committed verdict); with the default `cli` feature, the `exactly`
+//! command-line tool.
+//!
+//! What it does not do: add behaviour of its own beyond [`copy()`] and [`check`]
+//! (everything else is the layer crates', documented there); serialize
+//! (keys and values are bytes); administer a cluster (only the topic
+//! creation tests and the demo need, in [`net::admin`]); or offer the
+//! consumer group protocols the consumer crate does not (see its docs:
+//! cooperative rebalancing and KIP-848 among them).
 //!
 //! Consume-transform-produce, exactly once (a sketch):
 //!
@@ -55,6 +65,11 @@
 //!   runtime, clap, indicatif, tracing-subscriber, anyhow). A library user
 //!   turns it off: `exactly = { version = "0.1", default-features = false }`.
 //!
+//! - `postgres` (off by default): [`postgres`], exactly once between Kafka
+//!   and PostgreSQL (the sink that keeps offsets in the database's own
+//!   transaction, and the outbox relay), with the pure-Rust driver
+//!   `tokio-postgres`; off so the core library pulls in no database driver.
+//!
 //! No other crate of the workspace has feature flags: TLS, SASL and every
 //! compression codec are always built (all pure Rust).
 //!
@@ -83,6 +98,20 @@ pub mod producer {
 /// The `read_committed` consumer and consumer groups (`exactly-consumer`).
 pub mod consumer {
     pub use exactly_consumer::*;
+}
+
+/// Exactly-once applications (`exactly-eos`): for now the sink that keeps
+/// offsets in the target database ([`eos::sink`]).
+pub mod eos {
+    pub use exactly_eos::*;
+}
+
+/// Exactly-once between Kafka and PostgreSQL (`exactly-postgres`, feature
+/// `postgres`): [`postgres::PgSink`] and the outbox relay
+/// [`postgres::OutboxRelay`].
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use exactly_postgres::*;
 }
 
 /// Connections, handshake, metadata and coordinators (`exactly-net`).

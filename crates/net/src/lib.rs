@@ -44,10 +44,22 @@
 //! # Ok(()) }
 //! ```
 //!
+//! What it retries, and nothing else (each with `retry.backoff.ms` doubling
+//! up to `retry.backoff.max.ms`, for at most `request.timeout.ms`):
+//! - [`Client::find_coordinators`] and [`Client::coordinator`]: the lookup
+//!   codes COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS,
+//!   NOT_COORDINATOR and REQUEST_TIMED_OUT
+//!   ([`Client::find_coordinators_once`] is the same lookup with no retry);
+//! - [`Client::leader`] and [`Client::wait_for_leaders`]: a Metadata refresh
+//!   while a partition has no leader yet;
+//! - connecting: a broker whose connection attempts keep failing is tried
+//!   again after `reconnect.backoff.ms` (doubling up to
+//!   `reconnect.backoff.max.ms`), not before.
+//!
 //! What it does not: decide what to do about Kafka error codes in produce or
-//! fetch responses (that is `exactly-txn`'s classifier), or retry requests on
-//! its own (callers own their retry policy; the net layer tells them what
-//! happened).
+//! fetch responses (that is `exactly-txn`'s classifier), or retry any other
+//! request (a sent request is sent once; callers own their retry policy, and
+//! the net layer tells them what happened).
 
 pub mod admin;
 mod backoff;

@@ -18,6 +18,7 @@
 use std::time::Duration;
 
 use exactly_codec::Compression;
+use exactly_net::config::props::{boolean, count, invalid, millis, wire_millis};
 use exactly_net::{ConfigError, NetConfig, NetConfigBuilder};
 
 use crate::partitioner::PartitionerKind;
@@ -199,33 +200,6 @@ impl Default for ProducerConfigBuilder {
     }
 }
 
-fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::InvalidValue {
-        key: key.to_owned(),
-        value: value.to_owned(),
-        reason: reason.into(),
-    }
-}
-
-fn number<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T, ConfigError> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| invalid(key, value, format!("expected {what}")))
-}
-
-fn millis(key: &str, value: &str) -> Result<Duration, ConfigError> {
-    number::<u64>(key, value, "a whole number of milliseconds").map(Duration::from_millis)
-}
-
-fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(invalid(key, value, "expected true or false")),
-    }
-}
-
 /// Parses `compression.type`.
 pub fn parse_compression(value: &str) -> Option<Compression> {
     let v = value.trim().to_ascii_lowercase();
@@ -255,62 +229,35 @@ impl ProducerConfigBuilder {
                     Some(id.to_owned())
                 };
             }
-            "transaction.timeout.ms" => {
-                let ms: i32 = number(key, value, "a positive number of milliseconds")?;
-                if ms <= 0 {
-                    return Err(invalid(key, value, "must be positive"));
-                }
-                self.transaction_timeout = Duration::from_millis(ms as u64);
-            }
-            "linger.ms" => self.linger = millis(key, value)?,
+            // Sent in InitProducerId as an int32.
+            "transaction.timeout.ms" => self.transaction_timeout = wire_millis(key, value, 1)?,
+            "linger.ms" => self.linger = millis(key, value, 0)?,
             "batch.size" => {
-                let n: usize = number(key, value, "a byte count")?;
                 // batch.size=0 disables batching in the Java client: one
                 // record per batch. A batch always takes at least one record
                 // here, so 1 has the same effect.
-                self.batch_size = n.max(1);
+                self.batch_size = count(key, value, 0)?.max(1);
             }
-            "buffer.memory" => {
-                let n: usize = number(key, value, "a byte count")?;
-                if n < 1024 {
-                    return Err(invalid(key, value, "must be at least 1024"));
-                }
-                self.buffer_memory = n;
-            }
+            "buffer.memory" => self.buffer_memory = count(key, value, 1024)?,
             "max.in.flight.requests.per.connection" => {
                 self.net.set(key, value)?;
-                self.max_in_flight = number(key, value, "a positive integer")?;
+                self.max_in_flight = count(key, value, 1)?;
             }
             "compression.type" => {
                 self.compression = parse_compression(value).ok_or_else(|| {
                     invalid(key, value, "expected none, gzip, snappy, lz4 or zstd")
                 })?;
             }
-            "delivery.timeout.ms" => {
-                let t = millis(key, value)?;
-                if t.is_zero() {
-                    return Err(invalid(key, value, "must be positive"));
-                }
-                self.delivery_timeout = t;
-            }
+            "delivery.timeout.ms" => self.delivery_timeout = millis(key, value, 1)?,
             "retries" => {
-                let n: i64 = number(key, value, "a non-negative integer")?;
-                if n < 0 {
-                    return Err(invalid(key, value, "must not be negative"));
-                }
+                let n = count(key, value, 0)?;
                 self.retries = Some(u32::try_from(n).unwrap_or(u32::MAX));
             }
             "partitioner" => {
                 self.partitioner = value.trim().parse().map_err(|e| invalid(key, value, e))?;
             }
-            "max.request.size" => {
-                let n: usize = number(key, value, "a byte count")?;
-                if n < 1024 {
-                    return Err(invalid(key, value, "must be at least 1024"));
-                }
-                self.max_request_size = n;
-            }
-            "max.block.ms" => self.max_block = millis(key, value)?,
+            "max.request.size" => self.max_request_size = count(key, value, 1024)?,
+            "max.block.ms" => self.max_block = millis(key, value, 0)?,
             _ => {
                 self.net.set(key, value)?;
             }
@@ -516,6 +463,7 @@ impl ProducerConfig {
             retry_backoff_max_ms: self.net.retry_backoff_max().as_millis() as u64,
             concurrent_transactions_backoff_ms: 20,
             max_in_flight_per_partition: self.max_in_flight.clamp(1, 5),
+            probe_completion: true,
         }
     }
 }

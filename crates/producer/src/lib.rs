@@ -29,13 +29,20 @@
 //!   record straight into that partition's open batch (the accumulator, over
 //!   exactly-codec's `BatchBuilder`), waiting only for `buffer.memory` room
 //!   or first-time metadata. It returns a [`DeliveryFuture`].
-//! - The driver, the only part that touches the tokio runtime, takes batches
+//! - The driver, the one task the producer runs (`driver/`), takes batches
 //!   that are full or past `linger.ms`, closes (compresses) them and hands
 //!   them to the sans-IO `exactly_txn::ProducerCore`, which decides when each
 //!   goes and with which producer id, epoch and sequence. The driver writes
 //!   that stamp into the batch header, merges batches per leader into Produce
 //!   requests over exactly-net connections, feeds every outcome back to the
 //!   core, and completes the futures from the core's events.
+//! - Where tokio is used: the driver (its task, timers, request futures);
+//!   the accumulator (a semaphore for `buffer.memory`, bounded by
+//!   `max.block.ms`, and a notification that wakes the driver); the
+//!   [`Producer`] handle (spawning the driver, a channel of commands to it,
+//!   oneshot answers, and in `send` the wait for first-time metadata with
+//!   `retry.backoff.ms` between lookups, bounded by `max.block.ms`). The
+//!   transaction core itself (exactly-txn) has no runtime at all.
 //! - Every error is a [`ProducerError`] answering `is_retriable()`,
 //!   `is_abortable()` and `is_fatal()`.
 //!

@@ -28,6 +28,12 @@ pub struct Config {
     /// At most this many batches per partition carry a sequence without an
     /// acknowledgement (1..=5: the broker remembers the last 5 batches).
     pub max_in_flight_per_partition: usize,
+    /// Before the first request that opens a transaction on the coordinator
+    /// within `concurrent_transactions_backoff_ms` of the previous EndTxn's
+    /// answer, ask the coordinator (DescribeTransactions) whether that
+    /// transaction has finished writing its markers, and hold the request
+    /// until it has. See `ProducerCore`'s module docs ("Completion probe").
+    pub probe_completion: bool,
 }
 
 impl Default for Config {
@@ -40,6 +46,7 @@ impl Default for Config {
             retry_backoff_max_ms: 1_000,
             concurrent_transactions_backoff_ms: 20,
             max_in_flight_per_partition: 5,
+            probe_completion: true,
         }
     }
 }

@@ -35,8 +35,12 @@ pub enum ErrorReason {
 }
 
 /// A transaction-level or producer-level error.
+///
+/// Its `Display` is a sentence: "fatal: the broker answered
+/// PRODUCER_FENCED(90) to EndTxn", "abortable: a batch reached
+/// delivery.timeout.ms on orders-3".
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
-#[error("{severity:?} error ({reason:?}) code {code:?} api {api:?} partition {partition:?}")]
+#[error("{}", self.describe())]
 pub struct TxnError {
     /// Abortable or fatal.
     pub severity: Severity,
@@ -51,6 +55,34 @@ pub struct TxnError {
 }
 
 impl TxnError {
+    /// The `Display` text, in words.
+    fn describe(&self) -> String {
+        let mut out = String::from(match self.severity {
+            Severity::Abortable => "abortable: ",
+            Severity::Fatal => "fatal: ",
+        });
+        let what = match (self.reason, self.code) {
+            (ErrorReason::Broker, Some(code)) => format!("the broker answered {code}"),
+            (ErrorReason::Broker, None) => "the broker answered with an error".to_owned(),
+            (ErrorReason::BatchFailed, _) => "a batch of the transaction failed".to_owned(),
+            (ErrorReason::DeliveryTimeout, _) => "a batch reached delivery.timeout.ms".to_owned(),
+            (ErrorReason::ProtocolViolation, _) => {
+                "an answer of the wrong kind (a protocol violation)".to_owned()
+            }
+            (ErrorReason::InvalidIdentity, _) => {
+                "the broker gave an unusable producer id or epoch".to_owned()
+            }
+        };
+        out.push_str(&what);
+        if let Some(api) = self.api {
+            out.push_str(&format!(" to {api:?}"));
+        }
+        if let Some(p) = &self.partition {
+            out.push_str(&format!(" on {p}"));
+        }
+        out
+    }
+
     pub(crate) fn broker(
         severity: Severity,
         api: ApiKey,
@@ -145,6 +177,19 @@ pub enum UsageError {
         /// The state's name.
         state: &'static str,
     },
+    /// `begin` while the producer re-initializes between transactions (an
+    /// epoch bump after an abort or a doubtful commit, a new producer id):
+    /// it will be allowed once the core is ready again, with no call needed
+    /// in between ([`Event::Initialized`] or [`Event::IdentityChanged`]
+    /// says when to ask again).
+    ///
+    /// [`Event::Initialized`]: crate::Event::Initialized
+    /// [`Event::IdentityChanged`]: crate::Event::IdentityChanged
+    #[error("{command} must wait: the producer is re-initializing between transactions")]
+    Reinitializing {
+        /// The refused command.
+        command: &'static str,
+    },
     /// The transaction hit an abortable error: only `abort` is allowed
     /// (KAFKA-9279: never commit a transaction with a failed send).
     #[error("transaction must be aborted: {0}")]
@@ -155,4 +200,31 @@ pub enum UsageError {
     /// A batch must hold at least one record.
     #[error("a batch must hold at least one record")]
     EmptyBatch,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_in_words() {
+        let e = TxnError::broker(
+            Severity::Fatal,
+            ApiKey::EndTxn,
+            Some(ErrorCode::ProducerFenced),
+            None,
+        );
+        assert_eq!(
+            e.to_string(),
+            "fatal: the broker answered PRODUCER_FENCED(90) to EndTxn"
+        );
+        let e = TxnError {
+            partition: Some(TopicPartition::new("orders", 3)),
+            ..TxnError::local(Severity::Abortable, ErrorReason::DeliveryTimeout)
+        };
+        assert_eq!(
+            e.to_string(),
+            "abortable: a batch reached delivery.timeout.ms on orders-3"
+        );
+    }
 }

@@ -12,7 +12,8 @@ use exactly_codec::ErrorCode;
 use crate::config::Flow;
 use crate::error::{DeliveryError, TxnError};
 use crate::types::{
-    BatchId, GroupMetadata, NodeId, OffsetCommit, ProducerIdentity, Stamp, TopicPartition,
+    BatchId, GroupMetadata, NodeId, OffsetCommit, OffsetsId, ProducerIdentity, Stamp,
+    TopicPartition,
 };
 
 /// Where a request must go.
@@ -33,14 +34,8 @@ pub enum Target {
     },
 }
 
-/// FindCoordinator's key type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CoordinatorType {
-    /// Key type 0: a consumer group.
-    Group,
-    /// Key type 1: a transactional id.
-    Transaction,
-}
+/// FindCoordinator's key type (defined once, in exactly-codec).
+pub use exactly_codec::CoordinatorType;
 
 /// A request for the driver to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +100,16 @@ pub enum Request {
         /// The transaction's flow.
         flow: Flow,
     },
+    /// DescribeTransactions (KIP-664) for the producer's own transactional id,
+    /// to the transaction coordinator: whether the previous transaction is
+    /// still completing (its markers not all written). Read-only; sent only
+    /// as the completion probe (see [`Config::probe_completion`]).
+    ///
+    /// [`Config::probe_completion`]: crate::Config::probe_completion
+    DescribeTransactions {
+        /// Transactional id.
+        transactional_id: String,
+    },
     /// Produce one batch (the driver may put several Produce requests for the
     /// same broker into one wire request, and must then answer each).
     Produce {
@@ -134,6 +139,7 @@ impl Request {
             Request::AddOffsetsToTxn { .. } => ApiKey::AddOffsetsToTxn,
             Request::TxnOffsetCommit { .. } => ApiKey::TxnOffsetCommit,
             Request::EndTxn { .. } => ApiKey::EndTxn,
+            Request::DescribeTransactions { .. } => ApiKey::DescribeTransactions,
             Request::Produce { .. } => ApiKey::Produce,
         }
     }
@@ -179,6 +185,17 @@ pub enum Response {
         /// v5+: the identity for the next transaction (`None` below v5 or
         /// when the broker sent -1).
         identity: Option<ProducerIdentity>,
+    },
+    /// DescribeTransactions: the state of the producer's transactional id.
+    DescribeTransactions {
+        /// Error code (of the transactional id's entry).
+        error: Option<ErrorCode>,
+        /// The coordinator is still completing a transaction (state
+        /// `PrepareCommit`, `PrepareAbort` or `PrepareEpochFence`): a request
+        /// that opens the next one would be answered (or, for a KIP-890
+        /// Produce, held by the partition leader) with
+        /// CONCURRENT_TRANSACTIONS.
+        completing: bool,
     },
     /// Produce: the result for the one batch of the request.
     Produce {
@@ -243,6 +260,12 @@ pub enum Event {
     RefreshMetadata {
         /// The partition.
         partition: TopicPartition,
+    },
+    /// The TxnOffsetCommit of this [`add_offsets`](crate::ProducerCore::add_offsets)
+    /// call succeeded (the offsets commit with the transaction).
+    OffsetsCommitted {
+        /// The call's handle.
+        id: OffsetsId,
     },
     /// EndTxn(commit) succeeded on the transaction's epoch.
     Committed {

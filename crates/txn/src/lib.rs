@@ -8,7 +8,7 @@
 //! reads a clock. Its inputs are commands, request outcomes and `now` (a
 //! [`Millis`] passed in); its outputs are requests to send (with their
 //! [`Target`]), a timer deadline and [`Event`]s. The same inputs always give
-//! the same outputs, so a session can be recorded and replayed ([`record`]),
+//! the same outputs, so a session can be recorded and replayed ([`replay`]),
 //! and the whole core can be simulated on a virtual clock.
 //!
 //! What it does not do: encode or decode anything (the driver maps
@@ -71,8 +71,11 @@
 //! assert_eq!(core.poll_request(t0), None);
 //! ```
 //!
-//! See [`ProducerCore`] for the calling order, [`TxnState`] for the state
-//! diagram, [`classify()`] for the error table, and the crate's README for the
+//! See [`ProducerCore`] for the calling order; [`TxnState`] for the state
+//! diagram, with every transition beside it in the same file
+//! (`src/state.rs`: one method per arrow, an [`IllegalTransition`] for a move
+//! the state does not allow; `core/` only decides when to take them);
+//! [`classify()`] for the error table; and the crate's README for the
 //! simulation knobs.
 
 mod classify;
@@ -81,21 +84,24 @@ mod core;
 mod error;
 mod io;
 mod ledger;
-pub mod record;
+pub mod replay;
 mod state;
 mod types;
 
 pub use crate::classify::{classify, Context as ClassifyContext, ErrorClass};
 pub use crate::config::{BrokerInfo, Config, Flow};
-pub use crate::core::ProducerCore;
+pub use crate::core::{Acceptance, ProducerCore};
 pub use crate::error::{
     DeliveryError, DeliveryFailure, ErrorReason, Severity, TxnError, UsageError,
 };
 pub use crate::io::{CoordinatorType, Event, Outcome, Request, Response, Target};
-pub use crate::state::{EndTxnStatus, InitReason, OffsetsJob, OffsetsStep, Transaction, TxnState};
+pub use crate::state::{
+    EndTxnStatus, EpochRisk, IllegalTransition, InitReason, OffsetsJob, OffsetsStep, Opening,
+    Transaction, TxnState,
+};
 pub use crate::types::{
-    advance_sequence, BatchId, GroupMetadata, Millis, NodeId, OffsetCommit, ProducerIdentity,
-    RequestId, Stamp, TopicPartition,
+    advance_sequence, BatchId, GroupMetadata, Millis, NodeId, OffsetCommit, OffsetsId,
+    ProducerIdentity, RequestId, Stamp, TopicPartition,
 };
 
 /// Re-exported so users of [`classify()`] need not depend on the codec.

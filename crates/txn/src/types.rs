@@ -24,6 +24,12 @@ impl fmt::Display for Millis {
     }
 }
 
+/// The handle of one [`add_offsets`](crate::ProducerCore::add_offsets)
+/// call: [`Event::OffsetsCommitted`](crate::Event::OffsetsCommitted) names
+/// it once its TxnOffsetCommit succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OffsetsId(pub u64);
+
 /// A producer id and epoch as the broker assigned them (KIP-98).
 ///
 /// Every request the core emits carries the identity it was issued under, and

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use std::collections::{BTreeMap, BTreeSet};
 
-use exactly_txn::record::{replay, Input, Output, Recorder};
+use exactly_txn::replay::{replay, Input, Output, Recorder};
 use exactly_txn::*;
 use proptest::prelude::*;
 
@@ -84,6 +84,7 @@ struct Model {
     pending: Vec<(RequestId, Request)>,
     answered: Vec<(RequestId, Outcome)>,
     next_pid: i64,
+    probes: u64,
     offset: i64,
     // Invariant bookkeeping.
     expected_seq: BTreeMap<(ProducerIdentity, TopicPartition), i32>,
@@ -94,6 +95,7 @@ struct Model {
     retired: BTreeSet<ProducerIdentity>,
     end_txns: BTreeMap<RequestId, (ProducerIdentity, Flow, bool)>,
     reported: BTreeSet<BatchId>,
+    offsets_reported: BTreeSet<OffsetsId>,
     fatal: bool,
 }
 
@@ -112,6 +114,7 @@ impl Model {
             pending: Vec::new(),
             answered: Vec::new(),
             next_pid: 100,
+            probes: 0,
             offset: 0,
             expected_seq: BTreeMap::new(),
             first_send: BTreeMap::new(),
@@ -121,6 +124,7 @@ impl Model {
             retired: BTreeSet::new(),
             end_txns: BTreeMap::new(),
             reported: BTreeSet::new(),
+            offsets_reported: BTreeSet::new(),
             fatal: false,
         };
         m.next_pid = 100 + i64::from(epoch_start);
@@ -191,6 +195,15 @@ impl Model {
                     }),
                 },
             },
+            Request::DescribeTransactions { .. } => {
+                // Still completing on two answers of three: the core holds
+                // the next transaction's opening request meanwhile.
+                self.probes += 1;
+                Response::DescribeTransactions {
+                    error: None,
+                    completing: !self.probes.is_multiple_of(3),
+                }
+            }
             Request::Produce { .. } => {
                 self.offset += 1;
                 Response::Produce {
@@ -220,6 +233,10 @@ impl Model {
             Request::EndTxn { .. } => Response::EndTxn {
                 error: e,
                 identity: None,
+            },
+            Request::DescribeTransactions { .. } => Response::DescribeTransactions {
+                error: e,
+                completing: false,
             },
             Request::Produce { .. } => Response::Produce {
                 error: e,
@@ -281,6 +298,12 @@ impl Model {
                     prop_assert!(
                         self.committed_ok.contains(identity) || !self.txn_sent,
                         "commit of {identity} reported without a successful EndTxn(commit)"
+                    );
+                }
+                Event::OffsetsCommitted { id } => {
+                    prop_assert!(
+                        self.offsets_reported.insert(*id),
+                        "offsets {id:?} reported committed twice"
                     );
                 }
                 Event::Fatal { .. } => self.fatal = true,
@@ -479,7 +502,7 @@ proptest! {
 
 #[test]
 fn replay_rejects_bad_logs_without_panicking() {
-    use exactly_txn::record::{decode, DecodeError};
+    use exactly_txn::replay::{decode, DecodeError};
     assert_eq!(decode(b"nope").unwrap_err(), DecodeError::BadHeader);
     let mut rec = Recorder::new(Config::transactional("tx"), BrokerInfo::v1());
     rec.apply(Input::Init(Millis(3)));
@@ -513,6 +536,6 @@ proptest! {
     fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
         let mut log = b"EXTX\x01".to_vec();
         log.extend(bytes);
-        let _ = exactly_txn::record::decode(&log);
+        let _ = exactly_txn::replay::decode(&log);
     }
 }

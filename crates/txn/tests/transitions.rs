@@ -80,7 +80,7 @@ fn run(h: &mut H, command: &str) -> Result<(), UsageError> {
         "init" => h.core.init(now),
         "begin" => h.core.begin(now),
         "enqueue" => h.core.enqueue(now, tp(1), 3).map(|_| ()),
-        "add_offsets" => h.core.add_offsets(now, group(), offsets()),
+        "add_offsets" => h.core.add_offsets(now, group(), offsets()).map(|_| ()),
         "commit" => h.core.commit(now),
         "abort" => h.core.abort(now),
         other => panic!("no command {other}"),

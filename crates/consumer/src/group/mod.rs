@@ -9,4 +9,5 @@ pub mod assignor;
 pub mod coordinator;
 pub mod heartbeat;
 pub mod join;
+pub(crate) mod member;
 pub mod protocol;

@@ -15,23 +15,8 @@ use super::Client;
 use crate::backoff::backoff;
 use crate::error::NetError;
 
-/// The coordinator key type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CoordinatorType {
-    /// A consumer group (`group.id`).
-    Group,
-    /// A transactional producer (`transactional.id`).
-    Transaction,
-}
-
-impl CoordinatorType {
-    fn key_type(self) -> i8 {
-        match self {
-            CoordinatorType::Group => 0,
-            CoordinatorType::Transaction => 1,
-        }
-    }
-}
+/// The coordinator key type (defined once, in exactly-codec).
+pub use exactly_codec::CoordinatorType;
 
 /// A cached coordinator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +111,8 @@ impl Client {
     /// Looks up the coordinators of `keys`, in one request from v4 on, one
     /// per key before. Retriable lookup errors are retried with
     /// `retry.backoff.ms` until `request.timeout.ms`; each key gets its own
-    /// result.
+    /// result. (A caller that owns its retry policy, as the producer's
+    /// transaction core does, calls [`Client::find_coordinators_once`].)
     pub async fn find_coordinators(
         &self,
         ty: CoordinatorType,
@@ -137,86 +123,12 @@ impl Client {
         let mut out = HashMap::new();
         let mut failures = 0u32;
         while !pending.is_empty() {
-            let conn = self.any_connection().await?;
-            let version = conn.version_of::<FindCoordinatorRequest>()?;
-            let mut answers: Vec<Answer> = Vec::new();
-            if version >= 4 {
-                let req = FindCoordinatorRequest::default()
-                    .with_key_type(ty.key_type())
-                    .with_coordinator_keys(
-                        pending
-                            .iter()
-                            .map(|k| StrBytes::from_string(k.clone()))
-                            .collect(),
-                    );
-                let resp = conn.send_at(&req, version).await?;
-                for c in resp.coordinators {
-                    answers.push((
-                        c.key.to_string(),
-                        c.node_id.0,
-                        c.host.to_string(),
-                        c.port,
-                        ErrorCode::from_code(c.error_code),
-                        c.error_message.map(|m| m.to_string()),
-                    ));
-                }
-            } else {
-                for k in &pending {
-                    let req = FindCoordinatorRequest::default()
-                        .with_key(StrBytes::from_string(k.clone()))
-                        .with_key_type(if version >= 1 { ty.key_type() } else { 0 });
-                    let resp = conn.send_at(&req, version).await?;
-                    answers.push((
-                        k.clone(),
-                        resp.node_id.0,
-                        resp.host.to_string(),
-                        resp.port,
-                        ErrorCode::from_code(resp.error_code),
-                        resp.error_message.map(|m| m.to_string()),
-                    ));
-                }
-            }
-            for (key, node, host, port, err, msg) in answers {
-                if !pending.contains(&key) {
-                    continue;
-                }
-                match err {
-                    None => {
-                        let generation = self
-                            .inner
-                            .coordinator_generation
-                            .fetch_add(1, Ordering::Relaxed)
-                            + 1;
-                        let c = Coordinator {
-                            broker_id: node,
-                            generation,
-                        };
-                        if let Ok(mut m) = self.inner.extra_addrs.lock() {
-                            let addr = if host.contains(':') {
-                                format!("[{host}]:{port}")
-                            } else {
-                                format!("{host}:{port}")
-                            };
-                            m.insert(node, addr);
-                        }
-                        if let Ok(mut m) = self.inner.coordinators.lock() {
-                            m.insert((ty, key.clone()), c.clone());
-                        }
-                        tracing::debug!(?ty, %key, broker_id = node, "coordinator found");
-                        out.insert(key, Ok(c));
-                    }
-                    Some(code) => {
-                        self.metrics().record_error(code);
-                        if !retriable_lookup(code) {
-                            out.insert(
-                                key,
-                                Err(NetError::Kafka {
-                                    api: ApiKey::FindCoordinator,
-                                    code,
-                                    message: msg.map(Into::into),
-                                }),
-                            );
-                        }
+            let keys: Vec<&str> = pending.iter().map(String::as_str).collect();
+            for (key, result) in self.find_coordinators_once(ty, &keys).await? {
+                match result {
+                    Err(NetError::Kafka { code, .. }) if retriable_lookup(code) => {}
+                    result => {
+                        out.insert(key, result);
                     }
                 }
             }
@@ -245,6 +157,100 @@ impl Client {
                 break;
             }
             tokio::time::sleep(wait).await;
+        }
+        Ok(out)
+    }
+
+    /// One FindCoordinator round for `keys` (one request from v4 on, one per
+    /// key before), with no retry: every key the broker answered gets its
+    /// result, a retriable error code included (as [`NetError::Kafka`]); a
+    /// key missing from the answer is left out. Found coordinators are
+    /// cached and their addresses recorded for [`Client::connection`].
+    pub async fn find_coordinators_once(
+        &self,
+        ty: CoordinatorType,
+        keys: &[&str],
+    ) -> Result<HashMap<String, Result<Coordinator, NetError>>, NetError> {
+        let conn = self.any_connection().await?;
+        let version = conn.version_of::<FindCoordinatorRequest>()?;
+        let mut answers: Vec<Answer> = Vec::new();
+        if version >= 4 {
+            let req = FindCoordinatorRequest::default()
+                .with_key_type(ty.key_type())
+                .with_coordinator_keys(
+                    keys.iter()
+                        .map(|k| StrBytes::from_string((*k).to_owned()))
+                        .collect(),
+                );
+            let resp = conn.send_at(&req, version).await?;
+            for c in resp.coordinators {
+                answers.push((
+                    c.key.to_string(),
+                    c.node_id.0,
+                    c.host.to_string(),
+                    c.port,
+                    ErrorCode::from_code(c.error_code),
+                    c.error_message.map(|m| m.to_string()),
+                ));
+            }
+        } else {
+            for k in keys {
+                let req = FindCoordinatorRequest::default()
+                    .with_key(StrBytes::from_string((*k).to_owned()))
+                    .with_key_type(if version >= 1 { ty.key_type() } else { 0 });
+                let resp = conn.send_at(&req, version).await?;
+                answers.push((
+                    (*k).to_owned(),
+                    resp.node_id.0,
+                    resp.host.to_string(),
+                    resp.port,
+                    ErrorCode::from_code(resp.error_code),
+                    resp.error_message.map(|m| m.to_string()),
+                ));
+            }
+        }
+        let mut out = HashMap::new();
+        for (key, node, host, port, err, msg) in answers {
+            if !keys.contains(&key.as_str()) || out.contains_key(&key) {
+                continue;
+            }
+            match err {
+                None => {
+                    let generation = self
+                        .inner
+                        .coordinator_generation
+                        .fetch_add(1, Ordering::Relaxed)
+                        + 1;
+                    let c = Coordinator {
+                        broker_id: node,
+                        generation,
+                    };
+                    if let Ok(mut m) = self.inner.extra_addrs.lock() {
+                        let addr = if host.contains(':') {
+                            format!("[{host}]:{port}")
+                        } else {
+                            format!("{host}:{port}")
+                        };
+                        m.insert(node, addr);
+                    }
+                    if let Ok(mut m) = self.inner.coordinators.lock() {
+                        m.insert((ty, key.clone()), c.clone());
+                    }
+                    tracing::debug!(?ty, %key, broker_id = node, "coordinator found");
+                    out.insert(key, Ok(c));
+                }
+                Some(code) => {
+                    self.metrics().record_error(code);
+                    out.insert(
+                        key,
+                        Err(NetError::Kafka {
+                            api: ApiKey::FindCoordinator,
+                            code,
+                            message: msg.map(Into::into),
+                        }),
+                    );
+                }
+            }
         }
         Ok(out)
     }

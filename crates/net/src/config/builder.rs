@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::props::{boolean, count, invalid, millis};
 use super::{
     split_host_port, ConfigError, NetConfig, SaslConfig, SaslCredentials, SaslMechanism,
     SecurityProtocol, TlsConfig, TlsCryptoProvider, TokenProvider,
@@ -84,25 +85,6 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "allow.auto.create.topics",
 ];
 
-fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::InvalidValue {
-        key: key.to_owned(),
-        value: value.to_owned(),
-        reason: reason.into(),
-    }
-}
-
-fn millis(key: &str, value: &str, min: u64) -> Result<Duration, ConfigError> {
-    let ms: u64 = value
-        .trim()
-        .parse()
-        .map_err(|_| invalid(key, value, "expected a whole number of milliseconds"))?;
-    if ms < min {
-        return Err(invalid(key, value, format!("must be at least {min}")));
-    }
-    Ok(Duration::from_millis(ms))
-}
-
 impl NetConfigBuilder {
     /// Whether `key` is a property of the net layer.
     pub fn is_known(key: &str) -> bool {
@@ -169,16 +151,7 @@ impl NetConfigBuilder {
                 }
             }
             "request.timeout.ms" => c.request_timeout = millis(key, value, 1)?,
-            "max.in.flight.requests.per.connection" => {
-                let n: usize = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| invalid(key, value, "expected a positive integer"))?;
-                if n == 0 {
-                    return Err(invalid(key, value, "must be at least 1"));
-                }
-                c.max_in_flight = n;
-            }
+            "max.in.flight.requests.per.connection" => c.max_in_flight = count(key, value, 1)?,
             "reconnect.backoff.ms" => c.reconnect_backoff = millis(key, value, 0)?,
             "reconnect.backoff.max.ms" => c.reconnect_backoff_max = millis(key, value, 0)?,
             "retry.backoff.ms" => c.retry_backoff = millis(key, value, 0)?,
@@ -187,23 +160,8 @@ impl NetConfigBuilder {
             "socket.connection.setup.timeout.ms" => {
                 c.connection_setup_timeout = millis(key, value, 1)?
             }
-            "receive.message.max.bytes" => {
-                let n: usize = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| invalid(key, value, "expected a byte count"))?;
-                if n < 1024 {
-                    return Err(invalid(key, value, "must be at least 1024"));
-                }
-                c.max_response_size = n;
-            }
-            "allow.auto.create.topics" => {
-                c.allow_auto_create_topics = match value.trim().to_ascii_lowercase().as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(invalid(key, value, "expected true or false")),
-                }
-            }
+            "receive.message.max.bytes" => c.max_response_size = count(key, value, 1024)?,
+            "allow.auto.create.topics" => c.allow_auto_create_topics = boolean(key, value)?,
             _ => return Err(ConfigError::UnknownProperty(key.to_owned())),
         }
         Ok(self)

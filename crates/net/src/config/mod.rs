@@ -295,6 +295,7 @@ pub(crate) fn split_host_port(s: &str) -> Option<(&str, u16)> {
 }
 
 mod builder;
+pub mod props;
 pub use builder::{NetConfigBuilder, PROPERTY_NAMES};
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Mapping the core's requests to kafka-protocol structs and back.
+//! Mapping the core's requests to kafka-protocol structs and back: the
+//! versions and Produce here, the coordinators' requests in `coordinator.rs`.
 //!
 //! Versions: the highest both sides support (net's negotiation), bounded by
 //! the transaction flow the core chose (JAVA-CLIENT-RULES §1): under flow v1
@@ -6,33 +7,25 @@
 //! at v4 or lower; under flow v2 they need Produce v12+ (implicit partition
 //! add), EndTxn v5+ (the bumped epoch comes back) and TxnOffsetCommit v5+.
 //!
-//! Failures: a request that certainly never left is `Outcome::NotSent` (the
-//! future first waits `retry.backoff.ms`, so a broker that refuses
-//! connections is not hammered); one that may have reached the broker is
-//! `Outcome::MaybeDelivered`. A version the broker cannot take is answered
-//! as the broker would (UNSUPPORTED_VERSION), which the core treats as fatal.
+//! Failures: a request that certainly never left is `Outcome::NotSent`; one
+//! that may have reached the broker is `Outcome::MaybeDelivered`. Either is
+//! reported at once: when to try again is the core's decision (its backoff
+//! comes back as `poll_timeout`), so nothing here waits or retries. A
+//! version the broker cannot take is answered as the broker would
+//! (UNSUPPORTED_VERSION), which the core treats as fatal.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use exactly_codec::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use exactly_codec::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use exactly_codec::messages::produce_response::PartitionProduceResponse;
-use exactly_codec::messages::txn_offset_commit_request::{
-    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
-};
 use exactly_codec::messages::{
-    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiKey, EndTxnRequest, GroupId,
-    InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId, TopicName, TransactionalId,
-    TxnOffsetCommitRequest,
+    ApiKey, ProduceRequest, ProduceResponse, TopicName, TransactionalId,
 };
 use exactly_codec::protocol::StrBytes;
 use exactly_codec::{CodecError, ErrorCode, VersionTable};
-use exactly_net::{Client, Connection, CoordinatorType, NetError, SendOptions};
-use exactly_txn::{
-    BatchId, BrokerInfo, Flow, OffsetCommit, Outcome, ProducerIdentity, Request, RequestId,
-    Response, Target, TopicPartition,
-};
+use exactly_net::{Client, NetError, SendOptions};
+use exactly_txn::{BatchId, BrokerInfo, Flow, Outcome, RequestId, TopicPartition};
 
 /// One batch on its way to a partition leader.
 #[derive(Debug, Clone)]
@@ -89,7 +82,7 @@ fn unsupported(api: ApiKey, v: &VersionTable, client_min: i16, client_max: i16) 
 
 /// The version for `api` under `flow`: at most `v1_max` under flow v1, at
 /// least `v2_min` under flow v2.
-fn flow_version(
+pub(super) fn flow_version(
     v: &VersionTable,
     api: ApiKey,
     flow: Option<Flow>,
@@ -113,22 +106,19 @@ fn flow_version(
 /// A request that cannot be put on the wire at all (no version both sides
 /// take, or it does not encode at the chosen one): retrying cannot help, so
 /// it is answered as the broker would answer a version it does not take.
-fn is_unsupported(e: &NetError) -> bool {
+pub(super) fn is_unsupported(e: &NetError) -> bool {
     matches!(e, NetError::Codec(_)) && e.delivery() == exactly_net::Delivery::NotSent
 }
 
-/// The outcome of a transport failure, after the backoff for `NotSent`.
-async fn lost(e: &NetError, backoff: Duration) -> Outcome {
+/// The outcome of a transport failure.
+pub(super) fn lost(e: &NetError) -> Outcome {
     match e.delivery() {
-        exactly_net::Delivery::NotSent => {
-            tokio::time::sleep(backoff).await;
-            Outcome::NotSent
-        }
+        exactly_net::Delivery::NotSent => Outcome::NotSent,
         exactly_net::Delivery::MaybeDelivered => Outcome::MaybeDelivered,
     }
 }
 
-fn str_bytes(s: &str) -> StrBytes {
+pub(super) fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
 }
 
@@ -182,16 +172,14 @@ pub(crate) async fn produce(
     items: Vec<ProduceItem>,
     acks: i16,
     timeout: Duration,
-    backoff: Duration,
 ) -> ProduceResult {
-    let failed = |e: NetError| async move {
+    let failed = |e: NetError| {
         if is_unsupported(&e) {
             return ProduceResult::Refused(ErrorCode::UnsupportedVersion);
         }
-        let refresh = e.needs_metadata_refresh();
         ProduceResult::Failed {
-            outcome: lost(&e, backoff).await,
-            refresh,
+            outcome: lost(&e),
+            refresh: e.needs_metadata_refresh(),
         }
     };
     let leader = match broker {
@@ -205,18 +193,18 @@ pub(crate) async fn produce(
             };
             match client.leader(&first.tp.topic, first.tp.partition).await {
                 Ok(route) => route.leader,
-                Err(e) => return failed(e).await,
+                Err(e) => return failed(e),
             }
         }
     };
     let conn = match client.connection(leader).await {
         Ok(c) => c,
-        Err(e) => return failed(e).await,
+        Err(e) => return failed(e),
     };
     let flow = items.first().and_then(|i| i.flow);
     let version = match flow_version(conn.versions(), ApiKey::Produce, flow, 11, 12) {
         Ok(v) => v,
-        Err(e) => return failed(e).await,
+        Err(e) => return failed(e),
     };
     let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
     let req = produce_request(&items, acks, timeout_ms);
@@ -227,7 +215,7 @@ pub(crate) async fn produce(
     if acks == 0 {
         return match conn.send_without_response(&req, opts).await {
             Ok(()) => ProduceResult::Written { version },
-            Err(e) => failed(e).await,
+            Err(e) => failed(e),
         };
     }
     match conn.send_with(&req, opts).await {
@@ -236,296 +224,8 @@ pub(crate) async fn produce(
             response,
             leader,
         },
-        Err(e) => failed(e).await,
+        Err(e) => failed(e),
     }
-}
-
-/// What a coordinator request came to: the outcome for the core, and what
-/// the connection said about the broker's versions (with the features epoch,
-/// newer wins).
-#[derive(Debug)]
-pub(crate) struct CoordinatorDone {
-    pub(crate) id: RequestId,
-    pub(crate) outcome: Outcome,
-    pub(crate) info: Option<(i64, BrokerInfo)>,
-}
-
-fn error(code: i16) -> Option<ErrorCode> {
-    ErrorCode::from_code(code)
-}
-
-/// The response the broker would give with `code` for `req` (used when a
-/// request cannot be sent at any version the broker takes).
-fn refused(req: &Request, code: ErrorCode) -> Response {
-    let e = Some(code);
-    match req {
-        Request::FindCoordinator { .. } => Response::FindCoordinator { error: e, node: -1 },
-        Request::InitProducerId { .. } => Response::InitProducerId {
-            error: e,
-            identity: ProducerIdentity::new(-1, -1),
-        },
-        Request::AddPartitionsToTxn { partitions, .. } => Response::AddPartitionsToTxn {
-            results: partitions.iter().map(|p| (p.clone(), e)).collect(),
-        },
-        Request::AddOffsetsToTxn { .. } => Response::AddOffsetsToTxn { error: e },
-        Request::TxnOffsetCommit { offsets, .. } => Response::TxnOffsetCommit {
-            results: offsets.iter().map(|o| (o.partition.clone(), e)).collect(),
-        },
-        Request::EndTxn { .. } => Response::EndTxn {
-            error: e,
-            identity: None,
-        },
-        Request::Produce { .. } => Response::Produce {
-            error: e,
-            base_offset: -1,
-            log_start_offset: -1,
-        },
-    }
-}
-
-/// Sends one coordinator request (anything but Produce) and maps the answer.
-pub(crate) async fn coordinator(
-    client: Client,
-    id: RequestId,
-    target: Target,
-    req: Request,
-    backoff: Duration,
-) -> CoordinatorDone {
-    let done = |outcome, info| CoordinatorDone { id, outcome, info };
-    if let Request::FindCoordinator { key_type, key } = &req {
-        let ty = match key_type {
-            exactly_txn::CoordinatorType::Group => CoordinatorType::Group,
-            exactly_txn::CoordinatorType::Transaction => CoordinatorType::Transaction,
-        };
-        // net's lookup retries retriable codes until request.timeout.ms and
-        // records the coordinator's address for `connection(node)`.
-        let outcome = match client.find_coordinators(ty, &[key.as_str()]).await {
-            Ok(mut all) => match all.remove(key.as_str()) {
-                Some(Ok(c)) => received(
-                    0,
-                    Response::FindCoordinator {
-                        error: None,
-                        node: c.broker_id,
-                    },
-                ),
-                Some(Err(NetError::Kafka { code, .. })) => received(
-                    0,
-                    Response::FindCoordinator {
-                        error: Some(code),
-                        node: -1,
-                    },
-                ),
-                Some(Err(e)) => lost(&e, backoff).await,
-                None => received(
-                    0,
-                    Response::FindCoordinator {
-                        error: Some(ErrorCode::CoordinatorNotAvailable),
-                        node: -1,
-                    },
-                ),
-            },
-            Err(e) => lost(&e, backoff).await,
-        };
-        return done(outcome, None);
-    }
-    let conn = match &target {
-        Target::TransactionCoordinator(node) | Target::GroupCoordinator { node, .. } => {
-            client.connection(*node).await
-        }
-        Target::AnyBroker | Target::Leader(_) => client.any_connection().await,
-    };
-    let conn = match conn {
-        Ok(c) => c,
-        Err(e) => return done(lost(&e, backoff).await, None),
-    };
-    let info = Some((
-        conn.versions().finalized_features_epoch(),
-        broker_info(conn.versions()),
-    ));
-    let outcome = match send_coordinator(&conn, &req).await {
-        Ok((version, response)) => received(version, response),
-        Err(e) if is_unsupported(&e) => received(-1, refused(&req, ErrorCode::UnsupportedVersion)),
-        Err(e) => lost(&e, backoff).await,
-    };
-    done(outcome, info)
-}
-
-fn received(version: i16, response: Response) -> Outcome {
-    Outcome::Received { version, response }
-}
-
-async fn send_coordinator(conn: &Connection, req: &Request) -> Result<(i16, Response), NetError> {
-    match req {
-        Request::InitProducerId {
-            transactional_id,
-            transaction_timeout_ms,
-            current,
-        } => {
-            let v = conn.versions().pick_client(ApiKey::InitProducerId)?;
-            let (pid, epoch) = match current {
-                Some(c) if v >= 3 => (c.producer_id, c.epoch),
-                _ => (-1, -1),
-            };
-            let r = InitProducerIdRequest::default()
-                .with_transactional_id(
-                    transactional_id
-                        .as_deref()
-                        .map(|t| TransactionalId(str_bytes(t))),
-                )
-                .with_transaction_timeout_ms(*transaction_timeout_ms)
-                .with_producer_id(ProducerId(pid))
-                .with_producer_epoch(epoch);
-            let resp = conn.send_at(&r, v).await?;
-            Ok((
-                v,
-                Response::InitProducerId {
-                    error: error(resp.error_code),
-                    identity: ProducerIdentity::new(resp.producer_id.0, resp.producer_epoch),
-                },
-            ))
-        }
-        Request::AddPartitionsToTxn {
-            transactional_id,
-            identity,
-            partitions,
-        } => {
-            let v = conn.versions().pick_client(ApiKey::AddPartitionsToTxn)?;
-            let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
-            for tp in partitions {
-                match topics.iter_mut().find(|t| &*t.name.0 == tp.topic.as_str()) {
-                    Some(t) => t.partitions.push(tp.partition),
-                    None => topics.push(
-                        AddPartitionsToTxnTopic::default()
-                            .with_name(TopicName(str_bytes(&tp.topic)))
-                            .with_partitions(vec![tp.partition]),
-                    ),
-                }
-            }
-            let r = AddPartitionsToTxnRequest::default()
-                .with_v3_and_below_transactional_id(TransactionalId(str_bytes(transactional_id)))
-                .with_v3_and_below_producer_id(ProducerId(identity.producer_id))
-                .with_v3_and_below_producer_epoch(identity.epoch)
-                .with_v3_and_below_topics(topics);
-            let resp = conn.send_at(&r, v).await?;
-            let results = resp
-                .results_by_topic_v3_and_below
-                .iter()
-                .flat_map(|t| {
-                    t.results_by_partition.iter().map(move |p| {
-                        (
-                            TopicPartition::new(t.name.0.to_string(), p.partition_index),
-                            error(p.partition_error_code),
-                        )
-                    })
-                })
-                .collect();
-            Ok((v, Response::AddPartitionsToTxn { results }))
-        }
-        Request::AddOffsetsToTxn {
-            transactional_id,
-            identity,
-            group_id,
-        } => {
-            let v = conn.versions().pick_client(ApiKey::AddOffsetsToTxn)?;
-            let r = AddOffsetsToTxnRequest::default()
-                .with_transactional_id(TransactionalId(str_bytes(transactional_id)))
-                .with_producer_id(ProducerId(identity.producer_id))
-                .with_producer_epoch(identity.epoch)
-                .with_group_id(GroupId(str_bytes(group_id)));
-            let resp = conn.send_at(&r, v).await?;
-            Ok((
-                v,
-                Response::AddOffsetsToTxn {
-                    error: error(resp.error_code),
-                },
-            ))
-        }
-        Request::TxnOffsetCommit {
-            transactional_id,
-            identity,
-            group,
-            offsets,
-            flow,
-        } => {
-            let v = flow_version(conn.versions(), ApiKey::TxnOffsetCommit, Some(*flow), 4, 5)?;
-            let r = TxnOffsetCommitRequest::default()
-                .with_transactional_id(TransactionalId(str_bytes(transactional_id)))
-                .with_group_id(GroupId(str_bytes(&group.group_id)))
-                .with_producer_id(ProducerId(identity.producer_id))
-                .with_producer_epoch(identity.epoch)
-                .with_generation_id(group.generation_id)
-                .with_member_id(str_bytes(&group.member_id))
-                .with_group_instance_id(group.group_instance_id.as_deref().map(str_bytes))
-                .with_topics(offset_topics(offsets));
-            let resp = conn.send_at(&r, v).await?;
-            let results = resp
-                .topics
-                .iter()
-                .flat_map(|t| {
-                    t.partitions.iter().map(move |p| {
-                        (
-                            TopicPartition::new(t.name.0.to_string(), p.partition_index),
-                            error(p.error_code),
-                        )
-                    })
-                })
-                .collect();
-            Ok((v, Response::TxnOffsetCommit { results }))
-        }
-        Request::EndTxn {
-            transactional_id,
-            identity,
-            commit,
-            flow,
-        } => {
-            let v = flow_version(conn.versions(), ApiKey::EndTxn, Some(*flow), 4, 5)?;
-            let r = EndTxnRequest::default()
-                .with_transactional_id(TransactionalId(str_bytes(transactional_id)))
-                .with_producer_id(ProducerId(identity.producer_id))
-                .with_producer_epoch(identity.epoch)
-                .with_committed(*commit);
-            let resp = conn.send_at(&r, v).await?;
-            let next = (v >= 5 && resp.producer_id.0 >= 0 && resp.producer_epoch >= 0)
-                .then(|| ProducerIdentity::new(resp.producer_id.0, resp.producer_epoch));
-            Ok((
-                v,
-                Response::EndTxn {
-                    error: error(resp.error_code),
-                    identity: next,
-                },
-            ))
-        }
-        Request::FindCoordinator { .. } | Request::Produce { .. } => {
-            Err(NetError::Codec(CodecError::Encode {
-                api: req.api(),
-                version: -1,
-                reason: "not a coordinator request".into(),
-            }))
-        }
-    }
-}
-
-fn offset_topics(offsets: &[OffsetCommit]) -> Vec<TxnOffsetCommitRequestTopic> {
-    let mut topics: Vec<TxnOffsetCommitRequestTopic> = Vec::new();
-    for o in offsets {
-        let p = TxnOffsetCommitRequestPartition::default()
-            .with_partition_index(o.partition.partition)
-            .with_committed_offset(o.offset)
-            .with_committed_leader_epoch(o.leader_epoch.unwrap_or(-1))
-            .with_committed_metadata(o.metadata.as_deref().map(str_bytes));
-        match topics
-            .iter_mut()
-            .find(|t| &*t.name.0 == o.partition.topic.as_str())
-        {
-            Some(t) => t.partitions.push(p),
-            None => topics.push(
-                TxnOffsetCommitRequestTopic::default()
-                    .with_name(TopicName(str_bytes(&o.partition.topic)))
-                    .with_partitions(vec![p]),
-            ),
-        }
-    }
-    topics
 }
 
 #[cfg(test)]
@@ -620,35 +320,5 @@ mod tests {
             })
             .collect();
         assert_eq!(shape, vec![("a".into(), vec![0, 1]), ("b".into(), vec![0])]);
-    }
-
-    #[test]
-    fn refused_answers_every_partition() {
-        let req = Request::TxnOffsetCommit {
-            transactional_id: "t".into(),
-            identity: ProducerIdentity::new(1, 0),
-            group: exactly_txn::GroupMetadata {
-                group_id: "g".into(),
-                generation_id: -1,
-                member_id: String::new(),
-                group_instance_id: None,
-            },
-            offsets: vec![OffsetCommit {
-                partition: TopicPartition::new("in", 3),
-                offset: 5,
-                leader_epoch: None,
-                metadata: None,
-            }],
-            flow: Flow::V2,
-        };
-        assert_eq!(
-            refused(&req, ErrorCode::UnsupportedVersion),
-            Response::TxnOffsetCommit {
-                results: vec![(
-                    TopicPartition::new("in", 3),
-                    Some(ErrorCode::UnsupportedVersion)
-                )]
-            }
-        );
     }
 }

@@ -9,12 +9,12 @@
 use exactly_codec::messages::ApiKey;
 use exactly_codec::ErrorCode;
 
-use super::{PendingKind, ProducerCore};
+use super::{Completing, PendingKind, ProducerCore, PROBE_AT_ONCE};
 use crate::classify::{classify, Context, ErrorClass};
 use crate::config::Flow;
 use crate::error::{ErrorReason, Severity, TxnError};
 use crate::io::{CoordinatorType, Event, Outcome, Response};
-use crate::state::{EndTxnStatus, InitReason, OffsetsStep, TxnState};
+use crate::state::{EndTxnStatus, EpochRisk, InitReason, OffsetsStep, Opening, TxnState};
 use crate::types::{ProducerIdentity, TopicPartition};
 
 /// Orders classes by how much they override: one fatal result in a
@@ -38,7 +38,10 @@ impl ProducerCore {
             can_bump_epoch: self.broker.can_bump_epoch(),
             commit,
             group,
-            acknowledged: self.state.transaction().is_some_and(|t| t.acknowledged),
+            acknowledged: self
+                .state
+                .transaction()
+                .is_some_and(|t| t.opening == Opening::Acknowledged),
         }
     }
 
@@ -46,7 +49,7 @@ impl ProducerCore {
     /// opens it on the coordinator.
     fn mark_acknowledged(&mut self) {
         if let Some(txn) = self.state.transaction_mut() {
-            txn.acknowledged = true;
+            txn.mark_acknowledged();
         }
     }
 
@@ -99,9 +102,9 @@ impl ProducerCore {
                 };
                 self.backoff_coordinator(ms);
             }
-            ErrorClass::AbortableRecoverEpoch => self.abortable(err, true),
+            ErrorClass::AbortableRecoverEpoch => self.abortable(err, EpochRisk::EpochMoved),
             ErrorClass::Abortable | ErrorClass::Rejected | ErrorClass::BumpEpoch => {
-                self.abortable(err, false)
+                self.abortable(err, EpochRisk::None)
             }
             ErrorClass::Fatal => self.fatal(err),
             ErrorClass::Success => {}
@@ -117,6 +120,10 @@ impl ProducerCore {
         if matches!(self.state, TxnState::Fatal { .. }) {
             return;
         }
+        if let PendingKind::DescribeTransactions = kind {
+            self.on_completion_probe(outcome);
+            return;
+        }
         let (version, response) = match outcome {
             Outcome::Received { version, response } => (version, response),
             lost => {
@@ -125,7 +132,7 @@ impl ProducerCore {
                 match kind {
                     PendingKind::EndTxn { commit, generation } => {
                         if maybe && self.current_txn(identity) {
-                            self.set_end_status(commit, EndTxnStatus::OutcomeUnknown);
+                            self.end_outcome_unknown(commit);
                         }
                         self.invalidate_coordinator(None, generation);
                     }
@@ -247,6 +254,7 @@ impl ProducerCore {
                     PendingKind::AddOffsets { .. } => ApiKey::AddOffsetsToTxn,
                     PendingKind::TxnOffsetCommit { .. } => ApiKey::TxnOffsetCommit,
                     PendingKind::EndTxn { .. } => ApiKey::EndTxn,
+                    PendingKind::DescribeTransactions => ApiKey::DescribeTransactions,
                     PendingKind::Produce { .. } => ApiKey::Produce,
                 };
                 self.fatal(TxnError {
@@ -257,27 +265,75 @@ impl ProducerCore {
         }
     }
 
-    fn mark_late_request_risk(&mut self) {
-        if let Some(txn) = self.state.transaction_mut() {
-            txn.late_request_risk = true;
-        }
-    }
-
-    fn set_end_status(&mut self, commit: bool, status: EndTxnStatus) {
-        match &mut self.state {
-            TxnState::Committing { end, .. } if commit => *end = status,
-            TxnState::Aborting { end, .. } if !commit => *end = status,
+    /// The completion probe's answer (module docs, "Completion probe"):
+    /// still completing keeps the next transaction's opening request held
+    /// and asks again (at once for the first few answers, then every
+    /// millisecond); anything else lets it go. An error that will not go
+    /// away turns the probe off.
+    fn on_completion_probe(&mut self, outcome: Outcome) {
+        let Some(mut c) = self.completing.take() else {
+            return;
+        };
+        match outcome {
+            Outcome::Received {
+                response:
+                    Response::DescribeTransactions {
+                        error: None,
+                        completing: true,
+                    },
+                ..
+            } if self.now < c.until => {
+                c.answers += 1;
+                let pause = if c.answers < PROBE_AT_ONCE { 0 } else { 1 };
+                c.not_before = self.now.plus(pause);
+                self.completing = Some(c);
+            }
+            Outcome::Received {
+                response:
+                    Response::DescribeTransactions {
+                        error:
+                            Some(
+                                ErrorCode::TransactionalIdAuthorizationFailed
+                                | ErrorCode::UnsupportedVersion
+                                | ErrorCode::InvalidRequest
+                                | ErrorCode::ClusterAuthorizationFailed,
+                            ),
+                        ..
+                    },
+                ..
+            } => {
+                self.probe_refused = true;
+            }
             _ => {}
         }
     }
 
+    fn mark_late_request_risk(&mut self) {
+        if let Some(txn) = self.state.transaction_mut() {
+            txn.raise_risk(EpochRisk::LateRequests);
+        }
+    }
+
+    /// An EndTxn attempt may have been applied. (An answer for a commit or
+    /// abort that is over already changes nothing.)
+    fn end_outcome_unknown(&mut self, commit: bool) {
+        let _over = self.state.end_unknown(commit);
+    }
+
     fn advance_offsets(&mut self, from: OffsetsStep, to: OffsetsStep) {
+        let mut done = None;
         if let Some(txn) = self.state.transaction_mut() {
             if let Some(job) = txn.offsets.iter_mut().find(|j| j.step != OffsetsStep::Done) {
                 if job.step == from {
                     job.step = to;
+                    if to == OffsetsStep::Done {
+                        done = Some(job.id);
+                    }
                 }
             }
+        }
+        if let Some(id) = done {
+            self.events.push_back(Event::OffsetsCommitted { id });
         }
     }
 
@@ -355,7 +411,8 @@ impl ProducerCore {
             return;
         }
         self.identity = Some(got);
-        self.state = TxnState::Ready;
+        let moved = self.state.initialized();
+        debug_assert!(moved.is_ok(), "{moved:?}");
         match reason {
             InitReason::First => self.events.push_back(Event::Initialized { identity: got }),
             InitReason::Abort { aborted, rewind } => {
@@ -404,7 +461,9 @@ impl ProducerCore {
             }
         }
         if let Some(txn) = self.state.transaction_mut() {
-            txn.acknowledged |= !added.is_empty();
+            if !added.is_empty() {
+                txn.mark_acknowledged();
+            }
             for tp in added {
                 txn.pending_partitions.remove(&tp);
                 txn.partitions.insert(tp);
@@ -449,7 +508,7 @@ impl ProducerCore {
             let err = TxnError::broker(Severity::Abortable, ApiKey::EndTxn, Some(code), None);
             match class {
                 ErrorClass::OutcomeUnknown => {
-                    self.set_end_status(commit, EndTxnStatus::OutcomeUnknown);
+                    self.end_outcome_unknown(commit);
                     self.backoff_coordinator(self.config.retry_backoff_ms);
                 }
                 ErrorClass::Abortable | ErrorClass::AbortableRecoverEpoch
@@ -462,18 +521,28 @@ impl ProducerCore {
                 ErrorClass::Abortable | ErrorClass::AbortableRecoverEpoch if !commit => {
                     // The abort could not end on this epoch: abort by
                     // re-initializing with the current identity (KIP-588).
-                    self.state = TxnState::Initializing {
-                        reason: InitReason::Abort {
-                            aborted: txn.identity,
-                            rewind: txn.rewind_list(),
-                        },
-                    };
+                    let moved = self.state.reinitialize(InitReason::Abort {
+                        aborted: txn.identity,
+                        rewind: txn.rewind_list(),
+                    });
+                    debug_assert!(moved.is_ok(), "{moved:?}");
                 }
                 other => self.on_txn_error(other, ApiKey::EndTxn, code, None, None, generation),
             }
             return;
         }
-        // Success on the transaction's epoch.
+        // Success on the transaction's epoch. The coordinator writes the
+        // markers now: hold the next transaction's opening request until it
+        // is done (module docs, "Completion probe").
+        if self.config.probe_completion && !self.probe_refused {
+            self.completing = Some(Completing {
+                until: self
+                    .now
+                    .plus(self.config.concurrent_transactions_backoff_ms),
+                answers: 0,
+                not_before: self.now,
+            });
+        }
         if !commit && txn.flow == Flow::V1 {
             // The abort is written. Under flow v1 the epoch does not move
             // with it, so bump it now (KIP-360, on a transaction that is no
@@ -482,12 +551,11 @@ impl ProducerCore {
             // with the bump. (Bumping *instead of* EndTxn does not work: the
             // coordinator fences the epoch of an open transaction to abort
             // it and answers the retry with PRODUCER_FENCED.)
-            self.state = TxnState::Initializing {
-                reason: InitReason::Abort {
-                    aborted: txn.identity,
-                    rewind: txn.rewind_list(),
-                },
-            };
+            let moved = self.state.reinitialize(InitReason::Abort {
+                aborted: txn.identity,
+                rewind: txn.rewind_list(),
+            });
+            debug_assert!(moved.is_ok(), "{moved:?}");
             return;
         }
         let next = match (txn.flow, got) {
@@ -504,7 +572,7 @@ impl ProducerCore {
                 rewind: txn.rewind_list(),
             }
         });
-        self.state = match (txn.flow, next) {
+        let next_state = match (txn.flow, next) {
             (Flow::V2, Some(id)) => {
                 self.identity = Some(id);
                 self.events
@@ -514,12 +582,17 @@ impl ProducerCore {
             (Flow::V2, None) => TxnState::Initializing {
                 reason: InitReason::MissingIdentity,
             },
-            (Flow::V1, _) if end == EndTxnStatus::OutcomeUnknown || txn.late_request_risk => {
+            (Flow::V1, _)
+                if end == EndTxnStatus::OutcomeUnknown
+                    || txn.epoch_risk >= EpochRisk::LateRequests =>
+            {
                 TxnState::Initializing {
                     reason: InitReason::FenceLateRequests,
                 }
             }
             (Flow::V1, _) => TxnState::Ready,
         };
+        let moved = self.state.ended(next_state);
+        debug_assert!(moved.is_ok(), "{moved:?}");
     }
 }

@@ -11,7 +11,7 @@ use super::{Pending, PendingKind, ProducerCore};
 use crate::config::Flow;
 use crate::io::{CoordinatorType, Event, Request, Target};
 use crate::ledger::{BatchState, NextSend};
-use crate::state::{EndTxnStatus, InitReason, OffsetsStep, TxnState};
+use crate::state::{EndTxnStatus, EpochRisk, InitReason, OffsetsStep, TxnState};
 use crate::types::{Millis, ProducerIdentity, RequestId, TopicPartition};
 
 impl ProducerCore {
@@ -23,6 +23,9 @@ impl ProducerCore {
         }
         self.maybe_reset_partitions();
         self.progress();
+        if self.completing.is_some_and(|c| self.now >= c.until) {
+            self.completing = None;
+        }
         if let Some(r) = self.next_coordinator_request() {
             return Some(r);
         }
@@ -55,6 +58,9 @@ impl ProducerCore {
             }
         }
         consider(self.coordinator_not_before);
+        if let Some(c) = self.completing {
+            consider(c.not_before);
+        }
         earliest
     }
 
@@ -62,49 +68,44 @@ impl ProducerCore {
     /// deciding how a commit or abort ends once nothing is outstanding.
     fn progress(&mut self) {
         let quiet = !self.coordinator_busy() && self.ledgers.values().all(|l| l.batches.is_empty());
-        match std::mem::replace(&mut self.state, TxnState::Ready) {
+        if !quiet {
+            return;
+        }
+        let (commit, txn) = match &self.state {
             TxnState::Committing {
                 txn,
                 end: EndTxnStatus::Waiting,
-            } if quiet
-                && txn.pending_partitions.is_empty()
+            } if txn.pending_partitions.is_empty()
                 && txn.offsets.iter().all(|j| j.step == OffsetsStep::Done) =>
             {
-                if txn.started {
-                    self.state = TxnState::Committing {
-                        txn,
-                        end: EndTxnStatus::Sent,
-                    };
-                } else {
-                    self.events.push_back(Event::Committed {
-                        identity: txn.identity,
-                    });
-                }
+                (true, txn)
             }
             TxnState::Aborting {
                 txn,
                 end: EndTxnStatus::Waiting,
-            } if quiet => {
-                if !txn.started {
-                    self.events.push_back(Event::Aborted {
-                        identity: txn.identity,
-                        rewind: txn.rewind_list(),
-                    });
-                } else if txn.recover_epoch {
-                    self.state = TxnState::Initializing {
-                        reason: InitReason::Abort {
-                            aborted: txn.identity,
-                            rewind: txn.rewind_list(),
-                        },
-                    };
+            } => (false, txn),
+            _ => return,
+        };
+        let (identity, rewind) = (txn.identity, txn.rewind_list());
+        if !txn.started() {
+            // The coordinator never heard of it: it ends here.
+            if self.state.end_locally().is_ok() {
+                self.events.push_back(if commit {
+                    Event::Committed { identity }
                 } else {
-                    self.state = TxnState::Aborting {
-                        txn,
-                        end: EndTxnStatus::Sent,
-                    };
-                }
+                    Event::Aborted { identity, rewind }
+                });
             }
-            other => self.state = other,
+        } else if !commit && txn.epoch_risk == EpochRisk::EpochMoved {
+            let reason = InitReason::Abort {
+                aborted: identity,
+                rewind,
+            };
+            let moved = self.state.reinitialize(reason);
+            debug_assert!(moved.is_ok(), "{moved:?}");
+        } else {
+            let moved = self.state.send_end();
+            debug_assert!(moved.is_ok(), "{moved:?}");
         }
     }
 
@@ -158,6 +159,26 @@ impl ProducerCore {
         };
         let coordinator = self.txn_coordinator.node;
         let generation = self.txn_coordinator.generation;
+        if self.completing.is_some() && self.opening_request_waits() {
+            // Module docs, "Completion probe": ask before opening.
+            return match (coordinator, self.completing) {
+                (Some(node), Some(c)) if self.now >= c.not_before => self.emit(
+                    Target::TransactionCoordinator(node),
+                    Request::DescribeTransactions {
+                        transactional_id: txn_id,
+                    },
+                    PendingKind::DescribeTransactions,
+                    self.identity,
+                ),
+                (Some(_), _) => None,
+                (None, _) => {
+                    // The coordinator moved: its answer would say nothing
+                    // about the markers of the old one.
+                    self.completing = None;
+                    self.next_coordinator_request()
+                }
+            };
+        }
         // What the state wants from the transaction coordinator.
         let want = match &self.state {
             TxnState::Initializing { reason } => {
@@ -223,7 +244,7 @@ impl ProducerCore {
                                 None => self.find_coordinator(CoordinatorType::Group, group_id),
                                 Some((node, generation)) => {
                                     if let Some(t) = self.state.transaction_mut() {
-                                        t.started = true;
+                                        t.mark_sent();
                                     }
                                     self.emit(
                                         Target::GroupCoordinator {
@@ -278,7 +299,7 @@ impl ProducerCore {
             PendingKind::AddPartitions { .. } | PendingKind::AddOffsets { .. }
         ) {
             if let Some(t) = self.state.transaction_mut() {
-                t.started = true;
+                t.mark_sent();
             }
         }
         self.emit(
@@ -289,8 +310,36 @@ impl ProducerCore {
         )
     }
 
+    /// Whether the open transaction has a request ready that would open it
+    /// on the coordinator: flow v1 an AddPartitionsToTxn or
+    /// AddOffsetsToTxn; flow v2 a Produce or a TxnOffsetCommit (which add
+    /// their partition implicitly). Only asked while the previous
+    /// transaction may still be completing, before anything of this one
+    /// was sent.
+    fn opening_request_waits(&self) -> bool {
+        let txn = match &self.state {
+            TxnState::InTransaction { txn }
+            | TxnState::Committing {
+                txn,
+                end: EndTxnStatus::Waiting,
+            } => txn,
+            _ => return false,
+        };
+        let offsets = txn.offsets.iter().any(|j| j.step != OffsetsStep::Done);
+        match txn.flow {
+            Flow::V1 => !txn.pending_partitions.is_empty() || offsets,
+            Flow::V2 => offsets || self.ledgers.values().any(|l| !l.batches.is_empty()),
+        }
+    }
+
     fn next_produce_request(&mut self) -> Option<(RequestId, Target, Request)> {
         let transactional = self.is_transactional();
+        if transactional && self.completing.is_some() {
+            // Held until the previous transaction completed (module docs,
+            // "Completion probe"); flow v1 batches wait for their
+            // AddPartitionsToTxn anyway.
+            return None;
+        }
         let limit = self.config.in_flight_limit();
         let now = self.now;
         // Whether resends and new stamps may go in this state.
@@ -350,7 +399,7 @@ impl ProducerCore {
         if flow == Some(Flow::V2) {
             if let Some(txn) = self.state.transaction_mut() {
                 txn.partitions.insert(tp.clone());
-                txn.started = true;
+                txn.mark_sent();
             }
         }
         let id = self.next_request_id();

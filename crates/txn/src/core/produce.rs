@@ -8,7 +8,7 @@ use crate::classify::{classify, Context, ErrorClass};
 use crate::error::{DeliveryFailure, ErrorReason, Severity, TxnError};
 use crate::io::{Event, Outcome, Response};
 use crate::ledger::{BatchState, Knowledge};
-use crate::state::{InitReason, TxnState};
+use crate::state::{EpochRisk, InitReason, TxnState};
 use crate::types::{BatchId, RequestId, TopicPartition};
 
 impl ProducerCore {
@@ -52,6 +52,14 @@ impl ProducerCore {
             return;
         };
         let backoff = self.produce_backoff(sends);
+        // A send that never left: the first resend goes at once (a new
+        // connection may be up by then), later ones back off like any
+        // retry, so a broker that refuses connections is not hammered.
+        let not_sent_backoff = if sends <= 1 {
+            0
+        } else {
+            self.produce_backoff(sends - 1)
+        };
         let Some(ledger) = self.ledgers.get_mut(&partition) else {
             return;
         };
@@ -59,7 +67,7 @@ impl ProducerCore {
             Outcome::NotSent => {
                 let b = &mut ledger.batches[index];
                 b.state = BatchState::Stamped(stamp);
-                b.not_before = now;
+                b.not_before = now.plus(not_sent_backoff);
                 self.after_retry(&partition, aborting);
                 return;
             }
@@ -108,7 +116,7 @@ impl ProducerCore {
                     // transaction the stamp belongs to.
                     if let Some(txn) = self.state.transaction_mut() {
                         if txn.identity == stamp.identity() {
-                            txn.acknowledged = true;
+                            txn.mark_acknowledged();
                         }
                     }
                 }
@@ -178,8 +186,8 @@ impl ProducerCore {
                 );
                 match class {
                     ErrorClass::Fatal => self.fatal(err),
-                    ErrorClass::Abortable => self.abortable(err, false),
-                    ErrorClass::AbortableRecoverEpoch => self.abortable(err, true),
+                    ErrorClass::Abortable => self.abortable(err, EpochRisk::None),
+                    ErrorClass::AbortableRecoverEpoch => self.abortable(err, EpochRisk::EpochMoved),
                     _ => {}
                 }
             }
@@ -244,7 +252,7 @@ impl ProducerCore {
                 partition: first,
                 ..Self::local_error(Severity::Abortable, ErrorReason::DeliveryTimeout)
             };
-            self.abortable(err, false);
+            self.abortable(err, EpochRisk::None);
         }
     }
 
@@ -288,9 +296,8 @@ impl ProducerCore {
                 self.maybe_reset_partitions();
             }
             None => {
-                self.state = TxnState::Initializing {
-                    reason: InitReason::NewProducerId,
-                };
+                let moved = self.state.reinitialize(InitReason::NewProducerId);
+                debug_assert!(moved.is_ok(), "{moved:?}");
             }
         }
     }

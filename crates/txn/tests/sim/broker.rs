@@ -303,6 +303,18 @@ impl Broker {
                 commit,
                 ..
             } => self.end_txn(now, transactional_id, *identity, *commit),
+            Request::DescribeTransactions { transactional_id } => {
+                match self.txns.get(transactional_id.as_str()) {
+                    Some(m) => Response::DescribeTransactions {
+                        error: None,
+                        completing: matches!(m.state, CState::Prepare { .. }),
+                    },
+                    None => Response::DescribeTransactions {
+                        error: err(ErrorCode::TransactionalIdNotFound),
+                        completing: false,
+                    },
+                }
+            }
             Request::Produce {
                 partition,
                 batch,

@@ -119,6 +119,8 @@ pub struct Sim {
     /// A zombie request that opens or re-initializes was applied.
     zombie_landed: bool,
     group: GroupMetadata,
+    /// The open transaction's `add_offsets` not yet reported committed.
+    offsets_pending: Option<OffsetsId>,
 }
 
 impl Sim {
@@ -146,6 +148,7 @@ impl Sim {
             retry_backoff_max_ms: 400,
             concurrent_transactions_backoff_ms: 20,
             max_in_flight_per_partition: 1 + rng.below(5) as usize,
+            probe_completion: rng.pct(50),
         };
         let n_partitions = 1 + rng.below(3) as usize;
         let partitions = (0..n_partitions)
@@ -195,6 +198,7 @@ impl Sim {
             fenced: false,
             zombie_landed: false,
             trace: std::env::var_os("EXACTLY_SIM_TRACE").is_some(),
+            offsets_pending: None,
             group: GroupMetadata {
                 group_id: "g".into(),
                 generation_id: 1,
@@ -447,12 +451,26 @@ impl Sim {
             Event::Delivered { batch, .. } | Event::DeliveryFailed { batch, .. } => {
                 self.reports.entry(*batch).or_default().push(event.clone());
             }
+            Event::OffsetsCommitted { id } => {
+                // Only the open transaction's offsets, each once.
+                let expected = self.offsets_pending.take();
+                if expected != Some(*id) {
+                    self.violations
+                        .push(format!("offsets {id:?} reported committed unexpectedly"));
+                }
+            }
             Event::Committed { .. } => {
+                if let Some(id) = self.offsets_pending.take() {
+                    self.violations.push(format!(
+                        "transaction committed before its offsets {id:?} were"
+                    ));
+                }
                 if let Some(t) = self.current.take() {
                     self.txn_outcomes.insert(t, TxnOutcome::Committed);
                 }
             }
             Event::Aborted { .. } => {
+                self.offsets_pending = None;
                 if let Some(t) = self.current.take() {
                     self.txn_outcomes.insert(t, TxnOutcome::Aborted);
                 }
@@ -529,6 +547,22 @@ impl Sim {
             }
             return false;
         }
+        if self.current.is_none() {
+            if let TxnState::Initializing { reason } = self.core.state().clone() {
+                // Between transactions the core refuses `begin` with
+                // `Reinitializing` (the driver keeps such calls waiting);
+                // before the first identity, as a plain invalid state.
+                let r = self.core.begin(now);
+                let ok = match reason {
+                    InitReason::First => matches!(r, Err(UsageError::InvalidState { .. })),
+                    _ => matches!(r, Err(UsageError::Reinitializing { .. })),
+                };
+                if !ok {
+                    self.violations
+                        .push(format!("begin while {reason:?} answered {r:?}"));
+                }
+            }
+        }
         if self.current.is_some() || *self.core.state() != TxnState::Ready {
             return false;
         }
@@ -555,9 +589,11 @@ impl Sim {
                 leader_epoch: None,
                 metadata: None,
             }];
-            self.core
+            let id = self
+                .core
                 .add_offsets(now, self.group.clone(), offsets)
                 .expect("add offsets");
+            self.offsets_pending = Some(id);
         }
         self.commit_at = Some(self.now + self.rng.below(200));
         true
@@ -797,6 +833,7 @@ fn response_ok(response: &Response) -> bool {
         | Response::InitProducerId { error, .. }
         | Response::AddOffsetsToTxn { error }
         | Response::EndTxn { error, .. }
+        | Response::DescribeTransactions { error, .. }
         | Response::Produce { error, .. } => error.is_none(),
         Response::AddPartitionsToTxn { results } | Response::TxnOffsetCommit { results } => {
             results.iter().all(|(_, e)| e.is_none())
@@ -822,6 +859,10 @@ fn error_response(request: &Request, code: ErrorCode) -> Response {
         Request::EndTxn { .. } => Response::EndTxn {
             error: e,
             identity: None,
+        },
+        Request::DescribeTransactions { .. } => Response::DescribeTransactions {
+            error: e,
+            completing: false,
         },
         Request::Produce { .. } => Response::Produce {
             error: e,

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::background::{Background, Gone};
+use crate::client::background::{Background, Gone};
 use crate::config::ConsumerConfig;
 use crate::error::ConsumerError;
 use crate::group::coordinator::CoordinatorLink;
@@ -140,7 +140,7 @@ impl Group {
     pub(crate) async fn leave(&mut self, cfg: &ConsumerConfig) {
         self.go_idle();
         if cfg.group_instance_id.is_none() && !self.member_id.is_empty() {
-            super::leave_group(&self.link, &self.member_id, None).await;
+            leave_group(&self.link, &self.member_id, None).await;
         }
         self.member_id.clear();
         self.generation = -1;
@@ -290,4 +290,9 @@ impl Group {
             }
         }
     }
+}
+
+/// Sends LeaveGroup for the member (used by [`Group::leave`]).
+async fn leave_group(link: &CoordinatorLink, member_id: &str, instance: Option<&str>) {
+    crate::group::heartbeat::leave(link, member_id, instance, "the consumer is closing").await;
 }

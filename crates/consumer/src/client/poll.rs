@@ -18,9 +18,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::group::Step;
 use super::{Consumer, Mode, Polled};
 use crate::error::ConsumerError;
+use crate::group::member::Step;
 use crate::record::Records;
 
 impl Consumer {

@@ -5,8 +5,8 @@
 //! exactly: a driver can record a production session with [`Recorder`] and a
 //! developer can [`replay`] it under a debugger.
 //!
-//! Format: a header (magic `EXTX`, version 1, the [`Config`] and
-//! [`BrokerInfo`]), then one record per input: a tag byte and its fields.
+//! Format: a header (magic `EXTX`, version 2, the [`Config`] and
+//! [`BrokerInfo`]; version 2 added the completion probe), then one record per input: a tag byte and its fields.
 //! Integers are LEB128 varints (zig-zag for signed ones), strings and lists
 //! are length-prefixed. Decoding never allocates more than the input's length
 //! and never panics on bad input.
@@ -22,7 +22,7 @@ use crate::types::{
 };
 
 const MAGIC: &[u8; 4] = b"EXTX";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// One input to the core.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +94,7 @@ pub fn apply(core: &mut ProducerCore, input: &Input) -> Output {
         Input::Begin(now) => Output::Command(core.begin(*now)),
         Input::Enqueue(now, tp, n) => Output::Enqueued(core.enqueue(*now, tp.clone(), *n)),
         Input::AddOffsets(now, g, o) => {
-            Output::Command(core.add_offsets(*now, g.clone(), o.clone()))
+            Output::Command(core.add_offsets(*now, g.clone(), o.clone()).map(|_| ()))
         }
         Input::Commit(now) => Output::Command(core.commit(*now)),
         Input::Abort(now) => Output::Command(core.abort(*now)),
@@ -223,6 +223,7 @@ impl Writer {
         self.u64(c.retry_backoff_max_ms);
         self.u64(c.concurrent_transactions_backoff_ms);
         self.u64(c.max_in_flight_per_partition as u64);
+        self.0.push(u8::from(c.probe_completion));
     }
     fn broker(&mut self, b: &BrokerInfo) {
         for v in [
@@ -286,6 +287,11 @@ impl Writer {
                 self.code(*error);
                 self.i64(*base_offset);
                 self.i64(*log_start_offset);
+            }
+            Response::DescribeTransactions { error, completing } => {
+                self.0.push(7);
+                self.code(*error);
+                self.0.push(u8::from(*completing));
             }
         }
     }
@@ -428,6 +434,11 @@ impl Reader<'_> {
             concurrent_transactions_backoff_ms: self.u64()?,
             max_in_flight_per_partition: usize::try_from(self.u64()?)
                 .map_err(|_| DecodeError::Invalid)?,
+            probe_completion: match self.u8()? {
+                0 => false,
+                1 => true,
+                t => return Err(DecodeError::BadTag(t)),
+            },
         })
     }
     fn broker(&mut self) -> Result<BrokerInfo, DecodeError> {
@@ -470,6 +481,14 @@ impl Reader<'_> {
                 error: self.code()?,
                 base_offset: self.i64()?,
                 log_start_offset: self.i64()?,
+            },
+            7 => Response::DescribeTransactions {
+                error: self.code()?,
+                completing: match self.u8()? {
+                    0 => false,
+                    1 => true,
+                    t => return Err(DecodeError::BadTag(t)),
+                },
             },
             t => return Err(DecodeError::BadTag(t)),
         })

@@ -1,6 +1,6 @@
 //! The [`Consumer`]: subscription or manual assignment, positions, offsets,
-//! and the group member's life. `poll` is in `poll.rs`, the group's state
-//! machine in `group.rs`.
+//! and the group member's life. `poll` is in `poll.rs`; the member's state
+//! machine is the group's (`crate::group::member`).
 //!
 //! Everything slow runs on tasks the consumer owns (fetches, the join, the
 //! heartbeat, committed-offset and ListOffsets lookups, metadata refreshes),
@@ -8,8 +8,7 @@
 //! leaves its state consistent. The tasks end when the consumer is closed or
 //! dropped.
 
-mod background;
-mod group;
+pub(crate) mod background;
 mod offsets_api;
 mod poll;
 mod tasks;
@@ -24,15 +23,15 @@ use crate::config::{ConsumerConfig, ConsumerConfigBuilder, IsolationLevel, Offse
 use crate::error::ConsumerError;
 use crate::fetch::fetcher::Fetcher;
 use crate::group::coordinator::CoordinatorLink;
-use crate::group::heartbeat::{leave, GroupShared};
+use crate::group::heartbeat::GroupShared;
 use crate::metrics::{ConsumerMetrics, ConsumerMetricsSnapshot};
 
 use crate::record::Records;
 use crate::state::{Assignment, Pending, Position};
 use crate::{ConsumerGroupMetadata, OffsetCommit, TopicPartition};
 
-pub use group::Rebalance;
-use group::{Group, Phase};
+pub(crate) use crate::group::member::Rebalance;
+use crate::group::member::{Group, Phase};
 use tasks::Tasks;
 
 /// What one [`Consumer::poll`] returned.
@@ -458,9 +457,4 @@ impl Drop for Consumer {
             g.stop_heartbeat();
         }
     }
-}
-
-/// Sends LeaveGroup for the member (used by [`Group::leave`]).
-pub(crate) async fn leave_group(link: &CoordinatorLink, member_id: &str, instance: Option<&str>) {
-    leave(link, member_id, instance, "the consumer is closing").await;
 }

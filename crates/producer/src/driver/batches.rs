@@ -1,0 +1,124 @@
+//! Batches in and out of the driver: taken from the accumulator, closed and
+//! handed to the core, resolved (delivery futures completed, memory
+//! released) when the core reports them; and the identity span.
+
+use exactly_txn::{BatchId, DeliveryError, DeliveryFailure, ProducerIdentity};
+use tokio::time::Instant;
+
+use super::{Driver, DriverBatch};
+use crate::accumulator::OpenBatch;
+use crate::delivery::{BatchAck, BatchSlot};
+use crate::error::ProducerError;
+
+impl Driver {
+    /// Takes due batches from the accumulator and hands them to the core.
+    pub(super) fn drain_accumulator(&mut self, now: Instant, force: bool) -> bool {
+        let limit = self.cfg.max_in_flight.clamp(1, 5);
+        let per_partition = &self.per_partition;
+        let drained = self.acc.drain(now, self.cfg.linger, force, |tp| {
+            per_partition.get(tp).copied().unwrap_or(0) < limit
+        });
+        self.next_linger = drained.next_linger;
+        let any = !drained.batches.is_empty();
+        for b in drained.batches {
+            self.enqueue(now, b);
+        }
+        any
+    }
+
+    /// Closes a batch and gives it to the core; a refusal fails its records.
+    pub(super) fn enqueue(&mut self, now: Instant, b: OpenBatch) -> Option<ProducerError> {
+        let OpenBatch {
+            tp,
+            builder,
+            slot,
+            reserved,
+            ..
+        } = b;
+        let records = builder.record_count() as u32;
+        let closed = match builder.close() {
+            Ok(c) => c,
+            Err(e) => return Some(self.fail_unqueued(&slot, reserved, ProducerError::Encode(e))),
+        };
+        match self.core.enqueue(self.millis(now), tp.clone(), records) {
+            Ok(id) => {
+                *self.per_partition.entry(tp.clone()).or_default() += 1;
+                self.next_batch = self.next_batch.max(id.0 + 1);
+                self.batches.insert(
+                    id,
+                    DriverBatch {
+                        closed,
+                        slot,
+                        tp,
+                        reserved,
+                        log_append_time: None,
+                    },
+                );
+                None
+            }
+            Err(e) => Some(self.fail_unqueued(&slot, reserved, ProducerError::Usage(e))),
+        }
+    }
+
+    fn fail_unqueued(&self, slot: &BatchSlot, reserved: usize, e: ProducerError) -> ProducerError {
+        self.acc.release(reserved);
+        slot.complete(Err(e.clone()));
+        e
+    }
+
+    /// Fails batches that never reached the core (abort, close of a
+    /// transactional producer): certainly not written.
+    pub(super) fn fail_aborted(&self, batches: Vec<OpenBatch>) {
+        for b in batches {
+            let e = ProducerError::Delivery {
+                error: DeliveryError {
+                    failure: DeliveryFailure::Aborted,
+                    partition: b.tp.clone(),
+                    maybe_written: false,
+                },
+                transactional: true,
+            };
+            self.fail_unqueued(&b.slot, b.reserved, e);
+        }
+    }
+
+    /// A new identity: a new span for what follows (entered from the next
+    /// piece of work on), and one event on the driver's span.
+    pub(super) fn record_identity(&mut self, identity: ProducerIdentity) {
+        tracing::debug!(
+            parent: &self.span,
+            producer_id = identity.producer_id,
+            epoch = identity.epoch,
+            "identity"
+        );
+        self.identity_span = tracing::info_span!(
+            parent: &self.span,
+            "identity",
+            producer_id = identity.producer_id,
+            epoch = identity.epoch,
+        );
+    }
+
+    pub(super) fn resolve(&mut self, batch: BatchId, result: Result<BatchAck, ProducerError>) {
+        let Some(b) = self.batches.remove(&batch) else {
+            return;
+        };
+        self.acc.release(b.reserved);
+        if let Some(n) = self.per_partition.get_mut(&b.tp) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_partition.remove(&b.tp);
+            }
+        }
+        if let Err(e) = &result {
+            self.waiters.batch_failed(batch.0, e);
+        }
+        b.slot.complete(result);
+    }
+
+    /// Answers the flushes whose batches are all resolved.
+    pub(super) fn check_flush_waiters(&mut self) {
+        let lowest = self.batches.keys().next().map_or(u64::MAX, |b| b.0);
+        self.waiters.flushes_done(lowest);
+    }
+}
