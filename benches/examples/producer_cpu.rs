@@ -6,10 +6,20 @@
 //! CPU 1. Reports the process's user+sys CPU minus the broker thread's.
 //!
 //! ```sh
-//! cargo run --release -p exactly-benches --example producer_cpu -- [records] [--await]
+//! cargo run --release -p exactly-benches --example producer_cpu -- [records] [MODE]
 //! ```
-//! `--await` awaits every delivery future (by default the loop drops them
-//! and `flush` waits for, and reports, every delivery).
+//! MODE says how the deliveries are awaited (by default the loop drops the
+//! futures and `flush` waits for, and reports, every delivery):
+//! - `--await`: every future kept, `flush`, then each awaited in order;
+//! - `--in-order`: every future kept and awaited in order, no `flush`;
+//! - `--unordered`: every future pushed into a `FuturesUnordered`, drained
+//!   after the last send;
+//! - `--join-all`: `futures::future::join_all` of every future;
+//! - `--callback`: `DeliveryFuture::on_delivery` with a closure that counts
+//!   the deliveries (an `Arc` captured, so boxed per record), then `flush`;
+//! - `--unordered-floor`: futures dropped and `flush`, then a
+//!   `FuturesUnordered` of as many ready futures: what that structure costs
+//!   by itself.
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +40,26 @@ fn main() {
         .iter()
         .find_map(|a| a.parse().ok())
         .unwrap_or(1_000_000);
-    let await_each = args.iter().any(|a| a == "--await");
+    let mode = args
+        .iter()
+        .find(|a| a.starts_with("--"))
+        .map_or("drop", |a| &a[2..])
+        .to_owned();
+    assert!(
+        [
+            "drop",
+            "await",
+            "in-order",
+            "unordered",
+            "join-all",
+            "unordered-floor",
+            "callback"
+        ]
+        .contains(&mode.as_str()),
+        "unknown mode --{mode}"
+    );
+    let keep = !["drop", "unordered-floor", "callback"].contains(&mode.as_str());
+    let delivered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let broker = NullBroker::start(3, Some(1)).expect("null broker");
     let pinned = pin_to_cpu(0);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -76,13 +105,62 @@ fn main() {
                 )
                 .await
                 .expect("send");
-            if await_each {
+            if keep {
                 pending.push(f);
+            } else if mode == "callback" {
+                let delivered = delivered.clone();
+                f.on_delivery(move |r| {
+                    if r.is_ok() {
+                        delivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
             }
         }
-        producer.flush().await.expect("flush");
-        for f in pending {
-            f.await.expect("delivery");
+        match mode.as_str() {
+            "drop" => producer.flush().await.expect("flush"),
+            "callback" => {
+                producer.flush().await.expect("flush");
+                assert_eq!(
+                    delivered.load(std::sync::atomic::Ordering::Relaxed),
+                    n,
+                    "every callback ran"
+                );
+            }
+            "unordered-floor" => {
+                // What a FuturesUnordered of n ready futures costs by itself.
+                use futures_util::StreamExt;
+                producer.flush().await.expect("flush");
+                let mut all: futures_util::stream::FuturesUnordered<_> =
+                    (0..n).map(std::future::ready).collect();
+                while let Some(r) = all.next().await {
+                    std::hint::black_box(r);
+                }
+            }
+            "await" => {
+                producer.flush().await.expect("flush");
+                for f in pending {
+                    f.await.expect("delivery");
+                }
+            }
+            "in-order" => {
+                for f in pending {
+                    f.await.expect("delivery");
+                }
+            }
+            "unordered" => {
+                use futures_util::StreamExt;
+                let mut all: futures_util::stream::FuturesUnordered<_> =
+                    pending.into_iter().collect();
+                while let Some(r) = all.next().await {
+                    r.expect("delivery");
+                }
+            }
+            "join-all" => {
+                for r in futures_util::future::join_all(pending).await {
+                    r.expect("delivery");
+                }
+            }
+            _ => unreachable!(),
         }
         let wall = started.elapsed();
         let (u1, s1, rss) = process_cpu();
@@ -100,8 +178,7 @@ fn main() {
     let client = total.saturating_sub(client_broker_cpu);
     let per = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
     println!(
-        "exactly producer vs null broker: {n} records (100 B values, 16 B keys, 3 partitions, idempotent, acks=all, in-flight 5, linger 5 ms, batch 1 MB){}",
-        if await_each { ", every delivery future awaited" } else { "" }
+        "exactly producer vs null broker: {n} records (100 B values, 16 B keys, 3 partitions, idempotent, acks=all, in-flight 5, linger 5 ms, batch 1 MB), deliveries: {mode}"
     );
     println!("pinned: {pinned}; produce requests: {requests}");
     println!(

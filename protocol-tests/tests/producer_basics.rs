@@ -2,8 +2,9 @@
 //! (keys, values, nulls, headers, timestamps, explicit partitions), keyed
 //! records land where the Java client puts them, every compression codec,
 //! acks 0/1/all, config errors, unknown topics and partitions, sends outside
-//! a transaction, and a broker rejection surfaced by both the record's
-//! future and `flush` (never hidden: KAFKA-15259).
+//! a transaction, a broker rejection surfaced by both the record's future
+//! and `flush` (never hidden: KAFKA-15259), and delivery callbacks that
+//! report where each record was written.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -415,5 +416,62 @@ fn dropping_the_producer_still_delivers() {
         let check = net_client(&broker.bootstrap()).await;
         let n = fetch_all(&check, &topic, 0).await.len() + fetch_all(&check, &topic, 1).await.len();
         assert_eq!(n, 100);
+    });
+}
+
+/// A delivery callback (`on_delivery`) is called once per record with the
+/// partition and offset the broker gave it, as the record's future would
+/// report; futures and callbacks mixed in one batch.
+#[test]
+fn delivery_callbacks_report_where_each_record_was_written() {
+    use std::sync::{Arc, Mutex};
+    let broker = shared();
+    let topic = unique_topic("basics-callbacks");
+    broker.create_topic(&topic, 3).unwrap();
+    runtime().block_on(async {
+        let p = producer(&broker.bootstrap(), &[("linger.ms", "20")]).await;
+        // (value, partition, offset) as reported.
+        let seen: Arc<Mutex<Vec<(String, i32, i64)>>> = Arc::default();
+        let mut futures = Vec::new();
+        for i in 0..600u32 {
+            let v = format!("cb-{i}");
+            let f = p
+                .send(ProducerRecord::new(&topic).with_value(v.as_bytes()))
+                .await
+                .unwrap();
+            if i % 2 == 0 {
+                futures.push((v, f));
+            } else {
+                let seen = seen.clone();
+                f.on_delivery(move |r| {
+                    let m = r.unwrap();
+                    seen.lock()
+                        .unwrap()
+                        .push((v, m.partition, m.offset.unwrap()));
+                });
+            }
+        }
+        p.flush().await.unwrap();
+        for (v, f) in futures {
+            let m = f.await.unwrap();
+            seen.lock()
+                .unwrap()
+                .push((v, m.partition, m.offset.unwrap()));
+        }
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 600, "each callback once");
+        let check = net_client(&broker.bootstrap()).await;
+        let mut on_broker = BTreeMap::new();
+        for part in 0..3 {
+            for r in fetch_all(&check, &topic, part).await {
+                let v = String::from_utf8(r.value.unwrap()).unwrap();
+                on_broker.insert(v, (part, r.offset));
+            }
+        }
+        assert_eq!(on_broker.len(), 600);
+        for (v, part, offset) in seen {
+            assert_eq!(on_broker.get(&v), Some(&(part, offset)), "{v}");
+        }
+        p.close(Duration::from_secs(10)).await.unwrap();
     });
 }

@@ -47,7 +47,12 @@
 //!   CRCs checked, decompression capped;
 //! - **one Fetch in flight per broker**, on tasks of their own, so fetches
 //!   to several brokers overlap and keep going while records are processed;
-//!   sessionless fetches (KIP-227 fetch sessions are not used);
+//!   sessionless fetches (KIP-227 fetch sessions are not used); a
+//!   partition's next response is fetched while the application drains the
+//!   last (two responses buffered per partition at most, and no read-ahead
+//!   past `fetch.max.bytes` buffered in all), and no fetch is sent that
+//!   could only wait at the log end while records of the same broker are
+//!   still buffered ([`fetch::plan`]);
 //! - **consumer groups**, classic protocol: FindCoordinator, JoinGroup,
 //!   SyncGroup with a client-side `range` or `roundrobin` assignor,
 //!   Heartbeat in the background on a connection of its own, LeaveGroup on

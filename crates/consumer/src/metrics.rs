@@ -10,6 +10,7 @@ use crate::fetch::parse::ParseStats;
 pub struct ConsumerMetrics {
     fetches: AtomicU64,
     fetch_errors: AtomicU64,
+    fetches_held: AtomicU64,
     partition_errors: AtomicU64,
     unexpected_partitions: AtomicU64,
     records_fetched: AtomicU64,
@@ -28,6 +29,10 @@ pub struct ConsumerMetricsSnapshot {
     pub fetches: u64,
     /// Fetches that failed as a whole (connection lost, top-level error).
     pub fetch_errors: u64,
+    /// Fetches not sent because every partition they would name was at its
+    /// end while another partition of the same broker waited for the
+    /// application to drain its buffered records (they go out with it).
+    pub fetches_held: u64,
     /// Partition-level errors in fetch responses.
     pub partition_errors: u64,
     /// Partitions in fetch responses that were not asked for, or came twice.
@@ -59,6 +64,9 @@ impl ConsumerMetrics {
     pub(crate) fn fetch_error(&self) {
         add(&self.fetch_errors, 1);
     }
+    pub(crate) fn fetch_held(&self) {
+        add(&self.fetches_held, 1);
+    }
     pub(crate) fn partition_error(&self) {
         add(&self.partition_errors, 1);
     }
@@ -87,6 +95,7 @@ impl ConsumerMetrics {
         ConsumerMetricsSnapshot {
             fetches: g(&self.fetches),
             fetch_errors: g(&self.fetch_errors),
+            fetches_held: g(&self.fetches_held),
             partition_errors: g(&self.partition_errors),
             unexpected_partitions: g(&self.unexpected_partitions),
             records_fetched: g(&self.records_fetched),

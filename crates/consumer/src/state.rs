@@ -9,7 +9,13 @@
 //!   was in flight;
 //! - buffered records all lie at or after the position, in offset order;
 //!   handing one out moves the position just past it;
-//! - a partition without a position is not fetched.
+//! - a partition without a position is not fetched;
+//! - a partition is fetched from the end of what is buffered for it (the
+//!   position when nothing is), so the next response can be on its way
+//!   while the application drains the last one; at most [`READ_AHEAD`]
+//!   responses are buffered per partition, and none is added past
+//!   `fetch.max.bytes` buffered in all (a partition with nothing buffered is
+//!   always fetched, as the Java client does).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -40,15 +46,113 @@ pub enum Pending {
     Reset(OffsetReset),
 }
 
+/// Responses buffered per partition, the one being handed out included:
+/// with 2, the next response is fetched while the application drains one.
+pub(crate) const READ_AHEAD: usize = 2;
+
 /// Fetched records not yet handed out.
 #[derive(Debug, Default)]
 pub struct Buffered {
     /// Records at or after the position.
     pub records: VecDeque<ConsumerRecord>,
-    /// The position once `records` are all handed out.
+    /// The position once `records` are all handed out; where the next fetch
+    /// of this partition starts.
     pub next_offset: i64,
-    /// A malformed batch after `records`.
+    /// A malformed batch after `records` (nothing is fetched past it).
     pub fault: Option<BatchFault>,
+    /// The responses `records` came from, oldest first: how many of each
+    /// one's records are still here, and its size as fetched.
+    chunks: VecDeque<Chunk>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    records: usize,
+    bytes: usize,
+}
+
+impl Buffered {
+    /// A buffer holding one response's records.
+    pub fn new(
+        records: Vec<ConsumerRecord>,
+        next_offset: i64,
+        fault: Option<BatchFault>,
+        bytes: usize,
+    ) -> Self {
+        let mut b = Buffered {
+            next_offset,
+            ..Buffered::default()
+        };
+        b.append(records, next_offset, fault, bytes);
+        b
+    }
+
+    /// Appends the next response's records (fetched from `self.next_offset`).
+    pub fn append(
+        &mut self,
+        records: Vec<ConsumerRecord>,
+        next_offset: i64,
+        fault: Option<BatchFault>,
+        bytes: usize,
+    ) {
+        if !records.is_empty() {
+            self.chunks.push_back(Chunk {
+                records: records.len(),
+                bytes,
+            });
+            self.records.extend(records);
+        }
+        self.next_offset = self.next_offset.max(next_offset);
+        if fault.is_some() {
+            self.fault = fault;
+        }
+    }
+
+    /// Forgets `n` records handed out from the front.
+    fn handed_out(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                return;
+            };
+            let k = n.min(front.records);
+            front.records -= k;
+            n -= k;
+            if front.records == 0 {
+                self.chunks.pop_front();
+            }
+        }
+    }
+
+    /// Fetched bytes of the responses still (partly) buffered.
+    pub fn bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.bytes).sum()
+    }
+
+    /// Whether another response may be buffered behind these.
+    fn has_room(&self) -> bool {
+        self.fault.is_none() && self.chunks.len() < READ_AHEAD
+    }
+}
+
+/// Where a partition stands for the next fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetchable {
+    /// Not fetched now: no position, paused, a fetch in flight, an error or
+    /// a malformed batch to report first, or backing off.
+    No,
+    /// Records are buffered up to the read-ahead limit: fetched again once
+    /// the application drains some.
+    Full,
+    /// Fetch from `offset`. `at_end`: the last response put `offset` at the
+    /// end of what the broker returns (the last stable offset under
+    /// `read_committed`, the high watermark otherwise), so a fetch of this
+    /// partition alone would likely wait out `fetch.max.wait.ms`.
+    Yes {
+        /// Where the fetch starts.
+        offset: i64,
+        /// Nothing more was there at the last fetch.
+        at_end: bool,
+    },
 }
 
 /// One assigned partition.
@@ -106,14 +210,49 @@ impl PartitionState {
         self.error = None;
     }
 
-    /// Whether a fetch may be sent for this partition now.
-    pub fn fetchable(&self, now: Instant) -> bool {
-        self.position.is_some()
+    /// Where the next fetch of this partition starts: the end of what is
+    /// buffered, else the position.
+    pub fn fetch_offset(&self) -> Option<i64> {
+        match &self.buffer {
+            Some(b) => Some(b.next_offset),
+            None => self.position.map(|p| p.offset),
+        }
+    }
+
+    /// Whether a fetch may be sent for this partition now, and from where.
+    /// `room`: whether all partitions together buffer less than
+    /// `fetch.max.bytes`; `read_committed`: the isolation level.
+    pub fn fetchable(&self, now: Instant, room: bool, read_committed: bool) -> Fetchable {
+        let ready = self.position.is_some()
             && !self.paused
             && !self.in_flight
-            && self.buffer.is_none()
             && self.error.is_none()
-            && self.retry_at.is_none_or(|t| now >= t)
+            && self.retry_at.is_none_or(|t| now >= t);
+        if !ready {
+            return Fetchable::No;
+        }
+        if let Some(b) = &self.buffer {
+            if b.fault.is_some() {
+                return Fetchable::No;
+            }
+            if !room || !b.has_room() {
+                return Fetchable::Full;
+            }
+        }
+        let Some(offset) = self.fetch_offset() else {
+            return Fetchable::No;
+        };
+        // Under read_committed the broker returns nothing at or past the
+        // last stable offset; an old broker reports none (-1).
+        let end = if read_committed && self.last_stable_offset >= 0 {
+            self.last_stable_offset
+        } else {
+            self.high_watermark
+        };
+        Fetchable::Yes {
+            offset,
+            at_end: end >= 0 && offset >= end,
+        }
     }
 }
 
@@ -163,6 +302,15 @@ impl Assignment {
         self.partitions.keys().cloned().collect()
     }
 
+    /// Fetched bytes buffered over every partition.
+    pub fn buffered_bytes(&self) -> usize {
+        self.partitions
+            .values()
+            .filter_map(|p| p.buffer.as_ref())
+            .map(Buffered::bytes)
+            .sum()
+    }
+
     /// Takes the first pending error.
     pub fn take_error(&mut self) -> Option<ConsumerError> {
         self.partitions.values_mut().find_map(|p| p.error.take())
@@ -203,6 +351,7 @@ impl Assignment {
             let Some(pos) = st.position.as_mut() else {
                 continue;
             };
+            let before = out.len();
             while out.len() < max {
                 let Some(r) = buf.records.pop_front() else {
                     break;
@@ -213,6 +362,7 @@ impl Assignment {
                 }
                 out.push(r);
             }
+            buf.handed_out(out.len() - before);
             if buf.records.is_empty() {
                 if let Some(f) = buf.fault.take() {
                     pos.offset = pos.offset.max(f.offset);
@@ -264,11 +414,12 @@ mod tests {
                 offset: base,
                 leader_epoch: None,
             });
-            st.buffer = Some(Buffered {
-                records: (base..base + 3).map(|o| rec(tp, o)).collect(),
-                next_offset: base + 5,
-                fault: None,
-            });
+            st.buffer = Some(Buffered::new(
+                (base..base + 3).map(|o| rec(tp, o)).collect(),
+                base + 5,
+                None,
+                100,
+            ));
         }
         let first = asg.drain(2);
         assert_eq!(first.iter().map(|r| r.offset).collect::<Vec<_>>(), [10, 11]);

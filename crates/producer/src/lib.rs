@@ -46,6 +46,13 @@
 //! - Every error is a [`ProducerError`] answering `is_retriable()`,
 //!   `is_abortable()` and `is_fatal()`.
 //!
+//! Awaiting deliveries: a [`DeliveryFuture`] per record, or a callback
+//! ([`DeliveryFuture::on_delivery`]). The cheapest way to learn that every
+//! record was written is to drop the futures and call [`Producer::flush`];
+//! for per-record outcomes, a callback or awaiting in order cost about 10%
+//! more; `FuturesUnordered` and `join_all` over many records cost far more
+//! (see [`DeliveryFuture`]'s docs).
+//!
 //! What it does not do: decide retries or classify errors (the txn core
 //! does), or hold any per-record bookkeeping (one shared slot per batch).
 //!

@@ -8,6 +8,7 @@
 //! leaves its state consistent. The tasks end when the consumer is closed or
 //! dropped.
 
+pub(crate) mod background;
 mod offsets_api;
 mod poll;
 mod tasks;

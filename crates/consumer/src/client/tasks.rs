@@ -10,6 +10,7 @@ use exactly_net::Client;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::background::Background;
 use crate::config::{ConsumerConfig, IsolationLevel, OffsetReset};
 use crate::error::ConsumerError;
 use crate::group::coordinator::CoordinatorLink;
@@ -24,8 +25,8 @@ type CommittedResult = Result<BTreeMap<TopicPartition, Option<OffsetAndMetadata>
 /// The running lookups.
 #[derive(Debug, Default)]
 pub(crate) struct Tasks {
-    committed: Option<(Asked, JoinHandle<CommittedResult>)>,
-    reset: Option<(Asked, JoinHandle<HashMap<TopicPartition, ListedOffset>>)>,
+    committed: Option<(Asked, Background<CommittedResult>)>,
+    reset: Option<(Asked, Background<HashMap<TopicPartition, ListedOffset>>)>,
     metadata: Option<JoinHandle<()>>,
 }
 
@@ -90,13 +91,10 @@ impl Tasks {
         let mut first_error = None;
 
         // Committed offsets.
-        if self
-            .committed
-            .as_ref()
-            .is_some_and(|(_, h)| h.is_finished())
-        {
-            if let Some((asked, h)) = self.committed.take() {
-                match h.await {
+        let done = self.committed.as_mut().and_then(|(_, h)| h.try_take());
+        if let Some(result) = done {
+            if let Some((asked, _)) = self.committed.take() {
+                match result {
                     Ok(Ok(map)) => {
                         for (tp, v) in asked {
                             let Some(st) = asg.partitions.get_mut(&tp) else {
@@ -166,14 +164,13 @@ impl Tasks {
                             want.iter().map(|(tp, _)| tp.clone()).collect();
                         let stable = cfg.isolation_level == IsolationLevel::ReadCommitted;
                         let deadline = now + cfg.default_api_timeout;
-                        let wake = shared.clone();
-                        let h = tokio::spawn(async move {
-                            let r =
+                        let h = Background::spawn(
+                            async move {
                                 offsets::fetch_committed(&link, &parts, stable, deadline, backoff)
-                                    .await;
-                            wake.notify.notify_one();
-                            r
-                        });
+                                    .await
+                            },
+                            shared.clone(),
+                        );
                         self.committed = Some((want, h));
                     }
                 }
@@ -181,9 +178,10 @@ impl Tasks {
         }
 
         // Resets (ListOffsets).
-        if self.reset.as_ref().is_some_and(|(_, h)| h.is_finished()) {
-            if let Some((asked, h)) = self.reset.take() {
-                if let Ok(got) = h.await {
+        let done = self.reset.as_mut().and_then(|(_, h)| h.try_take());
+        if let Some(result) = done {
+            if let Some((asked, _)) = self.reset.take() {
+                if let Ok(got) = result {
                     let mut refresh = false;
                     for (tp, v) in asked {
                         let Some(st) = asg.partitions.get_mut(&tp) else {
@@ -249,15 +247,16 @@ impl Tasks {
             if !ask.is_empty() {
                 let client2 = client.clone();
                 let isolation = cfg.isolation_level;
-                let wake = shared.clone();
-                let h = tokio::spawn(async move {
-                    let topics: Vec<String> = ask.iter().map(|(tp, _)| tp.topic.clone()).collect();
-                    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-                    let _ = client2.metadata_for(&names).await;
-                    let r = offsets::list_offsets(&client2, &ask, isolation).await;
-                    wake.notify.notify_one();
-                    r
-                });
+                let h = Background::spawn(
+                    async move {
+                        let topics: Vec<String> =
+                            ask.iter().map(|(tp, _)| tp.topic.clone()).collect();
+                        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+                        let _ = client2.metadata_for(&names).await;
+                        offsets::list_offsets(&client2, &ask, isolation).await
+                    },
+                    shared.clone(),
+                );
                 self.reset = Some((want, h));
             }
         }

@@ -3,6 +3,11 @@
 //! on a task of its own so fetches to different brokers overlap and keep
 //! running while the user processes records.
 //!
+//! Which partitions each fetch names, from where, and when a fetch is held
+//! back: [`super::plan`]. The request asks what the Java client asks:
+//! `fetch.min.bytes`, `fetch.max.wait.ms`, `fetch.max.bytes`,
+//! `max.partition.fetch.bytes` and the isolation level.
+//!
 //! Each response is decoded on its fetch task (CRC, decompression, the
 //! `read_committed` filter), off the task that polls, so decoding overlaps
 //! the user's processing and other brokers' fetches. A response is checked
@@ -23,7 +28,7 @@
 //! (OffsetsForLeaderEpoch, KIP-320 `last_fetched_epoch`), rack-aware fetching
 //! from followers (KIP-392).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,34 +37,25 @@ use exactly_codec::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
 use exactly_codec::protocol::StrBytes;
 use exactly_codec::record::DecodeOptions;
 use exactly_codec::ErrorCode;
-use exactly_net::metadata::{is_stale_metadata, Route};
+use exactly_net::metadata::is_stale_metadata;
 use exactly_net::{Client, NetError, SendOptions};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::parse::{parse_partition, PartitionData};
+use super::plan::{plan, Asked};
 use super::read_committed::AbortedTxn;
 use crate::config::{ConsumerConfig, IsolationLevel, OffsetReset};
 use crate::error::ConsumerError;
 use crate::metrics::ConsumerMetrics;
 use crate::state::{Assignment, Buffered, Pending};
-use crate::TopicPartition;
-
-/// What one partition of a fetch was asked under.
-#[derive(Debug, Clone)]
-struct Asked {
-    tp: TopicPartition,
-    topic: Arc<str>,
-    fetch_offset: i64,
-    version: u64,
-    route: Route,
-}
 
 /// One partition's answer, parsed on the fetch task.
 #[derive(Debug)]
 enum Outcome {
-    /// Records (or skipped batches, or a fault) to buffer.
-    Data(super::parse::Parsed),
+    /// Records (or skipped batches, or a fault) to buffer, and the size of
+    /// the records section as fetched.
+    Data(super::parse::Parsed, usize),
     /// A partition error code.
     Error(ErrorCode),
     /// Nothing new.
@@ -138,6 +134,7 @@ fn split(
                 None => match p.records.filter(|r| !r.is_empty()) {
                     None => Outcome::Empty,
                     Some(records) => {
+                        let fetched_bytes = records.len();
                         let aborted = match isolation {
                             IsolationLevel::ReadUncommitted => None,
                             IsolationLevel::ReadCommitted => Some(
@@ -163,7 +160,7 @@ fn split(
                             opts,
                         );
                         metrics.parsed(&parsed.stats, parsed.records.len());
-                        Outcome::Data(parsed)
+                        Outcome::Data(parsed, fetched_bytes)
                     }
                 },
             };
@@ -215,7 +212,9 @@ impl Fetcher {
     }
 
     /// Sends a fetch to every broker that leads a fetchable partition and
-    /// has none in flight. Returns whether some partition had no route (the
+    /// has none in flight, unless it would name only partitions at their
+    /// end while another of its partitions waits for buffer room (see the
+    /// module docs). Returns whether some partition had no route (the
     /// cluster view should be refreshed).
     pub fn send(
         &mut self,
@@ -224,32 +223,20 @@ impl Fetcher {
         asg: &mut Assignment,
         metrics: &Arc<ConsumerMetrics>,
     ) -> bool {
-        let now = Instant::now();
         let view = client.view();
-        let mut missing_route = false;
-        let mut by_broker: BTreeMap<i32, Vec<Asked>> = BTreeMap::new();
-        for (tp, st) in asg.partitions.iter() {
-            if !st.fetchable(now) {
-                continue;
-            }
-            let Some(pos) = st.position else { continue };
-            let Some(route) = view.route(&tp.topic, tp.partition) else {
-                missing_route = true;
-                continue;
-            };
-            if self.busy.contains(&route.leader) {
-                continue;
-            }
-            by_broker.entry(route.leader).or_default().push(Asked {
-                tp: tp.clone(),
-                topic: st.topic.clone(),
-                fetch_offset: pos.offset,
-                version: st.version,
-                route,
-            });
+        let planned = plan(
+            asg,
+            |tp| view.route(&tp.topic, tp.partition),
+            &self.busy,
+            Instant::now(),
+            usize::try_from(cfg.fetch_max_bytes).unwrap_or(0),
+            cfg.isolation_level == IsolationLevel::ReadCommitted,
+        );
+        for _ in 0..planned.held {
+            metrics.fetch_held();
         }
         self.rotation = self.rotation.wrapping_add(1);
-        for (broker, mut asked) in by_broker {
+        for (broker, mut asked) in planned.fetches {
             // Rotate the order so every partition gets to be first (the one
             // the broker fills even past the size limits, KIP-74).
             let k = self.rotation % asked.len();
@@ -298,7 +285,7 @@ impl Fetcher {
                 }
             });
         }
-        missing_route
+        planned.missing_route
     }
 
     /// Applies a finished fetch to the assignment.
@@ -315,10 +302,12 @@ impl Fetcher {
         let backoff = client.config().retry_backoff();
         let mut out = Absorbed::default();
         // Whether the partition still waits for this very fetch: same
-        // version and position as when asked.
+        // version, and still to be fetched from where it was asked (the
+        // application may have drained records meanwhile; a seek changes
+        // the version).
         let current = |asg: &Assignment, a: &Asked| {
             asg.partitions.get(&a.tp).is_some_and(|st| {
-                st.version == a.version && st.position.map(|p| p.offset) == Some(a.fetch_offset)
+                st.version == a.version && st.fetch_offset() == Some(a.fetch_offset)
             })
         };
         for a in &done.asked {
@@ -372,18 +361,31 @@ impl Fetcher {
             st.last_stable_offset = r.last_stable_offset;
             match r.outcome {
                 Outcome::Empty => {}
-                Outcome::Data(parsed) => {
-                    if parsed.records.is_empty()
-                        && parsed.fault.is_none()
-                        && parsed.next_offset == a.fetch_offset
-                    {
+                Outcome::Data(parsed, bytes) => {
+                    if parsed.records.is_empty() && parsed.fault.is_none() {
+                        // Nothing to show (skipped aborted or control
+                        // batches, or nothing new): the next fetch starts
+                        // past what was skipped.
+                        match (&mut st.buffer, &mut st.position) {
+                            (Some(b), _) => b.next_offset = b.next_offset.max(parsed.next_offset),
+                            (None, Some(p)) => p.offset = p.offset.max(parsed.next_offset),
+                            (None, None) => {}
+                        }
                         continue;
                     }
-                    st.buffer = Some(Buffered {
-                        records: parsed.records.into(),
-                        next_offset: parsed.next_offset,
-                        fault: parsed.fault,
-                    });
+                    match &mut st.buffer {
+                        Some(b) => {
+                            b.append(parsed.records, parsed.next_offset, parsed.fault, bytes)
+                        }
+                        None => {
+                            st.buffer = Some(Buffered::new(
+                                parsed.records,
+                                parsed.next_offset,
+                                parsed.fault,
+                                bytes,
+                            ))
+                        }
+                    }
                 }
                 Outcome::Error(code) => {
                     metrics.partition_error();

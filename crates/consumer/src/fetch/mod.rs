@@ -3,6 +3,7 @@
 
 pub mod fetcher;
 pub mod parse;
+pub mod plan;
 pub mod read_committed;
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::client::background::{Background, Gone};
 use crate::config::ConsumerConfig;
 use crate::error::ConsumerError;
 use crate::group::coordinator::CoordinatorLink;
@@ -53,7 +54,7 @@ pub(crate) enum Phase {
     /// `retry_at`).
     Idle,
     /// A join task is running.
-    Joining(JoinHandle<Result<Joined, ConsumerError>>),
+    Joining(Background<Result<Joined, ConsumerError>>),
     /// In a generation, heartbeating. `revoking`: the Revoked event was
     /// handed out; the rejoin starts at the next poll.
     Stable {
@@ -221,21 +222,16 @@ impl Group {
                     member = %self.member_id,
                     reason = self.reason
                 );
-                self.phase = Phase::Joining(tokio::spawn(
-                    async move {
-                        let r = join(link, client, params).await;
-                        wake.notify.notify_one();
-                        r
-                    }
-                    .instrument(span),
+                self.phase = Phase::Joining(Background::spawn(
+                    join(link, client, params).instrument(span),
+                    wake,
                 ));
                 Ok(Step::Quiet)
             }
-            Phase::Joining(handle) => {
-                if !handle.is_finished() {
+            Phase::Joining(join) => {
+                let Some(r) = join.try_take() else {
                     return Ok(Step::Quiet);
-                }
-                let r = handle.await;
+                };
                 self.phase = Phase::Idle;
                 match r {
                     Ok(Ok(joined)) => {
@@ -285,9 +281,9 @@ impl Group {
                         self.retry_at = Some(Instant::now() + client.config().retry_backoff());
                         Err(e)
                     }
-                    Err(join_err) => {
+                    Err(Gone) => {
                         self.retry_at = Some(Instant::now() + client.config().retry_backoff());
-                        tracing::debug!(error = %join_err, "join task ended abnormally");
+                        tracing::debug!("join task ended abnormally");
                         Ok(Step::Quiet)
                     }
                 }

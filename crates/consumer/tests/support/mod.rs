@@ -41,6 +41,12 @@ pub struct FetchSeen {
     pub partitions: Vec<(String, i32, i64, i32)>,
     /// The isolation level asked for.
     pub isolation_level: i8,
+    /// `max_wait_ms`, `min_bytes` and `max_bytes` of the request.
+    pub max_wait_ms: i32,
+    pub min_bytes: i32,
+    pub max_bytes: i32,
+    /// `partition_max_bytes` of each partition, in the order of `partitions`.
+    pub partition_max_bytes: Vec<i32>,
 }
 
 /// The test's answer to a Fetch.
@@ -255,6 +261,14 @@ async fn serve(mut sock: TcpStream, st: Arc<FakeState>, node: i32) {
                             })
                             .collect(),
                         isolation_level: f.isolation_level,
+                        max_wait_ms: f.max_wait_ms,
+                        min_bytes: f.min_bytes,
+                        max_bytes: f.max_bytes,
+                        partition_max_bytes: f
+                            .topics
+                            .iter()
+                            .flat_map(|t| t.partitions.iter().map(|p| p.partition_max_bytes))
+                            .collect(),
                     };
                     all.push(seen.clone());
                     seen
