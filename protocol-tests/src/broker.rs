@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{BrokerConfig, TransactionVersion};
 use crate::error::{tail_of, HarnessError, IoContext, Result};
-use crate::jars::{classpath, ensure_jars};
+use crate::jars::{classpath, ensure_jars_for, KafkaVersion};
 use crate::java::JavaTools;
 use crate::probe::ProbeClient;
 use crate::process::{self, Signal};
@@ -57,6 +57,7 @@ impl Node {
 #[derive(Debug)]
 pub struct Broker {
     config: BrokerConfig,
+    version: KafkaVersion,
     root: PathBuf,
     libs: PathBuf,
     cluster_id: String,
@@ -108,7 +109,20 @@ impl Broker {
                 why: format!("unsupported node count {} (1 or 3)", config.nodes),
             });
         }
-        let libs = ensure_jars()?;
+        let version = match config.kafka_version {
+            Some(v) => v,
+            None => KafkaVersion::selected()?,
+        };
+        if config.transaction_version == TransactionVersion::V2 && !version.offers_transaction_v2()
+        {
+            return Err(HarnessError::Version {
+                version: version.to_string(),
+                why: "transaction.version=2 (KIP-890) needs Kafka 4.0 or newer; a 3.x cluster \
+                      runs the older transaction protocol only (start it with TransactionVersion::V1)"
+                    .into(),
+            });
+        }
+        let libs = ensure_jars_for(version)?;
         collect_garbage();
         let root = std::env::temp_dir().join("exactly-harness").join(format!(
             "{}-{}",
@@ -140,6 +154,7 @@ impl Broker {
             .to_owned();
         let broker = Broker {
             config,
+            version,
             root,
             libs,
             cluster_id,
@@ -202,6 +217,11 @@ impl Broker {
     /// Node ids (1-based).
     pub fn node_ids(&self) -> Vec<i32> {
         self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// The Kafka release this broker runs.
+    pub fn version(&self) -> KafkaVersion {
+        self.version
     }
 
     /// The configuration this broker was started with.
@@ -510,8 +530,8 @@ impl Broker {
             .collect();
         std::fs::write(node.props_path(), props)
             .ctx(|| format!("writing {}", node.props_path().display()))?;
-        std::fs::write(node.dir.join("log4j2.yaml"), LOG4J2_YAML)
-            .ctx(|| "writing log4j2.yaml".into())
+        std::fs::write(node.dir.join("log4j2.properties"), LOG4J2)
+            .ctx(|| "writing log4j2.properties".into())
     }
 
     fn format(&self, node: &Node) -> Result<()> {
@@ -521,12 +541,17 @@ impl Broker {
             self.cluster_id.clone(),
             "-c".into(),
             node.props_path().display().to_string(),
-            "--feature".into(),
-            format!(
+        ];
+        // The transaction.version feature is set at format time on 4.x. A 3.x
+        // cluster (checked in start_once: V1 only) is formatted without it and
+        // runs the pre-KIP-890 protocol, reporting no transaction.version.
+        if self.version.offers_transaction_v2() {
+            args.push("--feature".into());
+            args.push(format!(
                 "transaction.version={}",
                 self.config.transaction_version.level()
-            ),
-        ];
+            ));
+        }
         if self.nodes.len() == 1 {
             args.push("--standalone".into());
         }
@@ -564,7 +589,7 @@ impl Broker {
         ))
         .arg(format!(
             "-Dlog4j2.configurationFile={}",
-            node.dir.join("log4j2.yaml").display()
+            node.dir.join("log4j2.properties").display()
         ))
         .arg("-cp")
         .arg(classpath(&self.libs))
@@ -831,24 +856,21 @@ fn run_java_capture(libs: &Path, class: &str, args: &[&str]) -> Result<String> {
     Ok(stdout)
 }
 
-const LOG4J2_YAML: &str = "\
-Configuration:
-  Appenders:
-    Console:
-      name: STDOUT
-      target: SYSTEM_OUT
-      PatternLayout:
-        pattern: \"[%d] %p %m (%c)%n\"
-  Loggers:
-    Root:
-      level: WARN
-      AppenderRef:
-        - ref: STDOUT
-    Logger:
-      - name: kafka.server.KafkaRaftServer
-        level: INFO
-      - name: kafka.server.BrokerServer
-        level: INFO
-      - name: kafka.coordinator.transaction
-        level: INFO
+/// The broker's log4j 2 configuration, in the properties format that
+/// log4j-core reads on every Kafka version (YAML needs Jackson's YAML
+/// module, which Kafka 3.x does not bring).
+const LOG4J2: &str = "\
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.target = SYSTEM_OUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.raft.name = kafka.server.KafkaRaftServer
+logger.raft.level = INFO
+logger.broker.name = kafka.server.BrokerServer
+logger.broker.level = INFO
+logger.txn.name = kafka.coordinator.transaction
+logger.txn.level = INFO
 ";
