@@ -149,9 +149,7 @@ impl Broker {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let cluster_id = run_java_capture(&libs, "kafka.tools.StorageTool", &["random-uuid"])?
-            .trim()
-            .to_owned();
+        let cluster_id = random_cluster_id();
         let broker = Broker {
             config,
             version,
@@ -827,6 +825,42 @@ fn marker_arg(root: &Path) -> String {
     format!("-D{JVM_MARKER}={}", root.display())
 }
 
+/// A fresh cluster id as `StorageTool random-uuid` prints it (a Kafka
+/// `Uuid`: 16 random bytes, URL-safe base64 without padding, never starting
+/// with `-`, never all zero), made here to save a JVM start per broker.
+fn random_cluster_id() -> String {
+    let mut rng = crate::rng::Rng::seeded();
+    loop {
+        let mut bytes = [0u8; 16];
+        for chunk in bytes.chunks_mut(8) {
+            let x = rng.below(u64::MAX) ^ u64::from(std::process::id());
+            chunk.copy_from_slice(&x.to_be_bytes());
+        }
+        let id = base64_url(&bytes);
+        if bytes != [0; 16] && !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
+/// URL-safe base64 without padding (RFC 4648 section 5).
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub(crate) fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").ctx(|| "finding a free port".into())?;
@@ -874,3 +908,26 @@ logger.broker.level = INFO
 logger.txn.name = kafka.coordinator.transaction
 logger.txn.level = INFO
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_url_matches_rfc4648() {
+        assert_eq!(base64_url(b"f"), "Zg");
+        assert_eq!(base64_url(b"fo"), "Zm8");
+        assert_eq!(base64_url(b"foo"), "Zm9v");
+        assert_eq!(base64_url(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64_url(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[test]
+    fn cluster_ids_look_like_kafka_uuids() {
+        let a = random_cluster_id();
+        let b = random_cluster_id();
+        assert_eq!(a.len(), 22);
+        assert_ne!(a, b);
+        assert!(!a.starts_with('-'));
+    }
+}

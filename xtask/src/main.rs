@@ -1,7 +1,8 @@
 //! Project automation: `cargo xtask <command>`.
 //!
-//! - `kafka fetch|up|down|status`: the test broker (Apache Kafka 4.3.1 from
-//!   Maven Central jars, cached after the first run).
+//! - `kafka fetch|up|down|status`: the test broker (Apache Kafka 4.3.1, or
+//!   the release `EXACTLY_KAFKA_VERSION` names, from Maven Central jars,
+//!   cached after the first run).
 //! - `demo`: the main job, an exactly-once copy on a local broker it starts.
 //! - `test`: everything CI runs (fmt, clippy, the no-C check, all tests
 //!   including the real-broker and real-PostgreSQL ones (Debian's
