@@ -58,12 +58,14 @@
 
 pub mod dedup;
 pub mod session;
+pub mod shutdown;
 pub mod sink;
 pub mod state;
 
 pub use session::{
     per_record, AbortReason, Context, Handler, HandlerError, InputTopics, Output, OutputRecord,
     PerRecord, Session, SessionBuilder, SessionConfig, SessionError, SessionMetrics, SessionStats,
-    ShutdownHandle, TransactionEnd,
+    TransactionEnd,
 };
+pub use shutdown::ShutdownHandle;
 pub use state::{MemoryStore, State, StateConfig, Store, StoreFactory};
