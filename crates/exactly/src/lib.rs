@@ -120,6 +120,13 @@ pub mod postgres {
     pub use exactly_postgres::*;
 }
 
+/// Administration: topics, configs, offsets, groups with lag, and the
+/// transaction tools of `kafka-transactions.sh` (list, describe, producers,
+/// find hanging, abort). Re-export of `exactly-admin`.
+pub mod admin {
+    pub use exactly_admin::*;
+}
+
 /// Connections, handshake, metadata and coordinators (`exactly-net`).
 pub mod net {
     pub use exactly_net::*;
