@@ -145,6 +145,9 @@ pub mod codec {
 }
 
 pub mod check;
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod cli;
 pub mod copy;
 
 pub use copy::{copy, CopyConfig, CopyError, CopyStats, Transformed};

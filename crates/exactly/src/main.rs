@@ -13,32 +13,6 @@
 //! `--help` has an example. `RUST_LOG=exactly=debug` (or any `tracing`
 //! filter) shows the clients' spans.
 
-use std::process::ExitCode;
-
-use clap::Parser;
-
-mod cli;
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    let parsed = cli::Cli::parse();
-    match cli::run(parsed).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(cli::Failure::Check(msg)) => {
-            eprintln!("check failed: {msg}");
-            ExitCode::from(1)
-        }
-        Err(cli::Failure::Usage(e)) => {
-            eprintln!("usage: {e:#}");
-            ExitCode::from(2)
-        }
-        Err(cli::Failure::Error(e)) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(3)
-        }
-    }
+fn main() -> std::process::ExitCode {
+    exactly::cli::main()
 }

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use crate::admin::{NewTopic, OffsetSpec};
 use anyhow::Context;
-use exactly::admin::{NewTopic, OffsetSpec};
 
 use super::{admin, Failure, Props};
 
@@ -242,7 +242,7 @@ pub(crate) async fn offsets(props: &Props, a: OffsetsArgs) -> Result<(), Failure
         .list_offsets(&asked, OffsetSpec::LastStable)
         .await
         .context("ListOffsets")?;
-    let get = |m: &exactly::admin::offsets::Offsets, k: &(String, i32)| -> anyhow::Result<i64> {
+    let get = |m: &crate::admin::offsets::Offsets, k: &(String, i32)| -> anyhow::Result<i64> {
         let r = m
             .get(k)
             .with_context(|| format!("no answer for {}-{}", k.0, k.1))?;

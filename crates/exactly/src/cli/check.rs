@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
+use crate::consumer::{ConsumerRecord, TopicPartition};
+use crate::{check as numbered, copy as copy_topic, CopyConfig, Transformed};
 use anyhow::Context;
-use exactly::consumer::{ConsumerRecord, TopicPartition};
-use exactly::{check as numbered, copy as copy_topic, CopyConfig, Transformed};
 
 use super::consume::{end_offsets, open_consumer};
 use super::{bar, Failure, Props};
@@ -212,7 +212,7 @@ async fn read_all(
         if done || quiet_since.elapsed() > idle {
             break;
         }
-        let exactly::consumer::Polled::Records(records) =
+        let crate::consumer::Polled::Records(records) =
             consumer.poll(Duration::from_millis(200)).await?
         else {
             continue;

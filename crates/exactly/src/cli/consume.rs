@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
+use crate::admin::{Admin, OffsetSpec};
+use crate::consumer::{Consumer, ConsumerRecord, Polled, TopicPartition};
 use anyhow::{bail, Context, Result};
 use base64::Engine;
-use exactly::admin::{Admin, OffsetSpec};
-use exactly::consumer::{Consumer, ConsumerRecord, Polled, TopicPartition};
 
 use super::{bar, Failure, Props};
 

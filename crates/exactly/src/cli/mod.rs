@@ -1,4 +1,6 @@
-//! The `exactly` command line: one module per group of subcommands.
+//! The `exactly` command line (feature `cli`): one module per group of
+//! subcommands. Not a library API: the `exactly` binary (and the test
+//! harness's copy of it) call [`main`].
 
 use std::path::PathBuf;
 
@@ -98,6 +100,42 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+/// Parses the command line, runs the command and maps the outcome to the
+/// documented exit codes.
+pub fn main() -> std::process::ExitCode {
+    use std::process::ExitCode;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let parsed = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match rt.block_on(run(parsed)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Check(msg)) => {
+            eprintln!("check failed: {msg}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(e)) => {
+            eprintln!("usage: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Error(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
 /// Runs the parsed command.
 pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
     let props = Props::load(&cli.bootstrap_servers, &cli.properties_file, &cli.property)
@@ -133,6 +171,6 @@ pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
 }
 
 /// An admin client from the net properties.
-pub(crate) async fn admin(props: &Props) -> Result<exactly::admin::Admin> {
-    Ok(exactly::admin::Admin::connect_with(props.net()).await?)
+pub(crate) async fn admin(props: &Props) -> Result<crate::admin::Admin> {
+    Ok(crate::admin::Admin::connect_with(props.net()).await?)
 }

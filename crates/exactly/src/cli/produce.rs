@@ -10,9 +10,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::check;
+use crate::producer::{DeliveryFuture, Producer, ProducerRecord};
 use anyhow::{bail, Context, Result};
-use exactly::check;
-use exactly::producer::{DeliveryFuture, Producer, ProducerRecord};
 
 use super::{bar, Failure, Props};
 

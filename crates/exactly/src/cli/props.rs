@@ -11,10 +11,10 @@
 
 use std::path::PathBuf;
 
+use crate::consumer::ConsumerConfigBuilder;
+use crate::net::NetConfigBuilder;
+use crate::producer::ProducerConfigBuilder;
 use anyhow::{bail, Context, Result};
-use exactly::consumer::ConsumerConfigBuilder;
-use exactly::net::NetConfigBuilder;
-use exactly::producer::ProducerConfigBuilder;
 
 /// Properties for the clients of one command.
 #[derive(Debug, Clone, Default)]

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::admin::{HangingReason, HangingScope};
 use anyhow::Context;
-use exactly::admin::{HangingReason, HangingScope};
 
 use super::{admin, Failure, Props};
 
