@@ -2,15 +2,19 @@
 //! broker, checked against the Java tools on the same cluster
 //! (`TransactionsCommand`, `ConsumerGroupCommand`, `GetOffsetShell`).
 //!
-//! - `hanging_transaction_found_aborted_and_read_past` (transaction.version=1,
-//!   own broker with `transaction.partition.verification.enable=false`): a
+//! One test, one broker (transaction.version=1, with
+//! `transaction.partition.verification.enable=false`), two phases; the Java
+//! tools of each phase run in parallel, on the same state, to keep the test
+//! cheap (JVM starts dominate its time).
+//!
+//! - hanging transaction: a
 //!   producer with a transactional id writes a transactional batch to a
 //!   partition it never added to its transaction (what KIP-890 verification
 //!   exists to stop), so its coordinator will never write a marker there:
 //!   the transaction hangs and holds the last stable offset back. Then
 //!   `txn find-hanging` lists it (as Java's `find-hanging` does), `txn
 //!   abort` ends it, and a read_committed `consume` reads past it.
-//! - `consume_produce_round_trip_groups_topics` (shared tv2 broker): binary
+//! - round trip: binary
 //!   values, empty and null keys and headers round-trip through `produce`
 //!   and `consume` (raw and JSON lines); group lag matches
 //!   `kafka-consumer-groups.sh --describe`; offsets match `GetOffsetShell`;
@@ -33,7 +37,9 @@ use exactly_codec::messages::{
 };
 use exactly_codec::protocol::StrBytes;
 use exactly_codec::{BatchBuilder, Compression, ProducerStamp};
-use exactly_protocol_tests::{unique_topic, Broker, BrokerConfig, ProbeClient, TransactionVersion};
+use exactly_protocol_tests::{
+    unique_topic, Broker, BrokerConfig, JavaTools, ProbeClient, TransactionVersion,
+};
 
 struct Out {
     code: i32,
@@ -103,6 +109,38 @@ fn rows(lines: &[String], header_first: &str) -> Vec<Vec<String>> {
 
 fn text_lines(o: &Out) -> Vec<String> {
     o.text().lines().map(str::to_owned).collect()
+}
+
+/// Runs the Java tool jobs at once (they only read), returning each one's
+/// stdout in order.
+fn java_parallel(jobs: Vec<Box<dyn FnOnce() -> Vec<String> + Send + '_>>) -> Vec<Vec<String>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = jobs.into_iter().map(|j| s.spawn(j)).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| panic!("a Java tool job panicked"))
+            })
+            .collect()
+    })
+}
+
+fn get_offset_shell(java: &JavaTools, bootstrap: &str, topic: &str) -> Vec<String> {
+    java.run(
+        "org.apache.kafka.tools.GetOffsetShell",
+        &[
+            "--bootstrap-server".into(),
+            bootstrap.into(),
+            "--topic".into(),
+            topic.into(),
+            "--time".into(),
+            "-1".into(),
+        ],
+        Duration::from_secs(90),
+    )
+    .unwrap_or_else(|e| panic!("GetOffsetShell: {e}"))
+    .stdout
 }
 
 /// Starts the hanging transaction: InitProducerId for `txn_id`, then a
@@ -192,13 +230,30 @@ fn hang(broker: &Broker, topic: &str, txn_id: &str) -> i64 {
 }
 
 #[test]
-fn hanging_transaction_found_aborted_and_read_past() {
+fn cli_matches_java_tools() {
     let t0 = Instant::now();
     let broker = Broker::start(
         BrokerConfig::with_transaction_version(TransactionVersion::V1)
             .property("transaction.partition.verification.enable", "false"),
     )
     .unwrap_or_else(|e| panic!("broker: {e}"));
+    println!("broker up in {:.1} s", t0.elapsed().as_secs_f64());
+    let t = Instant::now();
+    hanging_transaction_found_aborted_and_read_past(&broker);
+    println!(
+        "hanging transaction phase: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    round_trip_groups_topics(&broker);
+    println!("round-trip phase: {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "cli_matches_java_tools: {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+fn hanging_transaction_found_aborted_and_read_past(broker: &Broker) {
     let b = broker.bootstrap();
     let java = broker.java();
     let topic = unique_topic("hang");
@@ -221,7 +276,7 @@ fn hanging_transaction_found_aborted_and_read_past() {
         b"before-0\nbefore-1\nbefore-2\n",
     );
     let txn_id = unique_topic("hanger");
-    let pid = hang(&broker, &topic, &txn_id);
+    let pid = hang(broker, &topic, &txn_id);
     // committed after the hanging one: invisible to read_committed until it ends
     let writer = unique_topic("after-writer");
     ok(
@@ -230,27 +285,50 @@ fn hanging_transaction_found_aborted_and_read_past() {
         b"after-0\nafter-1\nafter-2\n",
     );
 
+    // The Java tools' view of the hanging state, all at once.
+    let mut java_out = java_parallel(vec![
+        Box::new(|| get_offset_shell(&java, &b, &topic)),
+        Box::new(|| {
+            java.transactions_command(&[
+                "describe-producers",
+                "--topic",
+                &topic,
+                "--partition",
+                "0",
+            ])
+            .unwrap_or_else(|e| panic!("describe-producers: {e}"))
+            .stdout
+        }),
+        Box::new(|| {
+            java.transactions_command(&["list"])
+                .unwrap_or_else(|e| panic!("list: {e}"))
+                .stdout
+        }),
+        Box::new(|| {
+            java.transactions_command(&[
+                "find-hanging",
+                "--topic",
+                &topic,
+                "--max-transaction-timeout",
+                "0",
+            ])
+            .unwrap_or_else(|e| panic!("find-hanging: {e}"))
+            .stdout
+        }),
+    ])
+    .into_iter();
+    let mut next_java = || java_out.next().unwrap_or_default();
+    let (java_offsets, java_producers, java_list, java_hanging) =
+        (next_java(), next_java(), next_java(), next_java());
+    for l in java_producers.iter().chain(&java_list).chain(&java_hanging) {
+        println!("java: {l}");
+    }
+
     // The last stable offset is held at the hanging transaction's first offset.
     let lso = ok(&b, &["offsets", "-t", &topic, "--time", "-5"], b"");
     assert_eq!(lso.text().trim(), format!("{topic}:0:3"));
-    for time in ["-1", "-2"] {
-        let ours = ok(&b, &["offsets", "-t", &topic, "--time", time], b"");
-        let theirs = java
-            .run(
-                "org.apache.kafka.tools.GetOffsetShell",
-                &[
-                    "--bootstrap-server".into(),
-                    b.clone(),
-                    "--topic".into(),
-                    topic.clone(),
-                    "--time".into(),
-                    time.into(),
-                ],
-                Duration::from_secs(60),
-            )
-            .unwrap_or_else(|e| panic!("GetOffsetShell: {e}"));
-        assert_eq!(text_lines(&ours), theirs.stdout, "--time {time}");
-    }
+    let ours = ok(&b, &["offsets", "-t", &topic, "--time", "-1"], b"");
+    assert_eq!(text_lines(&ours), java_offsets, "same as GetOffsetShell");
     let held = ok(&b, &["consume", &topic, "-e"], b"");
     assert_eq!(
         held.text(),
@@ -264,9 +342,6 @@ fn hanging_transaction_found_aborted_and_read_past() {
         &["txn", "producers", "--topic", &topic, "--partition", "0"],
         b"",
     );
-    let theirs = java
-        .transactions_command(&["describe-producers", "--topic", &topic, "--partition", "0"])
-        .unwrap_or_else(|e| panic!("describe-producers: {e}"));
     let pick = |rows: Vec<Vec<String>>| -> BTreeMap<String, String> {
         rows.into_iter()
             .map(|r| (r[0].clone(), r[r.len() - 1].clone()))
@@ -277,13 +352,10 @@ fn hanging_transaction_found_aborted_and_read_past() {
         our_producers.get(&pid.to_string()).map(String::as_str),
         Some("3")
     );
-    assert_eq!(our_producers, pick(rows(&theirs.stdout, "ProducerId")));
+    assert_eq!(our_producers, pick(rows(&java_producers, "ProducerId")));
 
     // Both transactional ids listed, as Java lists them.
     let ours = ok(&b, &["txn", "list"], b"");
-    let theirs = java
-        .transactions_command(&["list"])
-        .unwrap_or_else(|e| panic!("list: {e}"));
     let ids = |rows: Vec<Vec<String>>| -> BTreeMap<String, (String, String)> {
         rows.into_iter()
             .map(|r| (r[0].clone(), (r[2].clone(), r[3].clone())))
@@ -294,7 +366,7 @@ fn hanging_transaction_found_aborted_and_read_past() {
         our_list.contains_key(&txn_id) && our_list.contains_key(&writer),
         "{our_list:?}"
     );
-    assert_eq!(our_list, ids(rows(&theirs.stdout, "TransactionalId")));
+    assert_eq!(our_list, ids(rows(&java_list, "TransactionalId")));
     let d = ok(
         &b,
         &["txn", "describe", "--transactional-id", &txn_id, "--json"],
@@ -302,44 +374,56 @@ fn hanging_transaction_found_aborted_and_read_past() {
     );
     let d: serde_json::Value = serde_json::from_slice(&d.stdout).expect("describe JSON");
     assert_eq!(d["producer_id"], pid);
-    assert_eq!(d["partitions"], serde_json::json!([]), "{d}");
+    assert_eq!(
+        d["partitions"],
+        serde_json::json!([]),
+        "the coordinator never added it: {d}"
+    );
 
-    // find-hanging: ours and Java's list the same transaction.
-    let find = |who: &str| -> Vec<(String, String, String)> {
-        let lines = if who == "ours" {
-            text_lines(&ok(
-                &b,
-                &[
-                    "txn",
-                    "find-hanging",
-                    "--topic",
-                    &topic,
-                    "--max-transaction-timeout",
-                    "0",
-                ],
-                b"",
-            ))
-        } else {
-            java.transactions_command(&[
+    // find-hanging: ours lists what Java's lists.
+    let hanging = |lines: &[String]| -> Vec<(String, String, String)> {
+        rows(lines, "Topic")
+            .into_iter()
+            .map(|r| (r[1].clone(), r[2].clone(), r[5].clone()))
+            .collect()
+    };
+    let find = || {
+        text_lines(&ok(
+            &b,
+            &[
+                "txn",
                 "find-hanging",
                 "--topic",
                 &topic,
                 "--max-transaction-timeout",
                 "0",
-            ])
-            .unwrap_or_else(|e| panic!("find-hanging: {e}"))
-            .stdout
-        };
-        rows(&lines, "Topic")
-            .into_iter()
-            .map(|r| (r[1].clone(), r[2].clone(), r[5].clone()))
-            .collect()
+            ],
+            b"",
+        ))
     };
     let expected = vec![("0".to_owned(), pid.to_string(), "3".to_owned())];
-    assert_eq!(find("ours"), expected, "exactly txn find-hanging");
-    assert_eq!(find("java"), expected, "TransactionsCommand find-hanging");
+    assert_eq!(hanging(&find()), expected, "exactly txn find-hanging");
+    assert_eq!(
+        hanging(&java_hanging),
+        expected,
+        "TransactionsCommand find-hanging"
+    );
+    let by_broker = ok(
+        &b,
+        &[
+            "txn",
+            "find-hanging",
+            "--broker-id",
+            "1",
+            "--max-transaction-timeout",
+            "0",
+        ],
+        b"",
+    );
+    assert_eq!(hanging(&text_lines(&by_broker)), expected, "--broker-id");
 
-    // abort ends it; the consumer reads past it.
+    // abort ends it (the same WriteTxnMarkers Java's abort sends); the
+    // consumer reads past it.
     ok(
         &b,
         &[
@@ -354,8 +438,7 @@ fn hanging_transaction_found_aborted_and_read_past() {
         ],
         b"",
     );
-    assert!(find("ours").is_empty());
-    assert!(find("java").is_empty());
+    assert!(hanging(&find()).is_empty());
     let past = ok(&b, &["consume", &topic, "-e"], b"");
     assert_eq!(
         past.text(),
@@ -369,20 +452,13 @@ fn hanging_transaction_found_aborted_and_read_past() {
         hw.text(),
         "LSO caught up with the high watermark"
     );
-    println!(
-        "hanging transaction test: {:.1} s",
-        t0.elapsed().as_secs_f64()
-    );
 }
 
 fn binary_value() -> Vec<u8> {
     (1u8..=255).collect()
 }
 
-#[test]
-fn consume_produce_round_trip_groups_topics() {
-    let t0 = Instant::now();
-    let broker = Broker::shared(TransactionVersion::V2).unwrap_or_else(|e| panic!("{e}"));
+fn round_trip_groups_topics(broker: &Broker) {
     let b = broker.bootstrap();
     let java = broker.java();
     let topic = unique_topic("cli-rt");
@@ -448,20 +524,30 @@ fn consume_produce_round_trip_groups_topics() {
     let group = unique_topic("cli-group");
     ok(&b, &["consume", &topic, "-G", &group, "-e"], b"");
     ok(&b, &["produce", "-t", &topic], b"x\ny\n");
+    let mut java_out = java_parallel(vec![
+        Box::new(|| {
+            java.run(
+                "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+                &[
+                    "--bootstrap-server".into(),
+                    b.clone(),
+                    "--describe".into(),
+                    "--group".into(),
+                    group.clone(),
+                ],
+                Duration::from_secs(90),
+            )
+            .unwrap_or_else(|e| panic!("ConsumerGroupCommand: {e}"))
+            .stdout
+        }),
+        Box::new(|| get_offset_shell(&java, &b, &topic)),
+    ])
+    .into_iter();
+    let (java_groups, java_offsets) = (
+        java_out.next().unwrap_or_default(),
+        java_out.next().unwrap_or_default(),
+    );
     let ours = ok(&b, &["groups", "describe", &group], b"");
-    let theirs = java
-        .run(
-            "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-            &[
-                "--bootstrap-server".into(),
-                b.clone(),
-                "--describe".into(),
-                "--group".into(),
-                group.clone(),
-            ],
-            Duration::from_secs(60),
-        )
-        .unwrap_or_else(|e| panic!("ConsumerGroupCommand: {e}"));
     let lag = |rows: Vec<Vec<String>>| -> Vec<Vec<String>> {
         rows.into_iter()
             .filter(|r| r.len() >= 6 && r[0] == group)
@@ -481,27 +567,13 @@ fn consume_produce_round_trip_groups_topics() {
     );
     assert_eq!(
         our_lag,
-        lag(rows(&theirs.stdout, "GROUP")),
+        lag(rows(&java_groups, "GROUP")),
         "same as kafka-consumer-groups.sh"
     );
     let listed = ok(&b, &["groups", "list"], b"");
     assert!(listed.text().contains(&group));
-
-    // Offsets as GetOffsetShell reports them.
     let ours = ok(&b, &["offsets", "-t", &topic, "--time", "-1"], b"");
-    let theirs = java
-        .run(
-            "org.apache.kafka.tools.GetOffsetShell",
-            &[
-                "--bootstrap-server".into(),
-                b.clone(),
-                "--topic".into(),
-                topic.clone(),
-            ],
-            Duration::from_secs(60),
-        )
-        .unwrap_or_else(|e| panic!("GetOffsetShell: {e}"));
-    assert_eq!(text_lines(&ours), theirs.stdout);
+    assert_eq!(text_lines(&ours), java_offsets, "same as GetOffsetShell");
 
     // Topics: add partitions, describe, metadata, delete.
     let t2 = unique_topic("cli-topic");
@@ -565,7 +637,6 @@ fn consume_produce_round_trip_groups_topics() {
         b"",
     );
     assert_eq!(down.code, 3, "an unreachable cluster is exit 3");
-    println!("round-trip test: {:.1} s", t0.elapsed().as_secs_f64());
 }
 
 /// 1 GB through `produce` (file in, 1 MB lines) and `consume` (to a file)

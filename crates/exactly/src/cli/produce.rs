@@ -45,7 +45,7 @@ pub(crate) struct Args {
     /// NUL-delimited input (same as -D '\0').
     #[arg(short = '0', long)]
     null: bool,
-    /// Key delimiter: the record is KEY<delim>VALUE.
+    /// Key delimiter: each record is the key, this byte, then the value.
     #[arg(short = 'K', long)]
     key_delimiter: Option<String>,
     /// Empty keys and values are produced as null.
