@@ -121,6 +121,13 @@ pub mod postgres {
     pub use exactly_postgres::*;
 }
 
+/// Administration: topics, configs, offsets, groups with lag, and the
+/// transaction tools of `kafka-transactions.sh` (list, describe, producers,
+/// find hanging, abort). Re-export of `exactly-admin`.
+pub mod admin {
+    pub use exactly_admin::*;
+}
+
 /// Connections, handshake, metadata and coordinators (`exactly-net`).
 pub mod net {
     pub use exactly_net::*;
@@ -139,6 +146,9 @@ pub mod codec {
 }
 
 pub mod check;
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod cli;
 pub mod copy;
 
 pub use copy::{copy, CopyConfig, CopyError, CopyStats, Transformed};
