@@ -414,6 +414,15 @@ impl Consumer {
         }
     }
 
+    /// Whether the member is rejoining its group right now. Under a
+    /// cooperative assignor it keeps its partitions meanwhile, but the
+    /// generation in [`Consumer::group_metadata`] may be replaced when the
+    /// join completes: a transactional offset commit is best held until the
+    /// next [`Rebalance`] event (or a poll that returns records again).
+    pub fn is_rebalancing(&self) -> bool {
+        self.group.as_ref().is_some_and(|g| g.is_joining())
+    }
+
     /// Commits (when `enable.auto.commit`), leaves the group (unless this is
     /// a static member, which keeps its place for `session.timeout.ms`, as
     /// KIP-345 intends), stops every task and closes the connections.

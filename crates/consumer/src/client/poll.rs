@@ -130,48 +130,69 @@ impl Consumer {
             .await?
         {
             Step::Quiet => Ok(None),
-            Step::DropAssignment => {
+            Step::Drop(parts) => {
+                self.fetcher.abort_all(&mut self.asg);
+                self.tasks.abort_lookups();
+                for tp in &parts {
+                    self.asg.partitions.remove(tp);
+                }
+                let assigned = self.asg.list();
+                // The join (eager) or the Assigned event (cooperative)
+                // follows on the same turn.
+                let Some(g) = self.group.as_mut() else {
+                    return Ok(None);
+                };
+                match g
+                    .step(&self.shared, &self.cfg, &self.client, &topics, &assigned)
+                    .await?
+                {
+                    Step::Event(ev) => self.rebalanced(ev),
+                    _ => Ok(None),
+                }
+            }
+            Step::Event(ev) => {
+                let cooperative = self.group.as_ref().is_some_and(|g| g.cooperative);
+                if cooperative
+                    && self.cfg.enable_auto_commit
+                    && matches!(ev, super::Rebalance::Revoked(_))
+                {
+                    self.auto_commit_now().await;
+                }
+                self.rebalanced(ev)
+            }
+        }
+    }
+
+    /// Applies a rebalance event to the assignment and hands it out.
+    fn rebalanced(&mut self, ev: super::Rebalance) -> Result<Option<Polled>, ConsumerError> {
+        use super::Rebalance;
+        match &ev {
+            Rebalance::Revoked(parts) => {
+                // Stop fetching; what was fetched but not handed out for the
+                // revoked partitions is dropped, positions stay for the
+                // user's commit. Kept partitions keep their buffers.
+                self.fetcher.abort_all(&mut self.asg);
+                self.tasks.abort_lookups();
+                for tp in parts {
+                    if let Some(st) = self.asg.partitions.get_mut(tp) {
+                        st.buffer = None;
+                    }
+                }
+            }
+            Rebalance::Lost(_) => {
                 self.fetcher.abort_all(&mut self.asg);
                 self.tasks.abort_lookups();
                 self.asg.clear();
-                // The join starts on the same turn.
-                let g = self.group.as_mut();
-                if let Some(g) = g {
-                    let _ = g
-                        .step(&self.shared, &self.cfg, &self.client, &topics, &[])
-                        .await?;
-                }
-                Ok(None)
             }
-            Step::Event(ev) => {
-                use super::Rebalance;
-                match &ev {
-                    Rebalance::Revoked(_) => {
-                        // Stop fetching; what was fetched but not handed out
-                        // is dropped, positions stay for the user's commit.
-                        self.fetcher.abort_all(&mut self.asg);
-                        self.tasks.abort_lookups();
-                        for st in self.asg.partitions.values_mut() {
-                            st.buffer = None;
-                        }
-                    }
-                    Rebalance::Lost(_) => {
-                        self.fetcher.abort_all(&mut self.asg);
-                        self.tasks.abort_lookups();
-                        self.asg.clear();
-                    }
-                    Rebalance::Assigned(parts) => {
-                        self.metrics.rebalanced();
-                        let pending = self.initial_pending();
-                        self.fetcher.abort_all(&mut self.asg);
-                        self.tasks.abort_lookups();
-                        self.asg.clear();
-                        self.asg.set(parts, pending);
-                    }
-                }
-                Ok(Some(Polled::Rebalance(ev)))
+            Rebalance::Assigned(parts) => {
+                self.metrics.rebalanced();
+                let pending = self.initial_pending();
+                let mut all = self.asg.list();
+                all.extend(parts.iter().cloned());
+                self.asg.set(&all, pending);
             }
         }
+        Ok(Some(Polled::Rebalance(ev)))
     }
 
     fn absorb(&mut self, done: crate::fetch::fetcher::FetchDone) {
