@@ -78,6 +78,10 @@ pub struct Consumer {
     group: Option<Group>,
     tasks: Tasks,
     next_auto_commit: Instant,
+    /// When the periodic metadata refresh (`metadata.max.age.ms`) is due.
+    next_metadata_refresh: Instant,
+    /// Deleted topics already reported.
+    deleted: std::collections::BTreeSet<String>,
     closed: bool,
 }
 
@@ -156,6 +160,7 @@ impl Consumer {
             None => None,
         };
         let next_auto_commit = Instant::now() + cfg.auto_commit_interval;
+        let max_age = metadata_max_age(&client);
         Ok(Consumer {
             cfg,
             client,
@@ -167,6 +172,8 @@ impl Consumer {
             group,
             tasks: Tasks::default(),
             next_auto_commit,
+            next_metadata_refresh: Instant::now() + max_age,
+            deleted: std::collections::BTreeSet::new(),
             closed: false,
         })
     }
@@ -466,4 +473,12 @@ impl Drop for Consumer {
             g.stop_heartbeat();
         }
     }
+}
+
+/// `metadata.max.age.ms`, at least 100 ms so a zero does not spin.
+fn metadata_max_age(client: &Client) -> Duration {
+    client
+        .config()
+        .metadata_max_age()
+        .max(Duration::from_millis(100))
 }

@@ -57,6 +57,10 @@ impl Consumer {
             // Waiting inside poll counts as polling (max.poll.interval.ms
             // is about the time the user spends between polls).
             self.shared.touch();
+            self.maybe_refresh_metadata();
+            if let Some(e) = self.deleted_topic() {
+                return Err(e);
+            }
             if let Some(p) = self.group_turn().await? {
                 return Ok(p);
             }
@@ -225,6 +229,53 @@ impl Consumer {
             .refresh_metadata(&self.client, topics, &self.shared);
     }
 
+    /// The periodic refresh (`metadata.max.age.ms`, as the reference client
+    /// does): new partitions, moved leaders and deleted topics are seen even
+    /// when no request failed. Covers the subscribed topics (the group's
+    /// leader compares their partition counts with its assignment's).
+    fn maybe_refresh_metadata(&mut self) {
+        let now = Instant::now();
+        if now < self.next_metadata_refresh {
+            return;
+        }
+        self.next_metadata_refresh = now + super::metadata_max_age(&self.client);
+        let mut topics: Vec<String> = match &self.mode {
+            Mode::Subscribed(t) => t.clone(),
+            _ => Vec::new(),
+        };
+        topics.extend(self.asg.partitions.keys().map(|tp| tp.topic.clone()));
+        topics.sort();
+        topics.dedup();
+        if topics.is_empty() {
+            return;
+        }
+        tracing::debug!(?topics, "periodic metadata refresh (metadata.max.age.ms)");
+        self.tasks
+            .refresh_metadata(&self.client, topics, &self.shared);
+    }
+
+    /// A topic of assigned partitions the cluster no longer knows: reported
+    /// once. Under manual assignment its partitions are dropped; in a group
+    /// the leader's rejoin (it sees the partition count change) revokes
+    /// them.
+    fn deleted_topic(&mut self) -> Option<ConsumerError> {
+        let view = self.client.view();
+        let gone = self.asg.partitions.keys().find(|tp| {
+            view.topic(&tp.topic).is_none()
+                && view.topic_error(&tp.topic)
+                    == Some(exactly_codec::ErrorCode::UnknownTopicOrPartition)
+                && !self.deleted.contains(&tp.topic)
+        })?;
+        let topic = gone.topic.clone();
+        tracing::warn!(%topic, "a topic of assigned partitions was deleted");
+        self.deleted.insert(topic.clone());
+        if matches!(self.mode, Mode::Assigned) {
+            self.fetcher.abort_all(&mut self.asg);
+            self.asg.partitions.retain(|tp, _| tp.topic != topic);
+        }
+        Some(ConsumerError::TopicDeleted { topic })
+    }
+
     /// The earliest moment something waiting on a timer may proceed.
     fn next_wake(&self, now: Instant) -> Option<Instant> {
         let partitions = self
@@ -245,7 +296,11 @@ impl Consumer {
         let idle =
             (!self.asg.partitions.is_empty() && self.fetcher.is_idle() && !self.tasks.busy())
                 .then(|| now + self.client.config().retry_backoff());
-        [partitions, group, auto, idle].into_iter().flatten().min()
+        let meta = Some(self.next_metadata_refresh);
+        [partitions, group, auto, idle, meta]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     async fn maybe_auto_commit(&mut self) {

@@ -7,8 +7,8 @@
 //! - `roundrobin`: every subscribed partition, sorted by (topic, partition),
 //!   goes to the next member in sorted order that subscribes to its topic.
 //!
-//! - `cooperative-sticky`: balanced, sticky and incremental; see
-//!   [`super::sticky`].
+//! - `cooperative-sticky`: balanced, sticky and incremental (KIP-429); see
+//!   `sticky.rs` in this module.
 //!
 //! Members sort by group instance id when they have one (static members keep
 //! their partitions across restarts, KIP-345), else by member id. Both
