@@ -307,11 +307,20 @@ mod tests {
                     generation += 1;
                     let mut revoked_any = false;
                     let mut seen = BTreeSet::new();
+                    // Who owns what before this rebalance.
+                    let before: BTreeMap<Tp, String> = owned
+                        .iter()
+                        .flat_map(|(id, (_, o))| o.iter().map(move |tp| (tp.clone(), id.clone())))
+                        .collect();
                     for (id, (_, o)) in owned.iter_mut() {
                         let new = as_set(&plan, id);
-                        // Newly given partitions were nobody's.
+                        // A partition goes to a new owner only once its old
+                        // owner gave it up (in an earlier rebalance).
                         for tp in new.difference(o) {
-                            prop_assert!(!seen.contains(tp));
+                            prop_assert!(
+                                before.get(tp).is_none(),
+                                "{:?} given to {} while {:?} owns it", tp, id, before.get(tp)
+                            );
                         }
                         if o.iter().any(|tp| !new.contains(tp)) {
                             revoked_any = true;
