@@ -318,7 +318,7 @@ mod tests {
                         // owner gave it up (in an earlier rebalance).
                         for tp in new.difference(o) {
                             prop_assert!(
-                                before.get(tp).is_none(),
+                                !before.contains_key(tp),
                                 "{:?} given to {} while {:?} owns it", tp, id, before.get(tp)
                             );
                         }
