@@ -299,6 +299,16 @@ impl Broker {
             .create_topic(name, partitions, self.nodes.len() as i16, configs)
     }
 
+    /// Raises `name` to `total` partitions (CreatePartitions).
+    pub fn create_partitions(&self, name: &str, total: i32) -> Result<()> {
+        self.client()?.create_partitions(name, total)
+    }
+
+    /// Deletes topic `name` (DeleteTopics).
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        self.client()?.delete_topic(name)
+    }
+
     /// The leader of a partition as Metadata reports it right now.
     pub fn leader_of(&self, topic: &str, partition: i32) -> Result<i32> {
         let md = self.client()?.metadata(Some(&[topic]))?;
