@@ -27,10 +27,10 @@ use tokio::time::Instant;
 use super::error::{catch_panic, catch_panic_sync};
 use super::handler::{AbortReason, Context, Handler, Output, TransactionEnd};
 use super::metrics::{AbortKind, SessionMetrics};
-use super::shutdown::{StopMode, StopSignal};
 use super::topics::matching_topics;
 use super::txn::{Backlog, OpenTxn};
 use super::{InputTopics, Session, SessionConfig, SessionError};
+use crate::shutdown::{StopMode, StopSignal};
 use crate::state::{self, States};
 
 /// How long past its due time a commit waits for a cooperative join to
