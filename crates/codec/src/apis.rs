@@ -45,6 +45,7 @@ pub const CLIENT_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::TxnOffsetCommit, range(0, 5)),
     (ApiKey::DescribeProducers, range(0, 0)),
     (ApiKey::DescribeTransactions, range(0, 0)),
+    (ApiKey::ConsumerGroupHeartbeat, range(0, 1)),
 ];
 
 /// The version range this client implements for `api`, or `None` for an API
@@ -104,6 +105,7 @@ default_messages! {
     TxnOffsetCommit => TxnOffsetCommitRequest, TxnOffsetCommitResponse;
     DescribeProducers => DescribeProducersRequest, DescribeProducersResponse;
     DescribeTransactions => DescribeTransactionsRequest, DescribeTransactionsResponse;
+    ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse;
 }
 
 fn check_version(api: ApiKey, version: i16) -> Result<(), CodecError> {

@@ -180,6 +180,13 @@ pub(super) const SCHEMAS: &[Api] = &[
         "0",
         txn::DESCRIBE_TRANSACTIONS_RESPONSE,
     ),
+    api(
+        ApiKey::ConsumerGroupHeartbeat,
+        "0-1",
+        group::CONSUMER_GROUP_HEARTBEAT_REQUEST,
+        "0-1",
+        group::CONSUMER_GROUP_HEARTBEAT_RESPONSE,
+    ),
 ];
 
 /// One API's schemas.
