@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::{Consumer, Mode, Phase};
+use super::{Consumer, Mode};
 use crate::config::{IsolationLevel, OffsetReset};
 use crate::error::ConsumerError;
 use crate::offsets::{self, CommitIdentity, OffsetAndMetadata};
@@ -80,16 +80,14 @@ impl Consumer {
 
     fn commit_identity(&self) -> Result<Option<CommitIdentity>, ConsumerError> {
         match (&self.mode, &self.group) {
-            (Mode::Subscribed(_), Some(g)) => match g.phase {
-                Phase::Stable { .. } => Ok(Some(CommitIdentity {
-                    generation: g.generation,
-                    member_id: g.member_id.clone(),
-                    instance_id: self.cfg.group_instance_id.clone(),
-                })),
-                _ => Err(ConsumerError::CommitFailed {
-                    code: exactly_codec::ErrorCode::RebalanceInProgress,
-                }),
-            },
+            (Mode::Subscribed(_), Some(g)) if g.can_commit() => Ok(Some(CommitIdentity {
+                generation: g.generation(),
+                member_id: g.member_id(),
+                instance_id: self.cfg.group_instance_id.clone(),
+            })),
+            (Mode::Subscribed(_), Some(_)) => Err(ConsumerError::CommitFailed {
+                code: exactly_codec::ErrorCode::RebalanceInProgress,
+            }),
             _ => Ok(None),
         }
     }

@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use super::{Consumer, Mode, Polled};
 use crate::error::ConsumerError;
-use crate::group::member::Step;
+use crate::group::membership::Action;
 use crate::record::Records;
 
 impl Consumer {
@@ -42,9 +42,9 @@ impl Consumer {
         let span = match &self.group {
             Some(g) => tracing::debug_span!(
                 "consumer.poll",
-                group = g.link.group_id(),
-                member = %g.member_id,
-                generation = g.generation
+                group = g.link().group_id(),
+                member = %g.member_id(),
+                generation = g.generation()
             ),
             None => tracing::debug_span!("consumer.poll"),
         };
@@ -66,7 +66,7 @@ impl Consumer {
             self.maybe_auto_commit().await;
             let revoking = self.group.as_ref().is_some_and(|g| g.is_revoking());
             if !revoking {
-                let link = self.group.as_ref().map(|g| g.link.clone());
+                let link = self.group.as_ref().map(|g| g.link().clone());
                 self.tasks
                     .drive(
                         &self.client,
@@ -116,62 +116,78 @@ impl Consumer {
         let Some(g) = self.group.as_mut() else {
             return Ok(None);
         };
-        let was_stable = g.is_stable();
         // Commit before handing out Revoked when auto commit is on.
-        if was_stable && self.cfg.enable_auto_commit && self.shared.peek_rejoin(g.generation) {
+        if self.cfg.enable_auto_commit && g.revoke_coming(&self.shared) {
             self.auto_commit_now().await;
         }
-        let Some(g) = self.group.as_mut() else {
-            return Ok(None);
-        };
-        let assigned = self.asg.list();
-        match g
-            .step(&self.shared, &self.cfg, &self.client, &topics, &assigned)
-            .await?
-        {
-            Step::Quiet => Ok(None),
-            Step::DropAssignment => {
+        // A dropped assignment is followed by the next step on the same
+        // turn (the rejoin, or the partitions that come in).
+        for _ in 0..3 {
+            let Some(g) = self.group.as_mut() else {
+                return Ok(None);
+            };
+            let assigned = self.asg.list();
+            match g
+                .step(&self.shared, &self.cfg, &self.client, &topics, &assigned)
+                .await?
+            {
+                Action::Quiet => return Ok(None),
+                Action::DropAll => {
+                    self.fetcher.abort_all(&mut self.asg);
+                    self.tasks.abort_lookups();
+                    self.asg.clear();
+                }
+                Action::Drop(parts) => {
+                    let keep: Vec<_> = self
+                        .asg
+                        .list()
+                        .into_iter()
+                        .filter(|tp| !parts.contains(tp))
+                        .collect();
+                    self.fetcher.abort_all(&mut self.asg);
+                    self.tasks.abort_lookups();
+                    let pending = self.initial_pending();
+                    self.asg.set(&keep, pending);
+                }
+                Action::Event(ev) => return Ok(Some(self.on_rebalance(ev))),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Applies a rebalance event to the assignment before the user sees it.
+    fn on_rebalance(&mut self, ev: super::Rebalance) -> Polled {
+        use super::Rebalance;
+        match &ev {
+            Rebalance::Revoked(_) => {
+                // Stop fetching; what was fetched but not handed out is
+                // dropped, positions stay for the user's commit (and, under
+                // KIP-848, for the partitions kept).
+                self.fetcher.abort_all(&mut self.asg);
+                self.tasks.abort_lookups();
+                for st in self.asg.partitions.values_mut() {
+                    st.buffer = None;
+                }
+            }
+            Rebalance::Lost(_) => {
                 self.fetcher.abort_all(&mut self.asg);
                 self.tasks.abort_lookups();
                 self.asg.clear();
-                // The join starts on the same turn.
-                let g = self.group.as_mut();
-                if let Some(g) = g {
-                    let _ = g
-                        .step(&self.shared, &self.cfg, &self.client, &topics, &[])
-                        .await?;
-                }
-                Ok(None)
             }
-            Step::Event(ev) => {
-                use super::Rebalance;
-                match &ev {
-                    Rebalance::Revoked(_) => {
-                        // Stop fetching; what was fetched but not handed out
-                        // is dropped, positions stay for the user's commit.
-                        self.fetcher.abort_all(&mut self.asg);
-                        self.tasks.abort_lookups();
-                        for st in self.asg.partitions.values_mut() {
-                            st.buffer = None;
-                        }
-                    }
-                    Rebalance::Lost(_) => {
-                        self.fetcher.abort_all(&mut self.asg);
-                        self.tasks.abort_lookups();
-                        self.asg.clear();
-                    }
-                    Rebalance::Assigned(parts) => {
-                        self.metrics.rebalanced();
-                        let pending = self.initial_pending();
-                        self.fetcher.abort_all(&mut self.asg);
-                        self.tasks.abort_lookups();
-                        self.asg.clear();
-                        self.asg.set(parts, pending);
-                    }
-                }
-                Ok(Some(Polled::Rebalance(ev)))
+            Rebalance::Assigned(parts) => {
+                // The partitions added (under eager rebalancing the
+                // assignment was empty: all of it); the kept ones keep
+                // their positions.
+                self.metrics.rebalanced();
+                let pending = self.initial_pending();
+                self.fetcher.abort_all(&mut self.asg);
+                self.tasks.abort_lookups();
+                let mut all = self.asg.list();
+                all.extend(parts.iter().cloned());
+                self.asg.set(&all, pending);
             }
         }
+        Polled::Rebalance(ev)
     }
 
     fn absorb(&mut self, done: crate::fetch::fetcher::FetchDone) {
@@ -216,7 +232,7 @@ impl Consumer {
         let group = self
             .group
             .as_ref()
-            .and_then(|g| g.retry_at)
+            .and_then(|g| g.retry_at())
             .filter(|t| *t > now);
         let auto = (self.cfg.enable_auto_commit && self.next_auto_commit > now)
             .then_some(self.next_auto_commit);

@@ -2,12 +2,16 @@
 //! static membership, KIP-394 member id on first join, KIP-447 group
 //! metadata for transactional offset commits), eager rebalancing.
 //!
-//! Not done: incremental cooperative rebalancing (KIP-429) and the KIP-848
-//! `consumer` group protocol.
+//! The KIP-848 `consumer` protocol is in [`consumer_protocol`]
+//! (`group.protocol=consumer`); `membership.rs` dispatches between the two.
+//!
+//! Not done: incremental cooperative rebalancing (KIP-429).
 
 pub mod assignor;
+pub(crate) mod consumer_protocol;
 pub mod coordinator;
 pub mod heartbeat;
 pub mod join;
 pub(crate) mod member;
+pub(crate) mod membership;
 pub mod protocol;
