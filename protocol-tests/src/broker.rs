@@ -483,6 +483,18 @@ impl Broker {
             ("default.replication.factor", rf.clone()),
             ("min.insync.replicas", min_isr.into()),
             ("group.initial.rebalance.delay.ms", "0".into()),
+            // KIP-848 (`group.protocol=consumer`): both protocols offered
+            // (the 4.x default, said out loud), and heartbeats and session
+            // timeouts short enough for a test to see a rebalance within
+            // seconds (the defaults are 5 s and 45 s).
+            (
+                "group.coordinator.rebalance.protocols",
+                "classic,consumer".into(),
+            ),
+            ("group.consumer.heartbeat.interval.ms", "500".into()),
+            ("group.consumer.min.heartbeat.interval.ms", "500".into()),
+            ("group.consumer.session.timeout.ms", "10000".into()),
+            ("group.consumer.min.session.timeout.ms", "6000".into()),
             ("num.network.threads", "2".into()),
             ("num.io.threads", "4".into()),
             ("num.partitions", "1".into()),

@@ -1,0 +1,430 @@
+//! The KIP-848 consumer group protocol (`group.protocol=consumer`) against
+//! the real broker (Kafka 4.3.1; the harness offers `classic,consumer` and
+//! 500 ms heartbeats, see `broker.rs`):
+//! - two of our consumers share 6 partitions (only the moved ones are
+//!   revoked), one leaves, the other takes over: with commits after every
+//!   batch, nothing is lost or read twice;
+//! - a zombie's transaction: offsets for a partition that moved to another
+//!   member, under the member epoch from before the move (KIP-447 over
+//!   KIP-848), are refused by the group coordinator (ILLEGAL_GENERATION on
+//!   TxnOffsetCommit) and the transaction aborts, the group's offsets
+//!   unchanged; offsets of the partition kept, under the current epoch,
+//!   commit (transaction.version 2 and 1). A stale epoch alone is not
+//!   refused for a partition the member still holds: since KIP-1251 the
+//!   coordinator accepts any epoch from the one the partition was assigned
+//!   at up to the current one.
+//!
+//! Run: `cargo test -p exactly-protocol-tests --test consumer_kip848`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use exactly_consumer::{Consumer, Polled, Rebalance, TopicPartition};
+use exactly_producer::{Producer, ProducerRecord};
+use exactly_protocol_tests::{unique_topic, Broker, TransactionVersion};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn broker(tv: TransactionVersion) -> &'static Broker {
+    Broker::shared(tv).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn text(v: Option<&bytes::Bytes>) -> String {
+    String::from_utf8(v.map(|b| b.to_vec()).unwrap_or_default()).unwrap()
+}
+
+fn props(broker: &Broker, group: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut p: Vec<(String, String)> = [
+        ("bootstrap.servers", broker.bootstrap()),
+        ("group.id", group.to_owned()),
+        ("group.protocol", "consumer".into()),
+        ("auto.offset.reset", "earliest".into()),
+        ("max.poll.records", "50".into()),
+        ("fetch.max.wait.ms", "100".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    p.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    p
+}
+
+/// Writes `n` values "0".."n-1" round-robin over `partitions` partitions.
+async fn produce(bootstrap: &str, topic: &str, partitions: i32, n: usize) {
+    let p = Producer::from_properties([("bootstrap.servers", bootstrap), ("acks", "all")])
+        .await
+        .unwrap();
+    let mut futs = Vec::new();
+    for i in 0..n {
+        let v = i.to_string();
+        let part = (i % partitions as usize) as i32;
+        futs.push(
+            p.send(
+                ProducerRecord::new(topic)
+                    .with_partition(part)
+                    .with_value(v.as_bytes()),
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    for f in futs {
+        f.await.unwrap();
+    }
+    p.close(Duration::from_secs(10)).await.unwrap();
+}
+
+/// What one member did.
+#[derive(Debug, Default)]
+struct MemberLog {
+    seen: Vec<(i32, i64, String)>,
+    events: Vec<Rebalance>,
+}
+
+/// Runs one member until `stop` is set (then commits and closes, leaving
+/// the group) or `done` says everything was read. Commits after every
+/// batch and on every revocation.
+async fn member(
+    props: Vec<(String, String)>,
+    topic: String,
+    stop: Arc<AtomicBool>,
+    done: impl Fn(usize) -> bool,
+    log: Arc<Mutex<MemberLog>>,
+    total: Arc<AtomicUsize>,
+) {
+    let mut c = Consumer::from_properties(props).await.unwrap();
+    c.subscribe(&[&topic]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        assert!(Instant::now() < deadline, "member did not finish");
+        if stop.load(Ordering::SeqCst) || done(total.load(Ordering::SeqCst)) {
+            c.commit().await.unwrap();
+            c.close().await.unwrap();
+            return;
+        }
+        match c.poll(Duration::from_millis(200)).await.unwrap() {
+            Polled::Records(rs) if rs.is_empty() => {}
+            Polled::Records(rs) => {
+                {
+                    let mut l = log.lock().unwrap();
+                    for r in &rs {
+                        l.seen.push((r.partition(), r.offset(), text(r.value())));
+                    }
+                }
+                total.fetch_add(rs.len(), Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                c.commit().await.unwrap();
+            }
+            Polled::Rebalance(e) => {
+                if let Rebalance::Revoked(_) = e {
+                    c.commit().await.unwrap();
+                }
+                assert!(!matches!(e, Rebalance::Lost(_)), "membership lost: {e:?}");
+                log.lock().unwrap().events.push(e);
+            }
+        }
+    }
+}
+
+/// The partitions a member holds after its events.
+fn holding(events: &[Rebalance]) -> BTreeSet<i32> {
+    let mut h = BTreeSet::new();
+    for e in events {
+        match e {
+            Rebalance::Assigned(p) => h.extend(p.iter().map(|tp| tp.partition)),
+            Rebalance::Revoked(p) | Rebalance::Lost(p) => {
+                for tp in p {
+                    h.remove(&tp.partition);
+                }
+            }
+        }
+    }
+    h
+}
+
+#[test]
+fn kip848_members_share_then_one_leaves_no_loss_no_duplicates() {
+    let _s = serial();
+    let started = Instant::now();
+    let broker = broker(TransactionVersion::V2);
+    let topic = unique_topic("k848share");
+    broker.create_topic(&topic, 6).unwrap();
+    const N: usize = 6000;
+    let rt = runtime();
+    rt.block_on(produce(&broker.bootstrap(), &topic, 6, N));
+    let group = format!("{topic}-g");
+    let props = props(broker, &group, &[("group.remote.assignor", "uniform")]);
+    let (a, b) = rt.block_on(async {
+        let total = Arc::new(AtomicUsize::new(0));
+        let a_log = Arc::new(Mutex::new(MemberLog::default()));
+        let b_log = Arc::new(Mutex::new(MemberLog::default()));
+        let a_stop = Arc::new(AtomicBool::new(false));
+        let b_stop = Arc::new(AtomicBool::new(false));
+        let a = tokio::spawn(member(
+            props.clone(),
+            topic.clone(),
+            a_stop.clone(),
+            |n| n >= N,
+            a_log.clone(),
+            total.clone(),
+        ));
+        let wait = |what: &'static str, f: Box<dyn Fn() -> bool + Send>| async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !f() {
+                assert!(Instant::now() < deadline, "timed out waiting for {what}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let t = total.clone();
+        wait(
+            "A to read",
+            Box::new(move || t.load(Ordering::SeqCst) >= 300),
+        )
+        .await;
+        let b = tokio::spawn(member(
+            props.clone(),
+            topic.clone(),
+            b_stop.clone(),
+            |_| false,
+            b_log.clone(),
+            total.clone(),
+        ));
+        let bl = b_log.clone();
+        wait(
+            "B to read 300 records",
+            Box::new(move || bl.lock().unwrap().seen.len() >= 300),
+        )
+        .await;
+        b_stop.store(true, Ordering::SeqCst);
+        b.await.unwrap();
+        a.await.unwrap();
+        let a = std::mem::take(&mut *a_log.lock().unwrap());
+        let b = std::mem::take(&mut *b_log.lock().unwrap());
+        (a, b)
+    });
+    // A: all 6, some revoked for B (never all: incremental), then all 6.
+    let Rebalance::Assigned(first) = &a.events[0] else {
+        panic!("{:?}", a.events);
+    };
+    assert_eq!(first.len(), 6, "{:?}", a.events);
+    let revoked: Vec<&Rebalance> = a
+        .events
+        .iter()
+        .filter(|e| matches!(e, Rebalance::Revoked(_)))
+        .collect();
+    assert!(!revoked.is_empty(), "A gave nothing to B: {:?}", a.events);
+    for r in &revoked {
+        let Rebalance::Revoked(p) = r else {
+            unreachable!()
+        };
+        assert!(p.len() < 6, "incremental: only the moved partitions");
+    }
+    assert_eq!(holding(&a.events).len(), 6, "A took over: {:?}", a.events);
+    let b_had = holding(
+        &b.events
+            .iter()
+            .filter(|e| matches!(e, Rebalance::Assigned(_)))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    assert!(!b_had.is_empty(), "B got nothing: {:?}", b.events);
+    // Nothing lost, nothing read twice.
+    let mut all: Vec<(i32, i64)> = a
+        .seen
+        .iter()
+        .chain(b.seen.iter())
+        .map(|(p, o, _)| (*p, *o))
+        .collect();
+    all.sort_unstable();
+    let read = all.len();
+    all.dedup();
+    assert_eq!(read, all.len(), "{} records read twice", read - all.len());
+    let mut values: Vec<u64> = a
+        .seen
+        .iter()
+        .chain(b.seen.iter())
+        .map(|(_, _, v)| v.parse().unwrap())
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, (0..N as u64).collect::<Vec<_>>());
+    eprintln!(
+        "A read {}, B read {} (B had {b_had:?}), events A {:?} B {:?}; {:?}",
+        a.seen.len(),
+        b.seen.len(),
+        a.events,
+        b.events,
+        started.elapsed()
+    );
+}
+
+/// Polls `c` until `f` holds (or 30 s), collecting rebalance events.
+async fn poll_until(c: &mut Consumer, what: &str, mut f: impl FnMut(&Consumer) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f(c) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if let Polled::Rebalance(Rebalance::Lost(p)) =
+            c.poll(Duration::from_millis(100)).await.unwrap()
+        {
+            panic!("lost {p:?} while waiting for {what}");
+        }
+    }
+}
+
+fn stale_member_epoch_aborts_the_transaction(tv: TransactionVersion) {
+    let _s = serial();
+    let started = Instant::now();
+    let broker = broker(tv);
+    let topic = unique_topic("k848txn");
+    let out = format!("{topic}-out");
+    broker.create_topic(&topic, 2).unwrap();
+    broker.create_topic(&out, 1).unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        produce(&broker.bootstrap(), &topic, 2, 20).await;
+        let group = format!("{topic}-g");
+        let mut a = Consumer::from_properties(props(broker, &group, &[]))
+            .await
+            .unwrap();
+        a.subscribe(&[&topic]).unwrap();
+        poll_until(&mut a, "A to hold both partitions", |c| {
+            c.assignment().len() == 2
+        })
+        .await;
+        poll_until(&mut a, "A to read", |c| {
+            c.assignment()
+                .iter()
+                .all(|tp| c.position(tp).is_some_and(|p| p > 0))
+        })
+        .await;
+        // A's positions and identity before the group changes: what a
+        // zombie (a member that missed the rebalance) would commit.
+        let stale = a.group_metadata();
+        let stale_offsets = a.offsets_to_commit();
+        assert!(stale.generation_id > 0, "a member epoch: {stale:?}");
+        // B joins: one partition moves to B, A's epoch moves on.
+        let mut b = Consumer::from_properties(props(broker, &group, &[]))
+            .await
+            .unwrap();
+        b.subscribe(&[&topic]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(a.assignment().len() == 1
+            && b.assignment().len() == 1
+            && a.group_metadata().generation_id > stale.generation_id)
+        {
+            assert!(Instant::now() < deadline, "the group did not rebalance");
+            a.poll(Duration::from_millis(50)).await.unwrap();
+            b.poll(Duration::from_millis(50)).await.unwrap();
+        }
+        let kept = a.assignment()[0].clone();
+        let moved = b.assignment()[0].clone();
+        assert_ne!(kept, moved);
+        let position = a.position(&kept).unwrap();
+        let offsets: Vec<_> = a
+            .offsets_to_commit()
+            .into_iter()
+            .filter(|o| o.partition == kept)
+            .collect();
+        let zombie: Vec<_> = stale_offsets
+            .into_iter()
+            .filter(|o| o.partition == moved)
+            .collect();
+        assert_eq!(zombie.len(), 1);
+        let before = a.committed(std::slice::from_ref(&moved)).await.unwrap();
+        let p = Producer::from_properties([
+            ("bootstrap.servers", broker.bootstrap().as_str()),
+            ("transactional.id", format!("{topic}-t").as_str()),
+        ])
+        .await
+        .unwrap();
+        p.init_transactions().await.unwrap();
+        // The stale epoch, for a partition that moved: refused, the
+        // transaction must abort.
+        p.begin_transaction().await.unwrap();
+        p.send(ProducerRecord::new(&out).with_value(b"stale"))
+            .await
+            .unwrap();
+        let sent = p.send_offsets_to_transaction(zombie, &stale).await;
+        let committed = match sent {
+            Ok(()) => p.commit_transaction().await,
+            Err(e) => Err(e),
+        };
+        let e = committed.expect_err("offsets under a stale member epoch must not commit");
+        eprintln!(
+            "{tv:?}: epoch {} (now {}) refused for {moved}: {e}",
+            stale.generation_id,
+            a.group_metadata().generation_id
+        );
+        p.abort_transaction().await.unwrap();
+        let after = a.committed(std::slice::from_ref(&moved)).await.unwrap();
+        assert_eq!(before, after, "the aborted transaction moved the offsets");
+        // The current epoch: commits.
+        let current = a.group_metadata();
+        p.begin_transaction().await.unwrap();
+        p.send(ProducerRecord::new(&out).with_value(b"current"))
+            .await
+            .unwrap();
+        p.send_offsets_to_transaction(offsets, &current)
+            .await
+            .unwrap();
+        p.commit_transaction().await.unwrap();
+        let after = a.committed(std::slice::from_ref(&kept)).await.unwrap();
+        assert_eq!(after[&kept].as_ref().map(|o| o.offset), Some(position));
+        // Only the committed transaction's record is visible.
+        let mut r = Consumer::from_properties([
+            ("bootstrap.servers", broker.bootstrap().as_str()),
+            ("auto.offset.reset", "earliest"),
+        ])
+        .await
+        .unwrap();
+        let otp = TopicPartition::new(&out, 0);
+        r.assign(std::slice::from_ref(&otp)).unwrap();
+        let mut values = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while values.is_empty() {
+            assert!(Instant::now() < deadline, "the committed record never came");
+            for rec in &r
+                .poll(Duration::from_millis(200))
+                .await
+                .unwrap()
+                .into_records()
+            {
+                values.push(text(rec.value()));
+            }
+        }
+        assert_eq!(values, ["current"]);
+        p.close(Duration::from_secs(5)).await.unwrap();
+        b.close().await.unwrap();
+        a.close().await.unwrap();
+    });
+    eprintln!("{tv:?}: {:?}", started.elapsed());
+}
+
+#[test]
+fn v2_kip848_stale_member_epoch_aborts_the_transaction() {
+    stale_member_epoch_aborts_the_transaction(TransactionVersion::V2);
+}
+
+#[test]
+fn v1_kip848_stale_member_epoch_aborts_the_transaction() {
+    stale_member_epoch_aborts_the_transaction(TransactionVersion::V1);
+}
