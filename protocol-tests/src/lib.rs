@@ -28,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod jars;
 pub mod java;
+pub mod java_member;
 pub mod judge;
 pub mod postgres;
 pub mod probe;
@@ -43,6 +44,7 @@ pub use error::{HarnessError, Result};
 pub use java::{
     AckedRecord, ConsumedRecord, CopierOptions, DumpedBatch, JavaTools, ProducerReport,
 };
+pub use java_member::JavaMember;
 pub use postgres::Postgres;
 pub use probe::ProbeClient;
 

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use exactly_consumer::{Consumer, Polled, Rebalance, TopicPartition};
 use exactly_producer::{Producer, ProducerRecord};
-use exactly_protocol_tests::{unique_topic, Broker, TransactionVersion};
+use exactly_protocol_tests::{unique_topic, Broker, JavaMember, TransactionVersion};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -71,11 +71,21 @@ fn props(broker: &Broker, group: &str, extra: &[(&str, &str)]) -> Vec<(String, S
 
 /// Writes `n` values "0".."n-1" round-robin over `partitions` partitions.
 async fn produce(bootstrap: &str, topic: &str, partitions: i32, n: usize) {
+    produce_range(bootstrap, topic, partitions, 0..n).await
+}
+
+/// Writes the values of `range` round-robin over `partitions` partitions.
+async fn produce_range(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    range: std::ops::Range<usize>,
+) {
     let p = Producer::from_properties([("bootstrap.servers", bootstrap), ("acks", "all")])
         .await
         .unwrap();
     let mut futs = Vec::new();
-    for i in 0..n {
+    for i in range {
         let v = i.to_string();
         let part = (i % partitions as usize) as i32;
         futs.push(
@@ -427,4 +437,149 @@ fn v2_kip848_stale_member_epoch_aborts_the_transaction() {
 #[test]
 fn v1_kip848_stale_member_epoch_aborts_the_transaction() {
     stale_member_epoch_aborts_the_transaction(TransactionVersion::V1);
+}
+
+/// A mixed KIP-848 group: 2 Java `VerifiableConsumer`s and 2 of ours. The
+/// Java members read first; ours join (partitions move from Java to ours,
+/// who start at the Java members' commits), then ours leave (their
+/// partitions go back to Java, who start at ours'). Every record is read
+/// exactly once across the four.
+///
+/// Ignored by default (about a minute with the JVMs); run with
+/// `cargo test -p exactly-protocol-tests --test consumer_kip848 -- --ignored mixed`.
+#[test]
+#[ignore = "long: JVM members; run with --ignored"]
+fn kip848_mixed_group_with_java_every_record_once() {
+    let _s = serial();
+    let started = Instant::now();
+    let broker = broker(TransactionVersion::V2);
+    let topic = unique_topic("k848mixed");
+    broker.create_topic(&topic, 8).unwrap();
+    let group = format!("{topic}-g");
+    const PHASE: usize = 2000;
+    let rt = runtime();
+    let boot = broker.bootstrap();
+    rt.block_on(produce_range(&boot, &topic, 8, 0..PHASE));
+    let tools = broker.java();
+    let java_props: [(&str, &str); 0] = [];
+    let j1 = JavaMember::start(&tools, &topic, &group, "consumer", "j1", &java_props).unwrap();
+    let j2 = JavaMember::start(&tools, &topic, &group, "consumer", "j2", &java_props).unwrap();
+    let java_count = |j1: &JavaMember, j2: &JavaMember| j1.count() + j2.count();
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while java_count(&j1, &j2) < PHASE {
+        assert!(
+            Instant::now() < deadline,
+            "the Java members read {} of phase 1; stderr:\n{}\n{}",
+            java_count(&j1, &j2),
+            j1.stderr_tail(),
+            j2.stderr_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let java_phase1 = java_count(&j1, &j2);
+    // Ours join.
+    let props = props(broker, &group, &[]);
+    let total = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let logs: Vec<Arc<Mutex<MemberLog>>> = (0..2)
+        .map(|_| Arc::new(Mutex::new(MemberLog::default())))
+        .collect();
+    let ours: Vec<_> = logs
+        .iter()
+        .map(|l| {
+            rt.spawn(member(
+                props.clone(),
+                topic.clone(),
+                stop.clone(),
+                |_| false,
+                l.clone(),
+                total.clone(),
+            ))
+        })
+        .collect();
+    wait("ours to hold partitions", &|| {
+        logs.iter()
+            .all(|l| !holding(&l.lock().unwrap().events).is_empty())
+    });
+    rt.block_on(produce_range(&boot, &topic, 8, PHASE..2 * PHASE));
+    wait("phase 2 to be read", &|| {
+        java_count(&j1, &j2) + total.load(Ordering::SeqCst) >= 2 * PHASE
+    });
+    // Ours leave (commit, close).
+    stop.store(true, Ordering::SeqCst);
+    for o in ours {
+        rt.block_on(o).unwrap();
+    }
+    let ours_read = total.load(Ordering::SeqCst);
+    rt.block_on(produce_range(&boot, &topic, 8, 2 * PHASE..3 * PHASE));
+    wait("phase 3 to be read", &|| {
+        java_count(&j1, &j2) + ours_read >= 3 * PHASE
+    });
+    // A little longer: a duplicate would show up now.
+    std::thread::sleep(Duration::from_secs(2));
+    let (c1, c2) = (j1.commits(), j2.commits());
+    let java: Vec<_> = j1.stop().into_iter().chain(j2.stop()).collect();
+    let ours: Vec<MemberLog> = logs
+        .iter()
+        .map(|l| std::mem::take(&mut *l.lock().unwrap()))
+        .collect();
+    // Every value once across the four.
+    let mut values: Vec<u64> = java
+        .iter()
+        .map(|r| r.value.as_deref().unwrap_or_default().parse().unwrap())
+        .chain(
+            ours.iter()
+                .flat_map(|l| l.seen.iter().map(|(_, _, v)| v.parse().unwrap())),
+        )
+        .collect();
+    values.sort_unstable();
+    let read = values.len();
+    values.dedup();
+    assert_eq!(
+        read,
+        values.len(),
+        "{} records read twice",
+        read - values.len()
+    );
+    assert_eq!(values, (0..3 * PHASE as u64).collect::<Vec<_>>());
+    for (i, l) in ours.iter().enumerate() {
+        assert!(
+            !l.seen.is_empty(),
+            "our member {i} read nothing: {:?}",
+            l.events
+        );
+    }
+    // Partitions moved both ways: ours read partitions the Java members had
+    // read (starting at their commits), and the Java members read, after
+    // ours left, partitions ours had read (starting at ours').
+    let ours_parts: BTreeSet<i32> = ours
+        .iter()
+        .flat_map(|l| l.seen.iter().map(|(p, _, _)| *p))
+        .collect();
+    let java_late: BTreeSet<i32> = java
+        .iter()
+        .filter(|r| {
+            r.value
+                .as_deref()
+                .is_some_and(|v| v.parse::<usize>().unwrap() >= 2 * PHASE)
+        })
+        .map(|r| r.partition)
+        .collect();
+    assert!(
+        ours_parts.is_subset(&java_late),
+        "the Java members did not take back {ours_parts:?} (read late: {java_late:?})"
+    );
+    eprintln!(
+        "mixed: Java read {} ({java_phase1} in phase 1, commits {c1}+{c2}), ours read {} over {ours_parts:?}; {:?}",
+        java.len(),
+        ours_read,
+        started.elapsed()
+    );
 }
