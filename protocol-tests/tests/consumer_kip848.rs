@@ -14,7 +14,15 @@
 //!   coordinator accepts any epoch from the one the partition was assigned
 //!   at up to the current one.
 //!
-//! Run: `cargo test -p exactly-protocol-tests --test consumer_kip848`.
+//! - the exactly-once session on `group.protocol=consumer`: two sessions in
+//!   one group copy a topic while partitions move from one to the other
+//!   (the moved ones revoked, the session committing on revoke) and the
+//!   first stops: both judges read every value exactly once
+//!   (transaction.version 2 and 1);
+//! - (ignored, long) a mixed group of Java `VerifiableConsumer`s and ours.
+//!
+//! Run: `cargo test -p exactly-protocol-tests --test consumer_kip848`
+//! (add `-- --ignored` for the long one).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -582,4 +590,134 @@ fn kip848_mixed_group_with_java_every_record_once() {
         ours_read,
         started.elapsed()
     );
+}
+
+/// Copies each record's value to `output`.
+struct Copy {
+    output: String,
+}
+
+impl exactly::eos::Handler for Copy {
+    async fn process(
+        &mut self,
+        ctx: &mut exactly::eos::Context<'_>,
+        records: &[exactly::ConsumerRecord],
+    ) -> Result<(), exactly::eos::HandlerError> {
+        for r in records {
+            let mut out = ProducerRecord::new(&self.output);
+            if let Some(v) = r.value() {
+                out = out.with_value(v);
+            }
+            ctx.send(out).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn eos_session(
+    broker: &Broker,
+    input: &str,
+    group: &str,
+    txn_id: &str,
+    idle: Duration,
+) -> exactly::Session {
+    let mut b = exactly::Session::builder();
+    b.bootstrap_servers(&broker.bootstrap())
+        .unwrap()
+        .set("auto.offset.reset", "earliest")
+        .unwrap()
+        .set("group.protocol", "consumer")
+        .unwrap();
+    b.group_id(group)
+        .transactional_id(txn_id)
+        .input_topics(&[input])
+        .max_records_per_transaction(100)
+        .max_transaction_time(Duration::from_millis(100))
+        .stop_when_idle(idle);
+    b.build().await.unwrap()
+}
+
+fn eos_session_on_kip848(tv: TransactionVersion) {
+    let _s = serial();
+    let started = Instant::now();
+    let broker = broker(tv);
+    let input = unique_topic("k848eos-in");
+    let output = unique_topic("k848eos-out");
+    broker.create_topic(&input, 4).unwrap();
+    broker.create_topic(&output, 2).unwrap();
+    const HALF: usize = 2000;
+    let rt = runtime();
+    let group = format!("{input}-g");
+    let (a, b) = rt.block_on(async {
+        produce_range(&broker.bootstrap(), &input, 4, 0..HALF).await;
+        let a = eos_session(
+            broker,
+            &input,
+            &group,
+            &format!("{input}-ta"),
+            Duration::from_secs(4),
+        )
+        .await;
+        let a_metrics = a.metrics();
+        let a = tokio::spawn(a.run(Copy {
+            output: output.clone(),
+        }));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while a_metrics.snapshot().records_committed < 500 {
+            assert!(Instant::now() < deadline, "A committed nothing");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // B joins: some of A's partitions move to B, mid-copy.
+        let b = eos_session(
+            broker,
+            &input,
+            &group,
+            &format!("{input}-tb"),
+            Duration::from_secs(4),
+        )
+        .await;
+        let b_metrics = b.metrics();
+        let b = tokio::spawn(b.run(Copy {
+            output: output.clone(),
+        }));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while b_metrics.snapshot().rebalances == 0 {
+            assert!(Instant::now() < deadline, "B got no partitions");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        produce_range(&broker.bootstrap(), &input, 4, HALF..2 * HALF).await;
+        (a.await.unwrap().unwrap(), b.await.unwrap().unwrap())
+    });
+    eprintln!("{tv:?}: A {a:?}\nB {b:?}");
+    assert!(a.rebalances >= 2, "A saw the move: {a:?}");
+    assert!(b.records_committed > 0, "B copied nothing: {b:?}");
+    assert_eq!(
+        a.aborted_on_lost + b.aborted_on_lost,
+        0,
+        "no membership lost"
+    );
+    assert_eq!(
+        a.records_committed + b.records_committed,
+        2 * HALF as u64,
+        "each input record committed once"
+    );
+    exactly_protocol_tests::judge::exactly_once(
+        broker,
+        &rt,
+        &output,
+        2,
+        2 * HALF as u64,
+        &format!("kip848 session {tv:?}"),
+    );
+    eprintln!("{tv:?}: {:?}", started.elapsed());
+}
+
+#[test]
+fn v2_kip848_eos_session_partitions_move_exactly_once() {
+    eos_session_on_kip848(TransactionVersion::V2);
+}
+
+#[test]
+fn v1_kip848_eos_session_partitions_move_exactly_once() {
+    eos_session_on_kip848(TransactionVersion::V1);
 }
