@@ -19,6 +19,9 @@
 //!   (the moved ones revoked, the session committing on revoke) and the
 //!   first stops: both judges read every value exactly once
 //!   (transaction.version 2 and 1);
+//! - static membership (`group.instance.id`): a static member that closes
+//!   (leave with epoch -2) and comes back within the session timeout gets
+//!   its partitions back; the other member's assignment never moves;
 //! - (ignored, long) a mixed group of Java `VerifiableConsumer`s and ours.
 //!
 //! Run: `cargo test -p exactly-protocol-tests --test consumer_kip848`
@@ -720,4 +723,73 @@ fn v2_kip848_eos_session_partitions_move_exactly_once() {
 #[test]
 fn v1_kip848_eos_session_partitions_move_exactly_once() {
     eos_session_on_kip848(TransactionVersion::V1);
+}
+
+#[test]
+fn kip848_static_member_comes_back_to_its_partitions() {
+    let _s = serial();
+    let started = Instant::now();
+    let broker = broker(TransactionVersion::V2);
+    let topic = unique_topic("k848static");
+    broker.create_topic(&topic, 4).unwrap();
+    let group = format!("{topic}-g");
+    let rt = runtime();
+    rt.block_on(async {
+        let stat = props(broker, &group, &[("group.instance.id", "static-a")]);
+        let mut a = Consumer::from_properties(stat.clone()).await.unwrap();
+        let mut b = Consumer::from_properties(props(broker, &group, &[]))
+            .await
+            .unwrap();
+        a.subscribe(&[&topic]).unwrap();
+        b.subscribe(&[&topic]).unwrap();
+        let mut b_events = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(a.assignment().len() == 2 && b.assignment().len() == 2) {
+            assert!(Instant::now() < deadline, "no 2+2 split");
+            a.poll(Duration::from_millis(50)).await.unwrap();
+            if let Polled::Rebalance(e) = b.poll(Duration::from_millis(50)).await.unwrap() {
+                b_events.push(e);
+            }
+        }
+        let a_parts = a.assignment();
+        let b_parts = b.assignment();
+        let b_settled = b_events.len();
+        // A leaves as a static member (epoch -2): its partitions wait for it.
+        a.close().await.unwrap();
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            if let Polled::Rebalance(e) = b.poll(Duration::from_millis(100)).await.unwrap() {
+                b_events.push(e);
+            }
+        }
+        assert_eq!(
+            b.assignment(),
+            b_parts,
+            "B took A's partitions: {b_events:?}"
+        );
+        // A comes back under the same instance id: the same partitions.
+        let mut a2 = Consumer::from_properties(stat).await.unwrap();
+        a2.subscribe(&[&topic]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while a2.assignment().len() < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "A did not get its partitions back"
+            );
+            a2.poll(Duration::from_millis(50)).await.unwrap();
+            if let Polled::Rebalance(e) = b.poll(Duration::from_millis(50)).await.unwrap() {
+                b_events.push(e);
+            }
+        }
+        assert_eq!(a2.assignment(), a_parts);
+        assert_eq!(b.assignment(), b_parts);
+        assert_eq!(
+            b_events.len(),
+            b_settled,
+            "B's assignment moved: {b_events:?}"
+        );
+        a2.close().await.unwrap();
+        b.close().await.unwrap();
+    });
+    eprintln!("static: {:?}", started.elapsed());
 }
