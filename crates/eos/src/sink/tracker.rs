@@ -78,13 +78,14 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
-    /// A new assignment (eager rebalancing: it replaces the old one). Every
-    /// partition starts `Loading`.
+    /// Partitions assigned; each starts `Loading`.
     pub(crate) fn assign(&mut self, partitions: &[TopicPartition]) {
-        self.slots = partitions
-            .iter()
-            .map(|tp| (tp.clone(), Slot::Loading { resume_from: None }))
-            .collect();
+        // Added to what is kept: under KIP-848 `Assigned` names only the
+        // partitions added (under eager rebalancing nothing is kept).
+        for tp in partitions {
+            self.slots
+                .insert(tp.clone(), Slot::Loading { resume_from: None });
+        }
     }
 
     /// Partitions taken away (revoked or lost).
