@@ -45,6 +45,15 @@ pub const CLIENT_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::TxnOffsetCommit, range(0, 5)),
     (ApiKey::DescribeProducers, range(0, 0)),
     (ApiKey::DescribeTransactions, range(0, 0)),
+    (ApiKey::DeleteTopics, range(1, 6)),
+    (ApiKey::CreatePartitions, range(0, 3)),
+    (ApiKey::DescribeConfigs, range(1, 4)),
+    (ApiKey::DescribeCluster, range(0, 2)),
+    (ApiKey::ListGroups, range(0, 5)),
+    (ApiKey::DescribeGroups, range(0, 6)),
+    (ApiKey::OffsetDelete, range(0, 0)),
+    (ApiKey::ListTransactions, range(0, 2)),
+    (ApiKey::WriteTxnMarkers, range(1, 1)),
     (ApiKey::ConsumerGroupHeartbeat, range(0, 1)),
 ];
 
@@ -105,6 +114,15 @@ default_messages! {
     TxnOffsetCommit => TxnOffsetCommitRequest, TxnOffsetCommitResponse;
     DescribeProducers => DescribeProducersRequest, DescribeProducersResponse;
     DescribeTransactions => DescribeTransactionsRequest, DescribeTransactionsResponse;
+    DeleteTopics => DeleteTopicsRequest, DeleteTopicsResponse;
+    CreatePartitions => CreatePartitionsRequest, CreatePartitionsResponse;
+    DescribeConfigs => DescribeConfigsRequest, DescribeConfigsResponse;
+    DescribeCluster => DescribeClusterRequest, DescribeClusterResponse;
+    ListGroups => ListGroupsRequest, ListGroupsResponse;
+    DescribeGroups => DescribeGroupsRequest, DescribeGroupsResponse;
+    OffsetDelete => OffsetDeleteRequest, OffsetDeleteResponse;
+    ListTransactions => ListTransactionsRequest, ListTransactionsResponse;
+    WriteTxnMarkers => WriteTxnMarkersRequest, WriteTxnMarkersResponse;
     ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse;
 }
 

@@ -106,8 +106,9 @@ pub mod consumer {
 }
 
 /// Exactly-once applications (`exactly-eos`): the processing [`Session`]
-/// and its [`Handler`], per-partition state ([`eos::state`]), and the sink
-/// that keeps offsets in the target database ([`eos::sink`]).
+/// and its [`Handler`], per-partition state ([`eos::state`]), the sink
+/// that keeps offsets in the target database ([`eos::sink`]), and the
+/// idempotent consumer for inputs written at least once ([`eos::dedup`]).
 pub mod eos {
     pub use exactly_eos::*;
 }
@@ -118,6 +119,13 @@ pub mod eos {
 #[cfg(feature = "postgres")]
 pub mod postgres {
     pub use exactly_postgres::*;
+}
+
+/// Administration: topics, configs, offsets, groups with lag, and the
+/// transaction tools of `kafka-transactions.sh` (list, describe, producers,
+/// find hanging, abort). Re-export of `exactly-admin`.
+pub mod admin {
+    pub use exactly_admin::*;
 }
 
 /// Connections, handshake, metadata and coordinators (`exactly-net`).
@@ -138,6 +146,9 @@ pub mod codec {
 }
 
 pub mod check;
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod cli;
 pub mod copy;
 
 pub use copy::{copy, CopyConfig, CopyError, CopyStats, Transformed};

@@ -23,9 +23,7 @@ pub(crate) enum Action {
     Quiet,
     /// Report this to the user.
     Event(Rebalance),
-    /// Drop the whole assignment (eager revoke acknowledged, or lost).
-    DropAll,
-    /// Drop these partitions (an incremental revoke acknowledged).
+    /// Drop these partitions (a revoke acknowledged); then step again.
     Drop(Vec<TopicPartition>),
 }
 
@@ -107,6 +105,23 @@ impl Membership {
         }
     }
 
+    /// Whether a join is under way (classic: the generation may change;
+    /// KIP-848: no epoch yet, so nothing is owned).
+    pub(crate) fn is_joining(&self) -> bool {
+        match self {
+            Membership::Classic(g) => g.is_joining(),
+            Membership::Consumer(m) => !m.is_member(),
+        }
+    }
+
+    /// Classic protocol with the cooperative-sticky assignor (KIP-429).
+    pub(crate) fn is_cooperative(&self) -> bool {
+        match self {
+            Membership::Classic(g) => g.cooperative,
+            Membership::Consumer(_) => false,
+        }
+    }
+
     pub(crate) fn retry_at(&self) -> Option<Instant> {
         match self {
             Membership::Classic(g) => g.retry_at,
@@ -141,7 +156,7 @@ impl Membership {
                 Ok(match g.step(shared, cfg, client, topics, assigned).await? {
                     Step::Quiet => Action::Quiet,
                     Step::Event(e) => Action::Event(e),
-                    Step::DropAssignment => Action::DropAll,
+                    Step::Drop(parts) => Action::Drop(parts),
                 })
             }
             Membership::Consumer(m) => Ok(match m.step(shared, cfg, client, topics)? {

@@ -80,11 +80,12 @@ pub(crate) struct Tracker {
 impl Tracker {
     /// Partitions assigned; each starts `Loading`.
     pub(crate) fn assign(&mut self, partitions: &[TopicPartition]) {
-        // Added to what is kept: under KIP-848 `Assigned` names only the
-        // partitions added (under eager rebalancing nothing is kept).
+        // Added to what is kept: a cooperative rebalance (KIP-429) reports
+        // only the new partitions, and the kept ones stay as they are.
         for tp in partitions {
             self.slots
-                .insert(tp.clone(), Slot::Loading { resume_from: None });
+                .entry(tp.clone())
+                .or_insert(Slot::Loading { resume_from: None });
         }
     }
 

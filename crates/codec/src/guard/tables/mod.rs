@@ -17,6 +17,7 @@ use kafka_protocol::messages::ApiKey;
 use super::schema::{Message, Versions};
 use super::Direction;
 
+mod admin;
 mod cluster;
 mod group;
 mod produce;
@@ -179,6 +180,69 @@ pub(super) const SCHEMAS: &[Api] = &[
         txn::DESCRIBE_TRANSACTIONS_REQUEST,
         "0",
         txn::DESCRIBE_TRANSACTIONS_RESPONSE,
+    ),
+    api(
+        ApiKey::DeleteTopics,
+        "1-6",
+        admin::DELETE_TOPICS_REQUEST,
+        "1-6",
+        admin::DELETE_TOPICS_RESPONSE,
+    ),
+    api(
+        ApiKey::CreatePartitions,
+        "0-3",
+        admin::CREATE_PARTITIONS_REQUEST,
+        "0-3",
+        admin::CREATE_PARTITIONS_RESPONSE,
+    ),
+    api(
+        ApiKey::DescribeConfigs,
+        "1-4",
+        admin::DESCRIBE_CONFIGS_REQUEST,
+        "1-4",
+        admin::DESCRIBE_CONFIGS_RESPONSE,
+    ),
+    api(
+        ApiKey::DescribeCluster,
+        "0-2",
+        admin::DESCRIBE_CLUSTER_REQUEST,
+        "0-2",
+        admin::DESCRIBE_CLUSTER_RESPONSE,
+    ),
+    api(
+        ApiKey::ListGroups,
+        "0-5",
+        admin::LIST_GROUPS_REQUEST,
+        "0-5",
+        admin::LIST_GROUPS_RESPONSE,
+    ),
+    api(
+        ApiKey::DescribeGroups,
+        "0-6",
+        admin::DESCRIBE_GROUPS_REQUEST,
+        "0-6",
+        admin::DESCRIBE_GROUPS_RESPONSE,
+    ),
+    api(
+        ApiKey::OffsetDelete,
+        "0",
+        admin::OFFSET_DELETE_REQUEST,
+        "0",
+        admin::OFFSET_DELETE_RESPONSE,
+    ),
+    api(
+        ApiKey::ListTransactions,
+        "0-2",
+        admin::LIST_TRANSACTIONS_REQUEST,
+        "0-2",
+        admin::LIST_TRANSACTIONS_RESPONSE,
+    ),
+    api(
+        ApiKey::WriteTxnMarkers,
+        "1",
+        admin::WRITE_TXN_MARKERS_REQUEST,
+        "1",
+        admin::WRITE_TXN_MARKERS_RESPONSE,
     ),
     api(
         ApiKey::ConsumerGroupHeartbeat,
