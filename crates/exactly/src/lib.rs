@@ -149,6 +149,8 @@ pub mod check;
 #[doc(hidden)]
 pub mod cli;
 pub mod copy;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 
 pub use copy::{copy, CopyConfig, CopyError, CopyStats, Transformed};
 
