@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{BrokerConfig, TransactionVersion};
 use crate::error::{tail_of, HarnessError, IoContext, Result};
-use crate::jars::{classpath, ensure_jars};
+use crate::jars::{classpath, ensure_jars_for, KafkaVersion};
 use crate::java::JavaTools;
 use crate::probe::ProbeClient;
 use crate::process::{self, Signal};
@@ -57,6 +57,7 @@ impl Node {
 #[derive(Debug)]
 pub struct Broker {
     config: BrokerConfig,
+    version: KafkaVersion,
     root: PathBuf,
     libs: PathBuf,
     cluster_id: String,
@@ -108,7 +109,20 @@ impl Broker {
                 why: format!("unsupported node count {} (1 or 3)", config.nodes),
             });
         }
-        let libs = ensure_jars()?;
+        let version = match config.kafka_version {
+            Some(v) => v,
+            None => KafkaVersion::selected()?,
+        };
+        if config.transaction_version == TransactionVersion::V2 && !version.offers_transaction_v2()
+        {
+            return Err(HarnessError::Version {
+                version: version.to_string(),
+                why: "transaction.version=2 (KIP-890) needs Kafka 4.0 or newer; a 3.x cluster \
+                      runs the older transaction protocol only (start it with TransactionVersion::V1)"
+                    .into(),
+            });
+        }
+        let libs = ensure_jars_for(version)?;
         collect_garbage();
         let root = std::env::temp_dir().join("exactly-harness").join(format!(
             "{}-{}",
@@ -135,11 +149,10 @@ impl Broker {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let cluster_id = run_java_capture(&libs, "kafka.tools.StorageTool", &["random-uuid"])?
-            .trim()
-            .to_owned();
+        let cluster_id = random_cluster_id();
         let broker = Broker {
             config,
+            version,
             root,
             libs,
             cluster_id,
@@ -202,6 +215,11 @@ impl Broker {
     /// Node ids (1-based).
     pub fn node_ids(&self) -> Vec<i32> {
         self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// The Kafka release this broker runs.
+    pub fn version(&self) -> KafkaVersion {
+        self.version
     }
 
     /// The configuration this broker was started with.
@@ -279,6 +297,16 @@ impl Broker {
     ) -> Result<()> {
         self.client()?
             .create_topic(name, partitions, self.nodes.len() as i16, configs)
+    }
+
+    /// Raises `name` to `total` partitions (CreatePartitions).
+    pub fn create_partitions(&self, name: &str, total: i32) -> Result<()> {
+        self.client()?.create_partitions(name, total)
+    }
+
+    /// Deletes topic `name` (DeleteTopics).
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        self.client()?.delete_topic(name)
     }
 
     /// The leader of a partition as Metadata reports it right now.
@@ -510,8 +538,8 @@ impl Broker {
             .collect();
         std::fs::write(node.props_path(), props)
             .ctx(|| format!("writing {}", node.props_path().display()))?;
-        std::fs::write(node.dir.join("log4j2.yaml"), LOG4J2_YAML)
-            .ctx(|| "writing log4j2.yaml".into())
+        std::fs::write(node.dir.join("log4j2.properties"), LOG4J2)
+            .ctx(|| "writing log4j2.properties".into())
     }
 
     fn format(&self, node: &Node) -> Result<()> {
@@ -521,12 +549,17 @@ impl Broker {
             self.cluster_id.clone(),
             "-c".into(),
             node.props_path().display().to_string(),
-            "--feature".into(),
-            format!(
+        ];
+        // The transaction.version feature is set at format time on 4.x. A 3.x
+        // cluster (checked in start_once: V1 only) is formatted without it and
+        // runs the pre-KIP-890 protocol, reporting no transaction.version.
+        if self.version.offers_transaction_v2() {
+            args.push("--feature".into());
+            args.push(format!(
                 "transaction.version={}",
                 self.config.transaction_version.level()
-            ),
-        ];
+            ));
+        }
         if self.nodes.len() == 1 {
             args.push("--standalone".into());
         }
@@ -564,7 +597,7 @@ impl Broker {
         ))
         .arg(format!(
             "-Dlog4j2.configurationFile={}",
-            node.dir.join("log4j2.yaml").display()
+            node.dir.join("log4j2.properties").display()
         ))
         .arg("-cp")
         .arg(classpath(&self.libs))
@@ -802,6 +835,42 @@ fn marker_arg(root: &Path) -> String {
     format!("-D{JVM_MARKER}={}", root.display())
 }
 
+/// A fresh cluster id as `StorageTool random-uuid` prints it (a Kafka
+/// `Uuid`: 16 random bytes, URL-safe base64 without padding, never starting
+/// with `-`, never all zero), made here to save a JVM start per broker.
+fn random_cluster_id() -> String {
+    let mut rng = crate::rng::Rng::seeded();
+    loop {
+        let mut bytes = [0u8; 16];
+        for chunk in bytes.chunks_mut(8) {
+            let x = rng.below(u64::MAX) ^ u64::from(std::process::id());
+            chunk.copy_from_slice(&x.to_be_bytes());
+        }
+        let id = base64_url(&bytes);
+        if bytes != [0; 16] && !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
+/// URL-safe base64 without padding (RFC 4648 section 5).
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub(crate) fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").ctx(|| "finding a free port".into())?;
@@ -831,24 +900,44 @@ fn run_java_capture(libs: &Path, class: &str, args: &[&str]) -> Result<String> {
     Ok(stdout)
 }
 
-const LOG4J2_YAML: &str = "\
-Configuration:
-  Appenders:
-    Console:
-      name: STDOUT
-      target: SYSTEM_OUT
-      PatternLayout:
-        pattern: \"[%d] %p %m (%c)%n\"
-  Loggers:
-    Root:
-      level: WARN
-      AppenderRef:
-        - ref: STDOUT
-    Logger:
-      - name: kafka.server.KafkaRaftServer
-        level: INFO
-      - name: kafka.server.BrokerServer
-        level: INFO
-      - name: kafka.coordinator.transaction
-        level: INFO
+/// The broker's log4j 2 configuration, in the properties format that
+/// log4j-core reads on every Kafka version (YAML needs Jackson's YAML
+/// module, which Kafka 3.x does not bring).
+const LOG4J2: &str = "\
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.target = SYSTEM_OUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.raft.name = kafka.server.KafkaRaftServer
+logger.raft.level = INFO
+logger.broker.name = kafka.server.BrokerServer
+logger.broker.level = INFO
+logger.txn.name = kafka.coordinator.transaction
+logger.txn.level = INFO
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_url_matches_rfc4648() {
+        assert_eq!(base64_url(b"f"), "Zg");
+        assert_eq!(base64_url(b"fo"), "Zm8");
+        assert_eq!(base64_url(b"foo"), "Zm9v");
+        assert_eq!(base64_url(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64_url(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[test]
+    fn cluster_ids_look_like_kafka_uuids() {
+        let a = random_cluster_id();
+        let b = random_cluster_id();
+        assert_eq!(a.len(), 22);
+        assert_ne!(a, b);
+        assert!(!a.starts_with('-'));
+    }
+}

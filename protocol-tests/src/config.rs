@@ -51,6 +51,9 @@ pub struct BrokerConfig {
     pub extra_listeners: Vec<ExtraListener>,
     /// How long to wait for readiness before failing.
     pub ready_timeout: std::time::Duration,
+    /// The Kafka release to run; `None`: the one `$EXACTLY_KAFKA_VERSION`
+    /// selects, else the default ([`crate::jars::KafkaVersion::selected`]).
+    pub kafka_version: Option<crate::jars::KafkaVersion>,
 }
 
 impl Default for BrokerConfig {
@@ -62,6 +65,7 @@ impl Default for BrokerConfig {
             format_args: Vec::new(),
             extra_listeners: Vec::new(),
             ready_timeout: std::time::Duration::from_secs(120),
+            kafka_version: None,
         }
     }
 }
@@ -81,6 +85,12 @@ impl BrokerConfig {
             nodes: 3,
             ..Self::default()
         }
+    }
+
+    /// Runs this Kafka release instead of the selected one.
+    pub fn version(mut self, version: crate::jars::KafkaVersion) -> Self {
+        self.kafka_version = Some(version);
+        self
     }
 
     /// Adds a `server.properties` override.

@@ -22,11 +22,19 @@ pub enum HarnessError {
     )]
     Maven {
         /// Kafka version requested.
-        version: &'static str,
+        version: String,
         /// Maven's exit status.
         status: String,
         /// The end of Maven's output.
         tail: String,
+    },
+    /// A Kafka version the harness cannot use, or a feature it lacks.
+    #[error("Kafka {version}: {why}")]
+    Version {
+        /// The version asked for.
+        version: String,
+        /// Why it cannot be used.
+        why: String,
     },
     /// The broker did not become ready in time (or died while starting).
     #[error("broker node {node} did not become ready: {why}\n--- last lines of {log} ---\n{tail}")]

@@ -423,14 +423,23 @@ impl JavaTools {
 
     /// `DumpLogSegments` over segment files: one entry per batch.
     pub fn dump_log_segments(&self, files: &[PathBuf]) -> Result<Vec<DumpedBatch>> {
-        let class = "org.apache.kafka.tools.DumpLogSegments";
         let files_arg = files
             .iter()
             .map(|f| f.display().to_string())
             .collect::<Vec<_>>()
             .join(",");
         let args = vec!["--files".into(), files_arg];
-        let run = self.run(class, &args, Duration::from_secs(120))?;
+        // In kafka-tools from 4.3; in kafka_2.13 as `kafka.tools.` before
+        // (3.9, 4.0): try the new name, fall back on "no such class".
+        let mut class = "org.apache.kafka.tools.DumpLogSegments";
+        let mut run = self.run(class, &args, Duration::from_secs(120))?;
+        if run
+            .stderr_tail
+            .contains("Could not find or load main class")
+        {
+            class = "kafka.tools.DumpLogSegments";
+            run = self.run(class, &args, Duration::from_secs(120))?;
+        }
         if run.timed_out || run.status.is_some_and(|s| !s.success()) {
             return Err(tool_error(class, &run, "did not finish cleanly"));
         }
@@ -456,10 +465,9 @@ impl JavaTools {
     fn log4j_config(&self) -> Result<PathBuf> {
         std::fs::create_dir_all(&self.work_dir)
             .ctx(|| format!("creating {}", self.work_dir.display()))?;
-        let path = self.work_dir.join("tools-log4j2.yaml");
+        let path = self.work_dir.join("tools-log4j2.properties");
         if !path.exists() {
-            std::fs::write(&path, TOOLS_LOG4J2_YAML)
-                .ctx(|| format!("writing {}", path.display()))?;
+            std::fs::write(&path, TOOLS_LOG4J2).ctx(|| format!("writing {}", path.display()))?;
         }
         Ok(path)
     }
@@ -512,19 +520,17 @@ pub fn parse_dumped_batch(line: &str) -> DumpedBatch {
     b
 }
 
-const TOOLS_LOG4J2_YAML: &str = "\
-Configuration:
-  Appenders:
-    Console:
-      name: STDERR
-      target: SYSTEM_ERR
-      PatternLayout:
-        pattern: \"[%d] %p %m (%c)%n\"
-  Loggers:
-    Root:
-      level: WARN
-      AppenderRef:
-        - ref: STDERR
+/// log4j 2 configuration in the properties format, which log4j-core reads
+/// without extra jars (the YAML format needs Jackson's YAML module, which
+/// Kafka 4.x brings and 3.x does not).
+const TOOLS_LOG4J2: &str = "\
+appender.stderr.type = Console
+appender.stderr.name = STDERR
+appender.stderr.target = SYSTEM_ERR
+appender.stderr.layout.type = PatternLayout
+appender.stderr.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.stderr.ref = STDERR
 ";
 
 #[cfg(test)]

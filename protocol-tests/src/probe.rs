@@ -207,6 +207,124 @@ impl ProbeClient {
         }
     }
 
+    /// Raises `name` to `total` partitions (CreatePartitions, KIP-195) and
+    /// waits until every partition has a leader.
+    pub fn create_partitions(&mut self, name: &str, total: i32) -> Result<()> {
+        use exactly_codec::messages::create_partitions_request::CreatePartitionsTopic;
+        use exactly_codec::messages::CreatePartitionsRequest;
+        let req = CreatePartitionsRequest::default()
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(StrBytes::from_string(name.to_owned()).into())
+                .with_count(total)
+                .with_assignments(None)])
+            .with_timeout_ms(30_000);
+        let resp: exactly_codec::messages::CreatePartitionsResponse =
+            self.call_admin(ApiKey::CreatePartitions, 2, &req)?;
+        for r in &resp.results {
+            if let Some(e) = ErrorCode::from_code(r.error_code) {
+                let msg = r.error_message.as_deref().unwrap_or("");
+                return Err(self.err(format!("CreatePartitions {name}: {e} {msg}")));
+            }
+        }
+        self.wait_for_leaders(name, total)
+    }
+
+    /// Deletes topic `name` (DeleteTopics) and waits until Metadata no
+    /// longer knows it.
+    pub fn delete_topic(&mut self, name: &str) -> Result<()> {
+        use exactly_codec::messages::DeleteTopicsRequest;
+        let req = DeleteTopicsRequest::default()
+            .with_topic_names(vec![StrBytes::from_string(name.to_owned()).into()])
+            .with_timeout_ms(30_000);
+        let resp: exactly_codec::messages::DeleteTopicsResponse =
+            self.call_admin(ApiKey::DeleteTopics, 4, &req)?;
+        for r in &resp.responses {
+            if let Some(e) = ErrorCode::from_code(r.error_code) {
+                let msg = r.error_message.as_deref().unwrap_or("");
+                return Err(self.err(format!("DeleteTopics {name}: {e} {msg}")));
+            }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let md = self.metadata(Some(&[name]))?;
+            if md.topics.iter().all(|t| t.error_code != 0) {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(self.err(format!("topic {name} still known 30 s after deletion")));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends an admin request the library's codec does not carry (so its
+    /// wire guard has no schema for it) at a flexible `version` (request
+    /// header v2, response header v1), encoded and decoded by the protocol
+    /// crate directly. Test support only: the broker's answer is trusted.
+    fn call_admin<Q, S>(&mut self, api: ApiKey, version: i16, req: &Q) -> Result<S>
+    where
+        Q: exactly_codec::protocol::Encodable,
+        S: exactly_codec::protocol::Decodable,
+    {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let mut body = BytesMut::new();
+        body.extend_from_slice(&(api as i16).to_be_bytes());
+        body.extend_from_slice(&version.to_be_bytes());
+        body.extend_from_slice(&correlation_id.to_be_bytes());
+        let client_id = b"exactly-harness";
+        body.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+        body.extend_from_slice(client_id);
+        body.extend_from_slice(&[0]); // no tagged fields
+        req.encode(&mut body, version)
+            .map_err(|e| self.err(e.to_string()))?;
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        self.stream
+            .write_all(&frame)
+            .map_err(|e| self.err(format!("write: {e}")))?;
+        let mut len = [0u8; 4];
+        self.stream
+            .read_exact(&mut len)
+            .map_err(|e| self.err(format!("read: {e}")))?;
+        let len = usize::try_from(i32::from_be_bytes(len))
+            .ok()
+            .filter(|&n| n <= 1 << 20)
+            .ok_or_else(|| self.err("bad response size".into()))?;
+        let mut resp = vec![0u8; len];
+        self.stream
+            .read_exact(&mut resp)
+            .map_err(|e| self.err(format!("read: {e}")))?;
+        let mut buf = bytes::Bytes::from(resp);
+        if buf.len() < 5 || buf[..4] != correlation_id.to_be_bytes() {
+            return Err(self.err("admin response: bad header".into()));
+        }
+        // Correlation id, then an empty tagged-field section.
+        let _ = buf.split_to(5);
+        S::decode(&mut buf, version).map_err(|e| self.err(e.to_string()))
+    }
+
+    fn wait_for_leaders(&mut self, name: &str, partitions: i32) -> Result<()> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let md = self.metadata(Some(&[name]))?;
+            let ready = md.topics.iter().any(|t| {
+                t.error_code == 0
+                    && t.partitions.len() == partitions as usize
+                    && t.partitions
+                        .iter()
+                        .all(|p| p.error_code == 0 && p.leader_id.0 >= 0)
+            });
+            if ready {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(self.err(format!("topic {name} has no leaders after 30 s")));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn err(&self, why: String) -> HarnessError {
         HarnessError::Protocol {
             addr: self.addr.clone(),

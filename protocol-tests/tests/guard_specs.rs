@@ -251,7 +251,10 @@ fn extract_specs(jar: &Path, into: &Path) -> PathBuf {
 
 /// Every request and response spec in the jar, by (api key, direction).
 fn load_specs() -> HashMap<(i16, &'static str), Spec> {
-    let libs = jars::ensure_jars().expect("Kafka jars (see protocol-tests/src/jars.rs)");
+    // The specs of the default version, whatever EXACTLY_KAFKA_VERSION says.
+    let libs = jars::KafkaVersion::parse(jars::KAFKA_VERSION)
+        .and_then(jars::ensure_jars_for)
+        .expect("Kafka jars (see protocol-tests/src/jars.rs)");
     let jar = libs.join(format!("kafka-clients-{}.jar", jars::KAFKA_VERSION));
     assert!(jar.is_file(), "{} is missing", jar.display());
     let tmp = std::env::temp_dir().join(format!("exactly-guard-specs-{}", std::process::id()));

@@ -614,7 +614,7 @@ fn outbox_relay_publishes_a_row_committed_after_a_higher_id() {
             let got = read_all(&broker.bootstrap(), &s.topic, 1, 2, Duration::from_secs(60)).await;
             let values: Vec<(&str, i64)> = got.iter().map(|r| (r.3.as_str(), r.4)).collect();
             assert_eq!(values, [("first", id_a), ("second", id_b)], "{tv:?}");
-            shutdown.trigger();
+            shutdown.shutdown();
             let stats = running.await.expect("relay task").expect("relay");
             assert_eq!(stats.rows_published, 2, "{tv:?}: {stats:?}");
         });
@@ -698,7 +698,7 @@ fn outbox_relay_orders_transaction_ids_as_numbers() {
             Duration::from_secs(60),
         )
         .await;
-        shutdown.trigger();
+        shutdown.shutdown();
         running.await.expect("relay task").expect("relay");
         let got: Vec<&str> = got.iter().map(|r| r.3.as_str()).collect();
         assert_eq!(got, values.iter().map(String::as_str).collect::<Vec<_>>());

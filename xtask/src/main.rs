@@ -1,7 +1,8 @@
 //! Project automation: `cargo xtask <command>`.
 //!
-//! - `kafka fetch|up|down|status`: the test broker (Apache Kafka 4.3.1 from
-//!   Maven Central jars, cached after the first run).
+//! - `kafka fetch|up|down|status`: the test broker (Apache Kafka 4.3.1, or
+//!   the release `EXACTLY_KAFKA_VERSION` names, from Maven Central jars,
+//!   cached after the first run).
 //! - `demo`: the main job, an exactly-once copy on a local broker it starts.
 //! - `test`: everything CI runs (fmt, clippy, the no-C check, all tests
 //!   including the real-broker and real-PostgreSQL ones (Debian's
@@ -15,6 +16,10 @@
 //! - `package`: every library crate is publishable (manifest, docs, MSRV,
 //!   `cargo publish --dry-run` in dependency order); `fresh-crate`: a crate
 //!   outside the workspace builds with `exactly` and runs against a broker.
+//! - `compat [--versions 3.9.1,4.4.0]`: the broker compatibility suite
+//!   (`protocol-tests/tests/compat.rs`) on each Kafka version of the matrix
+//!   (default: all of `jars::COMPAT_VERSIONS`); `test` runs it on the oldest
+//!   and the newest.
 //! - `doc-links`: every design document the code and docs cite exists in
 //!   the repository.
 
@@ -30,6 +35,7 @@ use exactly_protocol_tests::{
 
 mod bench;
 mod bench_session;
+mod compat;
 mod demo;
 mod doclinks;
 mod noc;
@@ -103,6 +109,14 @@ enum Cmd {
     /// Build a crate outside the workspace that depends on `exactly` by path
     /// and run it against a broker started for it.
     FreshCrate,
+    /// The broker compatibility suite on each Kafka version of the matrix
+    /// (protocol-tests/tests/compat.rs; jars from Maven Central, cached per
+    /// version).
+    Compat {
+        /// Kafka versions, comma-separated (default: 3.9.1,4.0.2,4.3.1,4.4.0).
+        #[arg(long, value_delimiter = ',')]
+        versions: Vec<String>,
+    },
     /// Check that every cited design document (an upper-case `.md` name)
     /// exists in the repository.
     DocLinks,
@@ -238,6 +252,7 @@ fn main() -> Result<()> {
         Cmd::Package { verify } => publish::package(verify),
         Cmd::FreshCrate => publish::fresh_crate(),
         Cmd::DocLinks => doclinks::check(),
+        Cmd::Compat { versions } => compat::run(&versions, None).map(|_| ()),
         Cmd::Soak {
             minutes,
             tv,
@@ -292,7 +307,7 @@ fn kafka(cmd: KafkaCmd) -> Result<()> {
             let libs = jars::ensure_jars()?;
             println!(
                 "Kafka {} jars ready in {} ({:.1} s)",
-                jars::KAFKA_VERSION,
+                jars::KafkaVersion::selected()?,
                 libs.display(),
                 t.elapsed().as_secs_f64()
             );
@@ -316,7 +331,7 @@ fn kafka(cmd: KafkaCmd) -> Result<()> {
                 .with_context(|| format!("writing {}", state_file().display()))?;
             println!(
                 "Kafka {} up in {:.1} s: bootstrap.servers={} transaction.version={} (pids {:?})",
-                jars::KAFKA_VERSION,
+                jars::KafkaVersion::selected()?,
                 t.elapsed().as_secs_f64(),
                 state.bootstrap,
                 state.transaction_version,
@@ -359,7 +374,7 @@ pub(crate) fn run(step: &str, cmd: &mut Command) -> Result<Duration> {
     Ok(took)
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
@@ -427,6 +442,15 @@ fn test(no_lint: bool) -> Result<()> {
                 .env(process::RUN_TAG_ENV, &run_tag),
         )?,
     ));
+    // The broker compatibility suite on the oldest and the newest Kafka of
+    // the matrix (the default version is what the tests above ran on);
+    // `cargo xtask compat` runs the whole matrix.
+    let ends = [jars::COMPAT_VERSIONS.first(), jars::COMPAT_VERSIONS.last()]
+        .into_iter()
+        .flatten()
+        .map(|v| (*v).to_owned())
+        .collect::<Vec<_>>();
+    times.push(("compat", compat::run(&ends, Some(&run_tag))?));
     let strays = stray_jvms(&run_tag);
     if !strays.is_empty() {
         for &pid in &strays {

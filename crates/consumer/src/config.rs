@@ -82,6 +82,9 @@ pub enum AssignmentStrategy {
     Range,
     /// `roundrobin`: every subscribed partition dealt in turn.
     RoundRobin,
+    /// `cooperative-sticky`: balanced and sticky, rebalanced incrementally
+    /// (KIP-429): only the partitions that move are revoked.
+    CooperativeSticky,
 }
 
 impl AssignmentStrategy {
@@ -90,7 +93,14 @@ impl AssignmentStrategy {
         match self {
             AssignmentStrategy::Range => "range",
             AssignmentStrategy::RoundRobin => "roundrobin",
+            AssignmentStrategy::CooperativeSticky => "cooperative-sticky",
         }
+    }
+
+    /// Whether rebalances under this assignor are incremental (KIP-429)
+    /// rather than eager.
+    pub fn is_cooperative(self) -> bool {
+        matches!(self, AssignmentStrategy::CooperativeSticky)
     }
 
     /// Parses a protocol name or the Java class name.
@@ -101,6 +111,10 @@ impl AssignmentStrategy {
             }
             "roundrobin" | "org.apache.kafka.clients.consumer.RoundRobinAssignor" => {
                 Some(AssignmentStrategy::RoundRobin)
+            }
+            "cooperative-sticky"
+            | "org.apache.kafka.clients.consumer.CooperativeStickyAssignor" => {
+                Some(AssignmentStrategy::CooperativeSticky)
             }
             _ => None,
         }
@@ -346,7 +360,7 @@ impl ConsumerConfigBuilder {
                         invalid(
                             key,
                             value,
-                            format!("`{name}` is not an assignor here (range, roundrobin)"),
+                            format!("`{name}` is not an assignor here (range, roundrobin, cooperative-sticky)"),
                         )
                     })?;
                     if !list.contains(&s) {

@@ -88,6 +88,15 @@ pub enum ConsumerError {
     /// The consumer was closed.
     #[error("the consumer is closed")]
     Closed,
+    /// A topic whose partitions the consumer held was deleted (the cluster
+    /// no longer knows it). Reported once per topic by `poll`; its
+    /// partitions are dropped (manual assignment) or revoked by the group's
+    /// next rebalance. Polling again goes on with the other partitions.
+    #[error("topic `{topic}` was deleted")]
+    TopicDeleted {
+        /// The topic.
+        topic: String,
+    },
 }
 
 impl ConsumerError {
@@ -96,7 +105,7 @@ impl ConsumerError {
         match self {
             ConsumerError::Net(e) => e.is_retriable(),
             ConsumerError::Kafka { code, .. } => code.is_retriable(),
-            ConsumerError::Timeout { .. } => true,
+            ConsumerError::Timeout { .. } | ConsumerError::TopicDeleted { .. } => true,
             _ => false,
         }
     }

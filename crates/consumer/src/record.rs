@@ -100,6 +100,46 @@ impl ConsumerRecord {
     }
 }
 
+/// Building a record by hand: for testing handlers and deduplicators
+/// without a broker. A consumer never hands these out.
+impl ConsumerRecord {
+    /// A record of `topic`/`partition` at `offset`: timestamp 0
+    /// (create time), no leader epoch, null key and value, no headers.
+    pub fn new(topic: &str, partition: i32, offset: i64) -> Self {
+        Self {
+            topic: Arc::from(topic),
+            partition,
+            offset,
+            timestamp: 0,
+            timestamp_type: TimestampType::CreateTime,
+            leader_epoch: None,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+        }
+    }
+    /// With this (create-time) timestamp.
+    pub fn with_timestamp(mut self, timestamp: i64) -> Self {
+        self.timestamp = timestamp;
+        self
+    }
+    /// With this key.
+    pub fn with_key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+    /// With this value.
+    pub fn with_value(mut self, value: impl Into<Bytes>) -> Self {
+        self.value = Some(value.into());
+        self
+    }
+    /// With one more header.
+    pub fn with_header(mut self, key: impl Into<Bytes>, value: Option<Bytes>) -> Self {
+        self.headers.push(RecordHeader::new(key.into(), value));
+        self
+    }
+}
+
 /// The records one poll returned, in fetch order (per partition, in offset
 /// order).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -50,16 +50,22 @@
 //! The [`sink`] module runs exactly-once into an external database: the
 //! side effects and the consumed offsets in the database's own transaction.
 //!
-//! What this crate does not do (yet): the deduplicating consumer (issue 11,
-//! item 4).
+//! The [`dedup`] module is the idempotent consumer, for inputs that can
+//! carry duplicates at different offsets (an at-least-once upstream): it
+//! skips records whose message id was already processed, with a bounded
+//! seen-set kept in the session's state; its docs say when transactions
+//! make it unnecessary.
 
+pub mod dedup;
 pub mod session;
+pub mod shutdown;
 pub mod sink;
 pub mod state;
 
 pub use session::{
     per_record, AbortReason, Context, Handler, HandlerError, InputTopics, Output, OutputRecord,
     PerRecord, Session, SessionBuilder, SessionConfig, SessionError, SessionMetrics, SessionStats,
-    ShutdownHandle, TransactionEnd,
+    TransactionEnd,
 };
+pub use shutdown::ShutdownHandle;
 pub use state::{MemoryStore, State, StateConfig, Store, StoreFactory};

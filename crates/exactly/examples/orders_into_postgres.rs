@@ -91,7 +91,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = runner.shutdown_handle();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
-        shutdown.trigger();
+        shutdown.shutdown();
     });
     let stats = runner
         .run(|s| {

@@ -65,7 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = relay.shutdown_handle();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
-        shutdown.trigger();
+        shutdown.shutdown();
     });
     let stats = relay
         .run(|s| println!("{} rows published, at {:?}", s.rows_published, s.position))

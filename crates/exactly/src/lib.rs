@@ -106,8 +106,9 @@ pub mod consumer {
 }
 
 /// Exactly-once applications (`exactly-eos`): the processing [`Session`]
-/// and its [`Handler`], per-partition state ([`eos::state`]), and the sink
-/// that keeps offsets in the target database ([`eos::sink`]).
+/// and its [`Handler`], per-partition state ([`eos::state`]), the sink
+/// that keeps offsets in the target database ([`eos::sink`]), and the
+/// idempotent consumer for inputs written at least once ([`eos::dedup`]).
 pub mod eos {
     pub use exactly_eos::*;
 }

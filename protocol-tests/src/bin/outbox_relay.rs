@@ -40,7 +40,7 @@ fn main() {
     let rt = runtime();
     let code = rt.block_on(async {
         let shutdown = relay.shutdown_handle();
-        on_sigterm(move || shutdown.trigger());
+        on_sigterm(move || shutdown.shutdown());
         let result = relay
             .run(|s| {
                 say(&format!(

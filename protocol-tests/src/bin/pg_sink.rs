@@ -145,7 +145,7 @@ fn main() {
             }
         };
         let shutdown = runner.shutdown_handle();
-        on_sigterm(move || shutdown.trigger());
+        on_sigterm(move || shutdown.shutdown());
         let result = runner
             .run(|s| {
                 say(&format!(

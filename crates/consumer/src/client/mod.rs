@@ -78,6 +78,10 @@ pub struct Consumer {
     group: Option<Group>,
     tasks: Tasks,
     next_auto_commit: Instant,
+    /// When the periodic metadata refresh (`metadata.max.age.ms`) is due.
+    next_metadata_refresh: Instant,
+    /// Deleted topics already reported.
+    deleted: std::collections::BTreeSet<String>,
     closed: bool,
 }
 
@@ -156,6 +160,7 @@ impl Consumer {
             None => None,
         };
         let next_auto_commit = Instant::now() + cfg.auto_commit_interval;
+        let max_age = metadata_max_age(&client);
         Ok(Consumer {
             cfg,
             client,
@@ -167,6 +172,8 @@ impl Consumer {
             group,
             tasks: Tasks::default(),
             next_auto_commit,
+            next_metadata_refresh: Instant::now() + max_age,
+            deleted: std::collections::BTreeSet::new(),
             closed: false,
         })
     }
@@ -414,6 +421,15 @@ impl Consumer {
         }
     }
 
+    /// Whether the member is rejoining its group right now. Under a
+    /// cooperative assignor it keeps its partitions meanwhile, but the
+    /// generation in [`Consumer::group_metadata`] may be replaced when the
+    /// join completes: a transactional offset commit is best held until the
+    /// next [`Rebalance`] event (or a poll that returns records again).
+    pub fn is_rebalancing(&self) -> bool {
+        self.group.as_ref().is_some_and(|g| g.is_joining())
+    }
+
     /// Commits (when `enable.auto.commit`), leaves the group (unless this is
     /// a static member, which keeps its place for `session.timeout.ms`, as
     /// KIP-345 intends), stops every task and closes the connections.
@@ -457,4 +473,12 @@ impl Drop for Consumer {
             g.stop_heartbeat();
         }
     }
+}
+
+/// `metadata.max.age.ms`, at least 100 ms so a zero does not spin.
+fn metadata_max_age(client: &Client) -> Duration {
+    client
+        .config()
+        .metadata_max_age()
+        .max(Duration::from_millis(100))
 }

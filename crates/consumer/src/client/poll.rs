@@ -57,6 +57,10 @@ impl Consumer {
             // Waiting inside poll counts as polling (max.poll.interval.ms
             // is about the time the user spends between polls).
             self.shared.touch();
+            self.maybe_refresh_metadata();
+            if let Some(e) = self.deleted_topic() {
+                return Err(e);
+            }
             if let Some(p) = self.group_turn().await? {
                 return Ok(p);
             }
@@ -130,48 +134,69 @@ impl Consumer {
             .await?
         {
             Step::Quiet => Ok(None),
-            Step::DropAssignment => {
+            Step::Drop(parts) => {
+                self.fetcher.abort_all(&mut self.asg);
+                self.tasks.abort_lookups();
+                for tp in &parts {
+                    self.asg.partitions.remove(tp);
+                }
+                let assigned = self.asg.list();
+                // The join (eager) or the Assigned event (cooperative)
+                // follows on the same turn.
+                let Some(g) = self.group.as_mut() else {
+                    return Ok(None);
+                };
+                match g
+                    .step(&self.shared, &self.cfg, &self.client, &topics, &assigned)
+                    .await?
+                {
+                    Step::Event(ev) => self.rebalanced(ev),
+                    _ => Ok(None),
+                }
+            }
+            Step::Event(ev) => {
+                let cooperative = self.group.as_ref().is_some_and(|g| g.cooperative);
+                if cooperative
+                    && self.cfg.enable_auto_commit
+                    && matches!(ev, super::Rebalance::Revoked(_))
+                {
+                    self.auto_commit_now().await;
+                }
+                self.rebalanced(ev)
+            }
+        }
+    }
+
+    /// Applies a rebalance event to the assignment and hands it out.
+    fn rebalanced(&mut self, ev: super::Rebalance) -> Result<Option<Polled>, ConsumerError> {
+        use super::Rebalance;
+        match &ev {
+            Rebalance::Revoked(parts) => {
+                // Stop fetching; what was fetched but not handed out for the
+                // revoked partitions is dropped, positions stay for the
+                // user's commit. Kept partitions keep their buffers.
+                self.fetcher.abort_all(&mut self.asg);
+                self.tasks.abort_lookups();
+                for tp in parts {
+                    if let Some(st) = self.asg.partitions.get_mut(tp) {
+                        st.buffer = None;
+                    }
+                }
+            }
+            Rebalance::Lost(_) => {
                 self.fetcher.abort_all(&mut self.asg);
                 self.tasks.abort_lookups();
                 self.asg.clear();
-                // The join starts on the same turn.
-                let g = self.group.as_mut();
-                if let Some(g) = g {
-                    let _ = g
-                        .step(&self.shared, &self.cfg, &self.client, &topics, &[])
-                        .await?;
-                }
-                Ok(None)
             }
-            Step::Event(ev) => {
-                use super::Rebalance;
-                match &ev {
-                    Rebalance::Revoked(_) => {
-                        // Stop fetching; what was fetched but not handed out
-                        // is dropped, positions stay for the user's commit.
-                        self.fetcher.abort_all(&mut self.asg);
-                        self.tasks.abort_lookups();
-                        for st in self.asg.partitions.values_mut() {
-                            st.buffer = None;
-                        }
-                    }
-                    Rebalance::Lost(_) => {
-                        self.fetcher.abort_all(&mut self.asg);
-                        self.tasks.abort_lookups();
-                        self.asg.clear();
-                    }
-                    Rebalance::Assigned(parts) => {
-                        self.metrics.rebalanced();
-                        let pending = self.initial_pending();
-                        self.fetcher.abort_all(&mut self.asg);
-                        self.tasks.abort_lookups();
-                        self.asg.clear();
-                        self.asg.set(parts, pending);
-                    }
-                }
-                Ok(Some(Polled::Rebalance(ev)))
+            Rebalance::Assigned(parts) => {
+                self.metrics.rebalanced();
+                let pending = self.initial_pending();
+                let mut all = self.asg.list();
+                all.extend(parts.iter().cloned());
+                self.asg.set(&all, pending);
             }
         }
+        Ok(Some(Polled::Rebalance(ev)))
     }
 
     fn absorb(&mut self, done: crate::fetch::fetcher::FetchDone) {
@@ -204,6 +229,53 @@ impl Consumer {
             .refresh_metadata(&self.client, topics, &self.shared);
     }
 
+    /// The periodic refresh (`metadata.max.age.ms`, as the reference client
+    /// does): new partitions, moved leaders and deleted topics are seen even
+    /// when no request failed. Covers the subscribed topics (the group's
+    /// leader compares their partition counts with its assignment's).
+    fn maybe_refresh_metadata(&mut self) {
+        let now = Instant::now();
+        if now < self.next_metadata_refresh {
+            return;
+        }
+        self.next_metadata_refresh = now + super::metadata_max_age(&self.client);
+        let mut topics: Vec<String> = match &self.mode {
+            Mode::Subscribed(t) => t.clone(),
+            _ => Vec::new(),
+        };
+        topics.extend(self.asg.partitions.keys().map(|tp| tp.topic.clone()));
+        topics.sort();
+        topics.dedup();
+        if topics.is_empty() {
+            return;
+        }
+        tracing::debug!(?topics, "periodic metadata refresh (metadata.max.age.ms)");
+        self.tasks
+            .refresh_metadata(&self.client, topics, &self.shared);
+    }
+
+    /// A topic of assigned partitions the cluster no longer knows: reported
+    /// once. Under manual assignment its partitions are dropped; in a group
+    /// the leader's rejoin (it sees the partition count change) revokes
+    /// them.
+    fn deleted_topic(&mut self) -> Option<ConsumerError> {
+        let view = self.client.view();
+        let gone = self.asg.partitions.keys().find(|tp| {
+            view.topic(&tp.topic).is_none()
+                && view.topic_error(&tp.topic)
+                    == Some(exactly_codec::ErrorCode::UnknownTopicOrPartition)
+                && !self.deleted.contains(&tp.topic)
+        })?;
+        let topic = gone.topic.clone();
+        tracing::warn!(%topic, "a topic of assigned partitions was deleted");
+        self.deleted.insert(topic.clone());
+        if matches!(self.mode, Mode::Assigned) {
+            self.fetcher.abort_all(&mut self.asg);
+            self.asg.partitions.retain(|tp, _| tp.topic != topic);
+        }
+        Some(ConsumerError::TopicDeleted { topic })
+    }
+
     /// The earliest moment something waiting on a timer may proceed.
     fn next_wake(&self, now: Instant) -> Option<Instant> {
         let partitions = self
@@ -224,7 +296,11 @@ impl Consumer {
         let idle =
             (!self.asg.partitions.is_empty() && self.fetcher.is_idle() && !self.tasks.busy())
                 .then(|| now + self.client.config().retry_backoff());
-        [partitions, group, auto, idle].into_iter().flatten().min()
+        let meta = Some(self.next_metadata_refresh);
+        [partitions, group, auto, idle, meta]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     async fn maybe_auto_commit(&mut self) {

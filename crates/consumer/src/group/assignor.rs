@@ -7,6 +7,9 @@
 //! - `roundrobin`: every subscribed partition, sorted by (topic, partition),
 //!   goes to the next member in sorted order that subscribes to its topic.
 //!
+//! - `cooperative-sticky`: balanced, sticky and incremental (KIP-429); see
+//!   `sticky.rs` in this module.
+//!
 //! Members sort by group instance id when they have one (static members keep
 //! their partitions across restarts, KIP-345), else by member id. Both
 //! assignors are deterministic and give every member an entry, possibly
@@ -25,6 +28,10 @@ pub struct Member {
     pub instance_id: Option<String>,
     /// Subscribed topics.
     pub topics: Vec<String>,
+    /// The partitions the member owns (subscription v1+, KIP-429).
+    pub owned: BTreeMap<String, Vec<i32>>,
+    /// The generation the member owned them in (-1 when unknown).
+    pub generation: i32,
 }
 
 impl Member {
@@ -53,6 +60,9 @@ pub fn assign(
         .map(|m| (m.member_id.clone(), BTreeMap::new()))
         .collect();
     match strategy {
+        AssignmentStrategy::CooperativeSticky => {
+            return super::sticky::assign(&sorted, partitions);
+        }
         AssignmentStrategy::Range => {
             for (topic, &count) in partitions {
                 let subs: Vec<&&Member> = sorted
@@ -113,6 +123,8 @@ mod tests {
             member_id: id.into(),
             instance_id: None,
             topics: topics.iter().map(|t| (*t).into()).collect(),
+            owned: BTreeMap::new(),
+            generation: -1,
         }
     }
 
@@ -171,13 +183,18 @@ mod tests {
         let mut b = member("aaa", &["t"]);
         b.instance_id = Some("i-2".into());
         let counts = BTreeMap::from([("t".into(), 5)]);
-        for s in [AssignmentStrategy::Range, AssignmentStrategy::RoundRobin] {
+        for s in [
+            AssignmentStrategy::Range,
+            AssignmentStrategy::RoundRobin,
+            AssignmentStrategy::CooperativeSticky,
+        ] {
             let plan = assign(s, &[a.clone(), b.clone()], &counts);
             let mut all: Vec<i32> = plan.values().flat_map(|m| m["t"].clone()).collect();
             all.sort_unstable();
             assert_eq!(all, [0, 1, 2, 3, 4], "{s:?}");
             // i-1 sorts first despite its member id.
             assert!(plan["zzz"]["t"].contains(&0), "{s:?}");
+            assert_eq!(plan["zzz"]["t"].len(), 3, "{s:?}");
         }
         let empty = assign(AssignmentStrategy::RoundRobin, &[], &counts);
         assert!(empty.is_empty());

@@ -1,8 +1,10 @@
-//! Joining the group (classic protocol, eager rebalancing): JoinGroup until
+//! Joining the group (classic protocol): JoinGroup until
 //! the coordinator completes the generation (KIP-394: a first JoinGroup
 //! without a member id is answered MEMBER_ID_REQUIRED with one to use), the
 //! leader runs the assignor over every member's subscription, and SyncGroup
-//! hands each member its partitions.
+//! hands each member its partitions. Under a cooperative assignor (KIP-429)
+//! the member keeps its partitions while it rejoins and names them, with
+//! its generation, in its subscription.
 //!
 //! The join runs as a task of its own so that `poll` can return on its
 //! timeout while the coordinator waits for the rest of the group; the task's
@@ -47,6 +49,11 @@ pub struct JoinParams {
     pub retry_backoff: Duration,
     /// Why we (re)join, for the broker's log (JoinGroup v8+, KIP-800).
     pub reason: &'static str,
+    /// The partitions we own while rejoining (cooperative; empty when
+    /// eager, since everything was revoked first).
+    pub owned: Vec<TopicPartition>,
+    /// The generation we owned them in (-1 when none).
+    pub generation: i32,
 }
 
 /// A completed join.
@@ -64,6 +71,12 @@ pub struct Joined {
     pub assignment: Vec<TopicPartition>,
     /// The subscription this join was made with.
     pub topics: Vec<String>,
+    /// As leader: the partition count of each subscribed topic the
+    /// assignment was computed over (a change means a new assignment).
+    pub assigned_counts: Option<BTreeMap<String, i32>>,
+    /// The coordinator forgot us during the join: the partitions we owned
+    /// are lost (another member may have them), not ours to revoke.
+    pub owned_lost: bool,
 }
 
 fn group_error(api: ApiKey, code: ErrorCode, message: Option<String>) -> ConsumerError {
@@ -82,19 +95,32 @@ pub async fn join(
     mut p: JoinParams,
 ) -> Result<Joined, ConsumerError> {
     let group = link.group_id().to_owned();
-    let metadata = Bytes::from(
-        Subscription {
-            topics: p.topics.clone(),
-            ..Subscription::default()
-        }
-        .encode(),
-    );
     let join_timeout = p.rebalance_timeout + Duration::from_secs(5);
     let mut failures = 0u32;
+    let mut owned_lost = false;
     loop {
         if failures > 0 {
             tokio::time::sleep(p.retry_backoff * failures.min(10)).await;
         }
+        let mut owned: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for tp in &p.owned {
+            if p.topics.contains(&tp.topic) {
+                owned
+                    .entry(tp.topic.clone())
+                    .or_default()
+                    .push(tp.partition);
+            }
+        }
+        let metadata = Bytes::from(
+            Subscription {
+                topics: p.topics.clone(),
+                user_data: None,
+                owned,
+                generation: p.generation,
+                rack: None,
+            }
+            .encode(),
+        );
         let protocols: Vec<JoinGroupRequestProtocol> = p
             .strategies
             .iter()
@@ -137,6 +163,7 @@ pub async fn join(
                 }
                 ErrorCode::UnknownMemberId => {
                     p.member_id.clear();
+                    owned_lost |= forget_owned(&mut p);
                     failures += 1;
                     continue;
                 }
@@ -167,6 +194,7 @@ pub async fn join(
         p.member_id.clone_from(&member_id);
         // KIP-814: a static leader that rejoined without a rebalance is told
         // to keep the current assignment rather than compute a new one.
+        let mut assigned_counts = None;
         let assignments = if leader && !resp.skip_assignment {
             let strategy = AssignmentStrategy::parse(&protocol).ok_or_else(|| {
                 group_error(
@@ -177,9 +205,11 @@ pub async fn join(
                     )),
                 )
             })?;
-            lead(&client, strategy, &resp.members)
+            let (a, counts) = lead(&client, strategy, &resp.members)
                 .instrument(tracing::debug_span!("assign", %protocol))
-                .await?
+                .await?;
+            assigned_counts = Some(counts);
+            a
         } else {
             Vec::new()
         };
@@ -211,6 +241,7 @@ pub async fn join(
                 ErrorCode::RebalanceInProgress | ErrorCode::IllegalGeneration => continue,
                 ErrorCode::UnknownMemberId => {
                     p.member_id.clear();
+                    owned_lost |= forget_owned(&mut p);
                     continue;
                 }
                 c if is_coordinator_moved(c) => {
@@ -254,8 +285,17 @@ pub async fn join(
             protocol,
             assignment,
             topics: p.topics,
+            assigned_counts,
+            owned_lost,
         });
     }
+}
+
+/// Stops claiming owned partitions (our membership is gone); whether there
+/// were any.
+fn forget_owned(p: &mut JoinParams) -> bool {
+    p.generation = -1;
+    !std::mem::take(&mut p.owned).is_empty()
 }
 
 fn millis(d: Duration) -> i32 {
@@ -263,12 +303,13 @@ fn millis(d: Duration) -> i32 {
 }
 
 /// The leader's part: read every member's subscription, look the topics up,
-/// run the assignor, and encode each member's assignment.
+/// run the assignor, and encode each member's assignment. Also returns the
+/// partition counts the assignment was made over.
 async fn lead(
     client: &Client,
     strategy: AssignmentStrategy,
     members: &[exactly_codec::messages::join_group_response::JoinGroupResponseMember],
-) -> Result<Vec<SyncGroupRequestAssignment>, ConsumerError> {
+) -> Result<(Vec<SyncGroupRequestAssignment>, BTreeMap<String, i32>), ConsumerError> {
     let mut ms = Vec::with_capacity(members.len());
     let mut topics = BTreeSet::new();
     for m in members {
@@ -286,6 +327,8 @@ async fn lead(
             member_id: m.member_id.to_string(),
             instance_id: m.group_instance_id.as_ref().map(|s| s.to_string()),
             topics: sub.topics,
+            owned: sub.owned,
+            generation: sub.generation,
         });
     }
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -301,7 +344,7 @@ async fn lead(
         }
     }
     let plan = assign(strategy, &ms, &counts);
-    Ok(plan
+    let assignments = plan
         .into_iter()
         .map(|(member_id, partitions)| {
             SyncGroupRequestAssignment::default()
@@ -314,5 +357,6 @@ async fn lead(
                     .encode(),
                 ))
         })
-        .collect())
+        .collect();
+    Ok((assignments, counts))
 }

@@ -1,9 +1,8 @@
 //! Consumer groups, classic protocol (KIP-62 background heartbeats, KIP-345
 //! static membership, KIP-394 member id on first join, KIP-447 group
-//! metadata for transactional offset commits), eager rebalancing.
-//!
-//! Not done: incremental cooperative rebalancing (KIP-429) and the KIP-848
-//! `consumer` group protocol.
+//! metadata for transactional offset commits), eager rebalancing for
+//! `range`/`roundrobin` and incremental cooperative rebalancing (KIP-429)
+//! for `cooperative-sticky`.
 
 pub mod assignor;
 pub mod coordinator;
@@ -11,3 +10,4 @@ pub mod heartbeat;
 pub mod join;
 pub(crate) mod member;
 pub mod protocol;
+mod sticky;

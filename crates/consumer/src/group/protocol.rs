@@ -45,8 +45,10 @@ pub struct Assignment {
     pub user_data: Option<Vec<u8>>,
 }
 
-/// The subscription version we write: v0, which every client reads.
-const SUBSCRIPTION_VERSION: i16 = 0;
+/// The subscription version we write: v3 (owned partitions and generation
+/// for cooperative rebalancing; rack left null), as the reference client
+/// does. Readers of older versions stop after the fields they know.
+const SUBSCRIPTION_VERSION: i16 = 3;
 /// The assignment version we write.
 const ASSIGNMENT_VERSION: i16 = 0;
 
@@ -88,6 +90,12 @@ impl Subscription {
             put_str(&mut out, t);
         }
         put_bytes(&mut out, self.user_data.as_deref());
+        put_partitions(&mut out, &self.owned);
+        out.extend_from_slice(&self.generation.to_be_bytes());
+        match &self.rack {
+            Some(r) => put_str(&mut out, r),
+            None => out.extend_from_slice(&(-1i16).to_be_bytes()),
+        }
         out
     }
 
@@ -257,18 +265,25 @@ mod tests {
     use exactly_codec::messages::{
         ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
     };
-    use exactly_codec::protocol::{Encodable, StrBytes};
+    use exactly_codec::protocol::{Decodable, Encodable, StrBytes};
 
     #[test]
     fn roundtrip_ours() {
         let s = Subscription {
             topics: vec!["a".into(), "bb".into()],
             user_data: Some(vec![1, 2]),
-            ..Subscription::default()
+            owned: BTreeMap::from([("a".into(), vec![3, 1])]),
+            generation: 7,
+            rack: None,
         };
-        let d = Subscription::decode(&s.encode()).unwrap();
-        assert_eq!(d.topics, s.topics);
-        assert_eq!(d.user_data, s.user_data);
+        assert_eq!(Subscription::decode(&s.encode()).unwrap(), s);
+        // The reference format reads what we write.
+        let bytes = s.encode();
+        let mut body = &bytes[2..];
+        let theirs = ConsumerProtocolSubscription::decode(&mut body, 3).unwrap();
+        assert_eq!(theirs.generation_id, 7);
+        assert_eq!(theirs.owned_partitions[0].partitions, [3, 1]);
+        assert!(body.is_empty());
         let mut a = Assignment::default();
         a.partitions.insert("a".into(), vec![0, 2]);
         a.partitions.insert("bb".into(), vec![1]);

@@ -194,14 +194,17 @@ pub trait Handler: Send {
     }
 
     /// The group gave this instance `partitions` (before any of their
-    /// records is processed).
+    /// records is processed). Under a cooperative assignor (KIP-429) only
+    /// the partitions added; the ones kept are not named again.
     fn assigned(&mut self, partitions: &[TopicPartition]) {
         let _ = partitions;
     }
 
     /// The group is taking `partitions` away (a rebalance); the open
-    /// transaction was committed first. `lost`: the membership was lost
-    /// instead, and the open transaction was aborted.
+    /// transaction was committed first. Eager assignors take everything; a
+    /// cooperative one only the partitions that move, and processing of the
+    /// others goes on. `lost`: the membership was lost instead, and the
+    /// open transaction was aborted.
     fn revoked(&mut self, partitions: &[TopicPartition], lost: bool) {
         let _ = (partitions, lost);
     }

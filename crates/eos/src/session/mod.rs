@@ -49,7 +49,6 @@ mod handler;
 mod metrics;
 mod per_record;
 mod run;
-mod shutdown;
 mod topics;
 mod txn;
 
@@ -60,6 +59,7 @@ use exactly_net::ConfigError;
 use exactly_producer::{Producer, ProducerConfigBuilder};
 use tracing::Instrument;
 
+pub use crate::shutdown::ShutdownHandle;
 use crate::state::StateConfig;
 
 pub use config::{InputTopics, SessionConfig};
@@ -67,7 +67,6 @@ pub use error::SessionError;
 pub use handler::{AbortReason, Context, Handler, HandlerError, Output, TransactionEnd};
 pub use metrics::{SessionMetrics, SessionStats};
 pub use per_record::{per_record, OutputRecord, PerRecord};
-pub use shutdown::ShutdownHandle;
 
 /// Builds a [`Session`]: Kafka property names through
 /// [`set`](SessionBuilder::set), or typed setters.
@@ -290,6 +289,16 @@ impl Session {
     /// into a signal handler.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.stop.clone()
+    }
+
+    /// Uses `shutdown` (e.g. one shared with a [`SinkRunner`] or an outbox
+    /// relay, so one signal stops them all) instead of the session's own
+    /// handle.
+    ///
+    /// [`SinkRunner`]: crate::sink::SinkRunner
+    pub fn with_shutdown(mut self, shutdown: ShutdownHandle) -> Self {
+        self.stop = shutdown;
+        self
     }
 
     /// A live view of the session's counters.

@@ -27,10 +27,10 @@ use tokio::time::Instant;
 use super::error::{catch_panic, catch_panic_sync};
 use super::handler::{AbortReason, Context, Handler, Output, TransactionEnd};
 use super::metrics::{AbortKind, SessionMetrics};
-use super::shutdown::{StopMode, StopSignal};
 use super::topics::matching_topics;
 use super::txn::{Backlog, OpenTxn};
 use super::{InputTopics, Session, SessionConfig, SessionError};
+use crate::shutdown::{StopMode, StopSignal};
 use crate::state::{self, States};
 
 /// Attempts at a producer call that failed with a retriable error before
@@ -112,15 +112,27 @@ impl<H: Handler> Runner<H> {
                 return self.stop_now(mode).await;
             }
             let now = Instant::now();
-            if self
-                .open
-                .as_ref()
-                .is_some_and(|t| t.is_due(now, self.cfg.max_records, self.cfg.max_time))
+            // While the member rejoins a cooperative group (KIP-429) it keeps
+            // its partitions, but the generation is about to change: hold
+            // the commit until the join completes (a commit under the old
+            // generation would be fenced and rewind the kept partitions),
+            // within a bound on what piles up meanwhile.
+            let hold = self.consumer.is_rebalancing()
+                && self.backlog.len() < self.cfg.max_records.saturating_mul(4).max(1000);
+            if !hold
+                && self
+                    .open
+                    .as_ref()
+                    .is_some_and(|t| t.is_due(now, self.cfg.max_records, self.cfg.max_time))
             {
                 self.commit().await?;
                 continue;
             }
-            if !self.backlog.is_empty() {
+            let room = self
+                .open
+                .as_ref()
+                .map_or(self.cfg.max_records, |t| t.room(self.cfg.max_records));
+            if !self.backlog.is_empty() && room > 0 {
                 self.process_run().await?;
                 continue;
             }
@@ -136,6 +148,10 @@ impl<H: Handler> Runner<H> {
             let mut wait = self.cfg.poll_timeout;
             if let Some(t) = &self.open {
                 wait = wait.min(t.deadline(self.cfg.max_time).saturating_duration_since(now));
+            }
+            if hold {
+                // Come back soon to see whether the join completed.
+                wait = wait.max(Duration::from_millis(50));
             }
             if let Some(idle) = self.cfg.idle_stop {
                 wait = wait.min((last_input + idle).saturating_duration_since(now));
@@ -221,12 +237,19 @@ impl<H: Handler> Runner<H> {
         match event {
             Rebalance::Revoked(parts) => {
                 // The member still holds its generation: commit what was
-                // processed, then let the partitions go.
-                self.rewind_on_abort = false;
+                // processed, then let the partitions go. Under a cooperative
+                // assignor only some go: the others keep their backlog and
+                // positions (and are rewound only if this commit fails).
+                let everything = self
+                    .consumer
+                    .assignment()
+                    .iter()
+                    .all(|tp| parts.contains(tp));
+                self.rewind_on_abort = !everything;
                 let r = self.commit().await;
                 self.rewind_on_abort = true;
                 r?;
-                self.backlog.clear();
+                self.backlog.drop_partitions(&parts);
                 if let Some(st) = &mut self.states {
                     st.remove(&parts);
                 }

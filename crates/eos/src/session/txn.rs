@@ -115,11 +115,28 @@ impl Backlog {
         self.next >= self.records.len()
     }
 
-    /// Replaces the (empty) backlog with a poll's records.
+    /// Appends a poll's records to what is left of the backlog.
     pub(crate) fn fill(&mut self, records: impl IntoIterator<Item = ConsumerRecord>) {
-        self.records.clear();
+        self.records.drain(..self.next.min(self.records.len()));
         self.records.extend(records);
         self.next = 0;
+    }
+
+    /// Records left to process.
+    pub(crate) fn len(&self) -> usize {
+        self.records.len().saturating_sub(self.next)
+    }
+
+    /// Drops the unprocessed records of `partitions` (revoked), keeping the
+    /// others in order.
+    pub(crate) fn drop_partitions(&mut self, partitions: &[TopicPartition]) {
+        self.records.drain(..self.next.min(self.records.len()));
+        self.next = 0;
+        self.records.retain(|r| {
+            !partitions
+                .iter()
+                .any(|tp| tp.partition == r.partition() && tp.topic == r.topic())
+        });
     }
 
     pub(crate) fn clear(&mut self) {

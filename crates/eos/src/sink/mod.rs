@@ -60,7 +60,8 @@
 //! serialization failure, a commit whose answer never came), the batch's
 //! partitions are paused, their stored offsets read again and the consumer
 //! moved there: the database, not the runner's memory, says where to go on.
-//! A [`Shutdown`] handle stops it gracefully: the batch in flight finishes
+//! A [`ShutdownHandle`](crate::ShutdownHandle) (the one type that stops a
+//! session, a sink runner and an outbox relay) stops it gracefully: the batch in flight finishes
 //! (within a bound), the member leaves the group, the consumer closes.
 //!
 //! What it does not do: commit the offsets to the Kafka group as well (so
@@ -73,7 +74,6 @@
 
 mod error;
 mod runner;
-mod shutdown;
 mod tracker;
 
 use std::future::Future;
@@ -82,7 +82,6 @@ use exactly_consumer::{ConsumerRecord, TopicPartition};
 
 pub use error::SinkRunError;
 pub use runner::{SinkOptions, SinkRunner, SinkStats};
-pub use shutdown::Shutdown;
 
 /// What a sink's errors must tell the runner.
 pub trait SinkError: std::error::Error + Send + Sync + 'static {

@@ -8,7 +8,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::tracker::{Part, Seek, Tracker};
-use super::{Applied, PartitionBatch, Shutdown, Sink, SinkBatch, SinkError, SinkRunError};
+use super::{Applied, PartitionBatch, Sink, SinkBatch, SinkError, SinkRunError};
+use crate::shutdown::ShutdownHandle;
 use exactly_consumer::{ConsumerRecord, IsolationLevel};
 
 /// How a [`SinkRunner`] waits and retries.
@@ -74,7 +75,7 @@ pub struct SinkStats {
 /// let shutdown = runner.shutdown_handle();
 /// tokio::spawn(async move {
 ///     let _ = tokio::signal::ctrl_c().await;
-///     shutdown.trigger();
+///     shutdown.shutdown();
 /// });
 /// let stats = runner.run(|s| tracing::debug!(?s, "committed")).await?;
 /// println!("{} records applied", stats.records_applied);
@@ -85,7 +86,7 @@ pub struct SinkRunner<S> {
     consumer: Consumer,
     sink: S,
     options: SinkOptions,
-    shutdown: Shutdown,
+    shutdown: ShutdownHandle,
     tracker: Tracker,
     stats: SinkStats,
     /// Retriable failures in a row: since when, and when to try again.
@@ -126,7 +127,7 @@ impl<S: Sink> SinkRunner<S> {
             sink,
             backoff: options.retry_backoff,
             options,
-            shutdown: Shutdown::new(),
+            shutdown: ShutdownHandle::new(),
             tracker: Tracker::default(),
             stats: SinkStats::default(),
             failing_since: None,
@@ -171,13 +172,13 @@ impl<S: Sink> SinkRunner<S> {
 
     /// Uses `shutdown` (e.g. one shared with other tasks) instead of the
     /// runner's own handle.
-    pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
+    pub fn with_shutdown(mut self, shutdown: ShutdownHandle) -> Self {
         self.shutdown = shutdown;
         self
     }
 
     /// A handle that stops [`SinkRunner::run`] gracefully.
-    pub fn shutdown_handle(&self) -> Shutdown {
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shutdown.clone()
     }
 
@@ -186,7 +187,7 @@ impl<S: Sink> SinkRunner<S> {
         &self.consumer
     }
 
-    /// Runs until the shutdown handle is triggered (then returns the stats)
+    /// Runs until a stop is asked for on the shutdown handle (then returns the stats)
     /// or a fatal error. `on_commit` is called right after every commit of
     /// the sink, before anything else happens. Whatever the outcome, the
     /// member leaves the group and the consumer is closed.
@@ -215,13 +216,13 @@ impl<S: Sink> SinkRunner<S> {
         on_commit: &mut (impl FnMut(&SinkStats) + Send),
     ) -> Result<(), SinkRunError<S::Error>> {
         loop {
-            if self.shutdown.is_triggered() {
+            if self.shutdown.is_requested() {
                 return Ok(());
             }
             self.load().await?;
             let polled = tokio::select! {
                 p = self.consumer.poll(self.options.poll_timeout) => p,
-                () = self.shutdown.triggered() => return Ok(()),
+                () = self.shutdown.requested() => return Ok(()),
             };
             let records = match polled {
                 Ok(Polled::Records(r)) => r,
@@ -285,7 +286,7 @@ impl<S: Sink> SinkRunner<S> {
         }
         let stored = tokio::select! {
             r = self.sink.stored_offsets(&loading) => r,
-            () = self.shutdown.triggered() => return Ok(()),
+            () = self.shutdown.requested() => return Ok(()),
         };
         let stored = match stored {
             Ok(s) => s,
@@ -335,7 +336,7 @@ impl<S: Sink> SinkRunner<S> {
             tokio::pin!(fut);
             tokio::select! {
                 r = &mut fut => Some(r),
-                () = self.shutdown.triggered() => {
+                () = self.shutdown.requested() => {
                     // Let the batch in flight finish, within the bound.
                     tokio::time::timeout(self.options.shutdown_timeout, fut).await.ok()
                 }

@@ -81,10 +81,13 @@ impl Tracker {
     /// A new assignment (eager rebalancing: it replaces the old one). Every
     /// partition starts `Loading`.
     pub(crate) fn assign(&mut self, partitions: &[TopicPartition]) {
-        self.slots = partitions
-            .iter()
-            .map(|tp| (tp.clone(), Slot::Loading { resume_from: None }))
-            .collect();
+        // Added to what is kept: a cooperative rebalance (KIP-429) reports
+        // only the new partitions, and the kept ones stay as they are.
+        for tp in partitions {
+            self.slots
+                .entry(tp.clone())
+                .or_insert(Slot::Loading { resume_from: None });
+        }
     }
 
     /// Partitions taken away (revoked or lost).

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use exactly_consumer::{Consumer, ConsumerError};
-use exactly_eos::sink::Shutdown;
+use exactly_eos::ShutdownHandle;
 use exactly_producer::{Producer, ProducerError, ProducerRecord};
 use tokio_postgres::{Client, Config, IsolationLevel};
 use tracing::Instrument;
@@ -155,7 +155,7 @@ impl Row {
 /// let shutdown = relay.shutdown_handle();
 /// tokio::spawn(async move {
 ///     let _ = tokio::signal::ctrl_c().await;
-///     shutdown.trigger();
+///     shutdown.shutdown();
 /// });
 /// let stats = relay.run(|_| {}).await?;
 /// println!("{} rows published", stats.rows_published);
@@ -166,7 +166,7 @@ pub struct OutboxRelay {
     cfg: RelayConfig,
     outbox: Outbox,
     pg_config: Config,
-    shutdown: Shutdown,
+    shutdown: ShutdownHandle,
 }
 
 impl OutboxRelay {
@@ -186,24 +186,24 @@ impl OutboxRelay {
             cfg,
             outbox,
             pg_config,
-            shutdown: Shutdown::new(),
+            shutdown: ShutdownHandle::new(),
         })
     }
 
     /// A handle that stops [`OutboxRelay::run`] gracefully: the transaction
     /// in flight finishes (within [`RelayConfig::timeout`]) and the producer
     /// closes.
-    pub fn shutdown_handle(&self) -> Shutdown {
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shutdown.clone()
     }
 
     /// Uses `shutdown` instead of the relay's own handle.
-    pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
+    pub fn with_shutdown(mut self, shutdown: ShutdownHandle) -> Self {
         self.shutdown = shutdown;
         self
     }
 
-    /// Runs until the shutdown handle is triggered or a fatal error.
+    /// Runs until a stop is asked for on the shutdown handle or a fatal error.
     /// `on_commit` is called right after each Kafka commit, before anything
     /// else happens.
     pub async fn run(
@@ -267,7 +267,7 @@ impl OutboxRelay {
         let mut backoff = self.cfg.retry_backoff;
         let mut failing_since: Option<tokio::time::Instant> = None;
         loop {
-            if self.shutdown.is_triggered() {
+            if self.shutdown.is_requested() {
                 return Ok(());
             }
             let rows = match self.read(&mut pg, stats.position).await {
@@ -298,7 +298,7 @@ impl OutboxRelay {
                 tokio::pin!(fut);
                 tokio::select! {
                     r = &mut fut => Some(r),
-                    () = self.shutdown.triggered() => {
+                    () = self.shutdown.requested() => {
                         tokio::time::timeout(self.cfg.timeout, fut).await.ok()
                     }
                 }
@@ -360,7 +360,7 @@ impl OutboxRelay {
     async fn pause(&self, d: Duration) {
         tokio::select! {
             () = tokio::time::sleep(d) => {}
-            () = self.shutdown.triggered() => {}
+            () = self.shutdown.requested() => {}
         }
     }
 

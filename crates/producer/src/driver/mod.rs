@@ -128,6 +128,10 @@ pub(crate) struct Driver {
     dispatch: Dispatch,
     inflight: InFlight<Completion>,
     refreshing: bool,
+    /// When the periodic metadata refresh (`metadata.max.age.ms`) is due:
+    /// new partitions of a topic and moved leaders are picked up even when
+    /// no error asks for a refresh.
+    next_metadata_refresh: Instant,
     /// The application's calls waiting for the core.
     waiters: Waiters,
     next_linger: Option<Instant>,
@@ -157,6 +161,7 @@ impl Driver {
             "exactly.producer",
             transactional_id = cfg.transactional_id.as_deref(),
         );
+        let cfg_max_age = client_max_age(&client);
         Self {
             core,
             client,
@@ -171,6 +176,7 @@ impl Driver {
             dispatch: Dispatch::default(),
             inflight: InFlight::default(),
             refreshing: false,
+            next_metadata_refresh: Instant::now() + cfg_max_age,
             waiters: Waiters::default(),
             next_linger: None,
             features_epoch,
@@ -254,7 +260,7 @@ impl Driver {
         if let Some(c) = self.waiters.closing() {
             d = d.min(c.deadline);
         }
-        d
+        d.min(self.next_metadata_refresh)
     }
 
     /// One turn: batches in, requests out, events handled, until quiet.
@@ -263,6 +269,13 @@ impl Driver {
     fn turn(&mut self) {
         let now = Instant::now();
         let m = self.millis(now);
+        if now >= self.next_metadata_refresh {
+            self.next_metadata_refresh = now + client_max_age(&self.client);
+            if !self.acc.topics().is_empty() {
+                tracing::debug!("periodic metadata refresh (metadata.max.age.ms)");
+                self.refresh_metadata();
+            }
+        }
         let mut first = true;
         loop {
             let span = self.identity_span.clone();
@@ -301,4 +314,12 @@ impl Driver {
         };
         self.acc.set_phase(phase);
     }
+}
+
+/// `metadata.max.age.ms`, at least 100 ms so a zero does not spin.
+fn client_max_age(client: &Client) -> Duration {
+    client
+        .config()
+        .metadata_max_age()
+        .max(Duration::from_millis(100))
 }

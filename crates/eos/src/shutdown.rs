@@ -1,13 +1,35 @@
-//! Stopping a session from outside: a cloneable [`ShutdownHandle`] (wire it
-//! to SIGTERM, a health check, an admin endpoint).
+//! Stopping a running loop from outside: one cloneable [`ShutdownHandle`]
+//! shared by the [`Session`](crate::Session), the
+//! [`SinkRunner`](crate::sink::SinkRunner) and the `exactly-postgres`
+//! outbox relay (wire it to SIGTERM, a health check, an admin endpoint;
+//! one handle may stop several of them).
 //!
-//! A graceful stop ([`ShutdownHandle::shutdown`]) lets the handler call in
-//! progress finish, commits the open transaction, then closes the producer
-//! and the consumer (leaving the group); records polled but not yet
-//! processed are left for the partition's next owner. The whole stop is
-//! bounded by `shutdown.timeout.ms`, counted from the request: past it, a
-//! handler call still running is dropped and the open transaction is
+//! For a session, a graceful stop ([`ShutdownHandle::shutdown`]) lets the
+//! handler call in progress finish, commits the open transaction, then
+//! closes the producer and the consumer (leaving the group); records polled
+//! but not yet processed are left for the partition's next owner. The whole
+//! stop is bounded by `shutdown.timeout.ms`, counted from the request: past
+//! it, a handler call still running is dropped and the open transaction is
 //! aborted instead. [`ShutdownHandle::abort`] aborts at once.
+//!
+//! The sink runner and the outbox relay notice either request at their
+//! next await point: the batch in flight finishes (their own bound), the
+//! member leaves the group, the clients close.
+//!
+//! ```
+//! # async fn demo() {
+//! use exactly_eos::ShutdownHandle;
+//!
+//! let shutdown = ShutdownHandle::new();
+//! let for_signal = shutdown.clone();
+//! tokio::spawn(async move {
+//!     // e.g. after tokio::signal::ctrl_c().await
+//!     for_signal.shutdown();
+//! });
+//! shutdown.requested().await;
+//! assert!(shutdown.is_requested());
+//! # }
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +52,9 @@ struct Request {
     at: Instant,
 }
 
-/// Stops a running [`Session`](crate::Session); clone it freely.
+/// Stops a running [`Session`](crate::Session),
+/// [`SinkRunner`](crate::sink::SinkRunner) or outbox relay; clone it
+/// freely. Once requested, a stop stays requested.
 #[derive(Debug, Clone)]
 pub struct ShutdownHandle {
     tx: Arc<watch::Sender<Option<Request>>>,
@@ -45,6 +69,11 @@ impl Default for ShutdownHandle {
 }
 
 impl ShutdownHandle {
+    /// A handle with no stop requested.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Graceful stop: commit the open transaction, leave the group, close
     /// (within `shutdown.timeout.ms` of this call). Idempotent.
     pub fn shutdown(&self) {
@@ -60,6 +89,14 @@ impl ShutdownHandle {
     /// Whether a stop was asked for.
     pub fn is_requested(&self) -> bool {
         self.tx.borrow().is_some()
+    }
+
+    /// Resolves once a stop (either kind) is asked for, at once if it
+    /// already was. Cancel-safe.
+    pub async fn requested(&self) {
+        let mut rx = self.tx.subscribe();
+        // The sender lives in `self`: the wait cannot fail.
+        let _ = rx.wait_for(Option::is_some).await;
     }
 
     fn request(&self, mode: StopMode) {
@@ -166,6 +203,34 @@ mod tests {
         assert_eq!(s.deadline(), Some(start + Duration::from_secs(1)));
         h.shutdown();
         assert_eq!(s.requested(), Some(StopMode::Abort), "no downgrade");
+    }
+
+    #[tokio::test]
+    async fn requested_wakes_every_waiter_and_stays_requested() {
+        let h = ShutdownHandle::new();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let h = h.clone();
+                tokio::spawn(async move { h.requested().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        h.shutdown();
+        for w in waiters {
+            tokio::time::timeout(Duration::from_secs(5), w)
+                .await
+                .expect("a waiter was not woken")
+                .expect("waiter task");
+        }
+        // Already requested: returns at once.
+        tokio::time::timeout(Duration::from_secs(5), h.requested())
+            .await
+            .expect("requested() must return at once after shutdown()");
+        let a = ShutdownHandle::new();
+        a.abort();
+        tokio::time::timeout(Duration::from_secs(5), a.requested())
+            .await
+            .expect("an abort is a request too");
     }
 
     #[tokio::test(start_paused = true)]
