@@ -572,6 +572,16 @@ fn round_trip_groups_topics(broker: &Broker) {
     );
     let listed = ok(&b, &["groups", "list"], b"");
     assert!(listed.text().contains(&group));
+    ok(
+        &b,
+        &["groups", "delete-offsets", &group, "--topic", &topic],
+        b"",
+    );
+    let after = ok(&b, &["groups", "describe", &group], b"");
+    assert!(
+        lag(rows(&text_lines(&after), "GROUP")).is_empty(),
+        "no committed offset left"
+    );
     let ours = ok(&b, &["offsets", "-t", &topic, "--time", "-1"], b"");
     assert_eq!(text_lines(&ours), java_offsets, "same as GetOffsetShell");
 
