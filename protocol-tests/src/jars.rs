@@ -30,7 +30,7 @@ pub const VERSION_ENV: &str = "EXACTLY_KAFKA_VERSION";
 
 /// The versions of the compatibility matrix (`cargo xtask compat`), oldest
 /// first: the newest 3.x, the first and the default 4.x lines, the newest.
-pub const COMPAT_VERSIONS: &[&str] = &["3.9.1", "4.0.2", "4.3.1", "4.4.0"];
+pub const COMPAT_VERSIONS: &[&str] = &["3.9.2", "4.0.2", "4.3.1", "4.4.0"];
 
 const MARKER: &str = ".complete";
 
@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn versions_parse_order_and_features() {
-        let v39 = KafkaVersion::parse("3.9.1").unwrap();
+        let v39 = KafkaVersion::parse("3.9.2").unwrap();
         let v40 = KafkaVersion::parse("4.0.2").unwrap();
         let v44 = KafkaVersion::parse(" 4.4.0 ").unwrap();
         assert!(v39 < v40 && v40 < v44);

@@ -1,7 +1,7 @@
 //! # exactly-protocol-tests
 //!
 //! The harness that gives every integration test a real Apache Kafka broker
-//! (4.3.1, or the release `EXACTLY_KAFKA_VERSION` selects: 3.9.1 to 4.4.0 are
+//! (4.3.1, or the release `EXACTLY_KAFKA_VERSION` selects: 3.9.2 to 4.4.0 are
 //! the compatibility matrix, see [`jars`]), started by the test itself from
 //! Maven Central jars (JDK 17+ and Maven needed; the library needs neither),
 //! and the reference Java tools to judge our client with.

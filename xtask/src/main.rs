@@ -16,7 +16,7 @@
 //! - `package`: every library crate is publishable (manifest, docs, MSRV,
 //!   `cargo publish --dry-run` in dependency order); `fresh-crate`: a crate
 //!   outside the workspace builds with `exactly` and runs against a broker.
-//! - `compat [--versions 3.9.1,4.4.0]`: the broker compatibility suite
+//! - `compat [--versions 3.9.2,4.4.0]`: the broker compatibility suite
 //!   (`protocol-tests/tests/compat.rs`) on each Kafka version of the matrix
 //!   (default: all of `jars::COMPAT_VERSIONS`); `test` runs it on the oldest
 //!   and the newest.
@@ -113,7 +113,7 @@ enum Cmd {
     /// (protocol-tests/tests/compat.rs; jars from Maven Central, cached per
     /// version).
     Compat {
-        /// Kafka versions, comma-separated (default: 3.9.1,4.0.2,4.3.1,4.4.0).
+        /// Kafka versions, comma-separated (default: 3.9.2,4.0.2,4.3.1,4.4.0).
         #[arg(long, value_delimiter = ',')]
         versions: Vec<String>,
     },
