@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use exactly::check;
+use exactly::oracle::{OracleCounts, TxnLog};
 
 use crate::{unique_topic, Broker, Result};
 
@@ -165,13 +166,74 @@ pub fn exactly_once_selected(
     select: impl Fn(u64) -> bool + Copy,
     label: &str,
 ) {
+    judge_both(broker, rt, output, partitions, n, select, None, label);
+}
+
+/// [`exactly_once`] for the output of `exactly::copy`, judged by its intent
+/// headers and transaction `log` too (`exactly::oracle`): every record
+/// labeled, and explicitly no record of an aborted transaction visible
+/// (aborted-visible 0, the KAFKA-17754 check), no torn transaction, no
+/// committed transaction missing, no input record twice, input order kept.
+pub fn exactly_once_copied(
+    broker: &Broker,
+    rt: &tokio::runtime::Runtime,
+    output: &str,
+    partitions: i32,
+    n: u64,
+    log: &TxnLog,
+    label: &str,
+) {
+    let o = judge_both(
+        broker,
+        rt,
+        output,
+        partitions,
+        n,
+        |_| true,
+        Some(log),
+        label,
+    );
+    assert_eq!(
+        o.unlabeled, 0,
+        "{label}: records without intent headers: {o:?}"
+    );
+    assert_eq!(
+        o.aborted_visible, 0,
+        "{label}: aborted records visible: {o:?}"
+    );
+    assert_eq!(o.torn, 0, "{label}: torn transactions: {o:?}");
+    assert_eq!(
+        o.committed_invisible, 0,
+        "{label}: committed transactions not visible: {o:?}"
+    );
+    assert_eq!(
+        o.duplicate_sources, 0,
+        "{label}: input records twice: {o:?}"
+    );
+    assert_eq!(o.input_order_violations, 0, "{label}: input order: {o:?}");
+}
+
+/// Our judge (with the intent-header oracle) and the Java one; returns our
+/// oracle's counts.
+#[allow(clippy::too_many_arguments)]
+fn judge_both(
+    broker: &Broker,
+    rt: &tokio::runtime::Runtime,
+    output: &str,
+    partitions: i32,
+    n: u64,
+    select: impl Fn(u64) -> bool + Copy,
+    log: Option<&TxnLog>,
+    label: &str,
+) -> OracleCounts {
     let v = rt
-        .block_on(check::verify_selected(
+        .block_on(check::verify_logged(
             &broker.bootstrap(),
             output,
             partitions,
             n,
             select,
+            log,
             Duration::from_secs(60),
             |_| {},
         ))
@@ -188,6 +250,7 @@ pub fn exactly_once_selected(
         java.is_exactly_once(),
         "{label}: not exactly once by the Java VerifiableConsumer: {java:?}"
     );
+    v.oracle
 }
 
 /// `TransactionsCommand find-hanging` on node 1 for `topic`, counting every

@@ -4,7 +4,9 @@
 //! proxy holds every client-to-broker byte past the clients' request timeout
 //! and delivers it only after they gave up (the KAFKA-17754 case: a request
 //! the client counted as lost lands late). Under both transaction versions,
-//! judged by our read_committed consumer and the Java `VerifiableConsumer`.
+//! judged by our read_committed consumer and the Java `VerifiableConsumer`,
+//! and by the intent headers (`exactly::oracle`): aborted-visible must be 0,
+//! not only the set of values clean.
 //!
 //! `EXACTLY_EOS_RECORDS` scales the record count (default 50,000 here, half
 //! of T2's).
@@ -157,7 +159,25 @@ fn t5(tv: TransactionVersion) {
         "each hold must deliver requests the clients gave up on: {late:?}"
     );
     assert_eq!(stats.committed_records, n);
-    judge::exactly_once(&broker, &rt, &output, 3, n, &format!("T5 {tv:?}"));
+    // The deliberate aborts were logged (so aborted-visible 0 means something).
+    assert!(
+        !stats.log.aborted.is_empty()
+            && stats.log.committed.len() as u64 == stats.transactions_committed,
+        "T5 {tv:?}: transaction log {} committed, {} aborted",
+        stats.log.committed.len(),
+        stats.log.aborted.len()
+    );
+    // Intent headers and the copy's log: aborted-visible 0 (KAFKA-17754),
+    // no torn transaction, input order, besides the set of values.
+    judge::exactly_once_copied(
+        &broker,
+        &rt,
+        &output,
+        3,
+        n,
+        &stats.log,
+        &format!("T5 {tv:?}"),
+    );
 }
 
 #[test]

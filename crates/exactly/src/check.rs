@@ -1,13 +1,17 @@
 //! Numbered topics, for demos and checks: write the values `0..n` with the
 //! idempotent producer, and judge a topic read back `read_committed` against
 //! them (each value exactly once, per-partition order of offsets). The same
-//! oracle RELIABILITY.md describes, in its smallest form.
+//! oracle RELIABILITY.md describes, in its smallest form, plus the intent
+//! header checks of [`crate::oracle`] (aborted-visible, torn, input order)
+//! over whatever records carry them.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use exactly_consumer::{Consumer, ConsumerError, Polled, TopicPartition};
 use exactly_producer::{Producer, ProducerError, ProducerRecord};
+
+use crate::oracle::{Oracle, OracleCounts, TxnLog};
 
 /// Writes the decimal strings `"0".."n-1"` as values (and keys) to `topic`
 /// with an idempotent producer (acks=all), calling `progress` with the count
@@ -70,12 +74,20 @@ pub struct Verdict {
     /// interleaves its input partitions, so it is not part of
     /// [`Verdict::is_exactly_once`].
     pub value_regressions: u64,
+    /// The intent header checks ([`crate::oracle`]): aborted-visible, torn
+    /// transactions, duplicate input records, input order. Records without
+    /// intent headers count as `unlabeled` only.
+    pub oracle: OracleCounts,
 }
 
 impl Verdict {
     /// Exactly once: everything present, nothing twice, nothing foreign, in order.
     pub fn is_exactly_once(&self) -> bool {
-        self.duplicates == 0 && self.missing == 0 && self.foreign == 0 && self.order_violations == 0
+        self.duplicates == 0
+            && self.missing == 0
+            && self.foreign == 0
+            && self.order_violations == 0
+            && self.oracle.is_clean()
     }
 
     /// Exactly once, and every partition in increasing value order: what a
@@ -121,6 +133,33 @@ pub async fn verify_selected(
     n: u64,
     select: impl Fn(u64) -> bool,
     idle: Duration,
+    progress: impl FnMut(u64),
+) -> Result<Verdict, ConsumerError> {
+    verify_logged(
+        bootstrap_servers,
+        topic,
+        partitions,
+        n,
+        select,
+        None,
+        idle,
+        progress,
+    )
+    .await
+}
+
+/// [`verify_selected`], judging the intent headers against the writers'
+/// transaction `log` too (a transaction logged aborted must not be visible,
+/// one logged committed must be visible whole).
+#[allow(clippy::too_many_arguments)]
+pub async fn verify_logged(
+    bootstrap_servers: &str,
+    topic: &str,
+    partitions: i32,
+    n: u64,
+    select: impl Fn(u64) -> bool,
+    log: Option<&TxnLog>,
+    idle: Duration,
     mut progress: impl FnMut(u64),
 ) -> Result<Verdict, ConsumerError> {
     let mut consumer = Consumer::from_properties([
@@ -138,6 +177,7 @@ pub async fn verify_selected(
     let mut last_offset: HashMap<i32, i64> = HashMap::new();
     let mut last_value: HashMap<i32, u64> = HashMap::new();
     let mut v = Verdict::default();
+    let mut oracle = Oracle::new();
     let mut last = Instant::now();
     // Once `expected` records are read, keep reading until the topic has
     // been quiet for a moment: a duplicate after the last expected value
@@ -164,6 +204,12 @@ pub async fn verify_selected(
         last = Instant::now();
         for r in records.iter() {
             v.read += 1;
+            oracle.observe_headers(
+                r.partition(),
+                r.headers()
+                    .iter()
+                    .map(|h| (h.key(), h.value().map(|b| &b[..]))),
+            );
             if last_offset
                 .insert(r.partition(), r.offset())
                 .is_some_and(|o| o >= r.offset())
@@ -192,6 +238,7 @@ pub async fn verify_selected(
         progress(v.read);
     }
     v.missing = expected - v.distinct;
+    v.oracle = oracle.finish(log);
     let _ = consumer.close().await;
     Ok(v)
 }

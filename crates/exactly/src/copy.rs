@@ -5,6 +5,13 @@
 //! abort on lost; stop on a fatal error). What is left here is the copy's
 //! own: a one-to-one transform into one output topic, deliberate aborts for
 //! demonstrations, and stopping after a count or when idle.
+//!
+//! Every output record carries the intent headers of [`crate::oracle`]
+//! (writer, transaction sequence, intended outcome rolled when the
+//! transaction begins, index, input partition and offset), and the copy
+//! logs each transaction's outcome ([`CopyStats::log`]), so that
+//! [`crate::oracle::Oracle`] can count aborted-visible records, torn
+//! transactions and input order in the output.
 
 use std::time::Duration;
 
@@ -16,6 +23,8 @@ use exactly_eos::{
 };
 use exactly_net::ConfigError;
 use exactly_producer::{ProducerError, ProducerRecord};
+
+use crate::oracle::{Intent, TxnLog};
 
 /// What to copy, and how.
 #[derive(Debug, Clone)]
@@ -97,6 +106,10 @@ pub struct CopyStats {
     pub aborted_on_error: u64,
     /// Rebalance events seen.
     pub rebalances: u64,
+    /// The outcome of every transaction this copy wrote (intent headers'
+    /// writer and sequence). Filled in the stats [`copy()`] returns; empty
+    /// in those handed to `progress`.
+    pub log: TxnLog,
 }
 
 /// Why a copy stopped early.
@@ -178,7 +191,16 @@ pub async fn copy(
         b.set(k, v)?;
     }
     let session = b.build().await?;
+    let mut log = TxnLog::default();
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     let handler = CopyHandler {
+        writer: format!("{}@{nonce:x}", cfg.transactional_id),
+        seq: 0,
+        current: None,
+        index: 0,
+        log: &mut log,
         output: &cfg.output,
         transform,
         progress,
@@ -188,7 +210,10 @@ pub async fn copy(
         stop: session.shutdown_handle(),
     };
     let stats = session.run(handler).await?;
-    Ok(copy_stats(&stats))
+    Ok(CopyStats {
+        log,
+        ..copy_stats(&stats)
+    })
 }
 
 /// The copy's view of the session's counters: its only handler error is
@@ -201,11 +226,22 @@ fn copy_stats(s: &SessionStats) -> CopyStats {
         transactions_aborted: s.aborted_by_handler,
         aborted_on_error: s.aborted_on_error + s.aborted_on_lost,
         rebalances: s.rebalances,
+        log: TxnLog::default(),
     }
 }
 
 /// The copy as a session handler.
 struct CopyHandler<'a, T, P> {
+    /// Intent header: this run's writer identity.
+    writer: String,
+    /// The last transaction sequence begun.
+    seq: u64,
+    /// The open transaction's intended outcome (`Some(true)`: abort), rolled
+    /// at its first record; `None` between transactions.
+    current: Option<bool>,
+    /// The next record's index within the open transaction.
+    index: u64,
+    log: &'a mut TxnLog,
     output: &'a str,
     transform: T,
     progress: P,
@@ -228,6 +264,18 @@ impl<T, P> CopyHandler<'_, T, P> {
         self.rng = x;
         (x >> 11) as f64 / (1u64 << 53) as f64 <= self.abort_fraction
     }
+
+    /// The open transaction's intent (abort?), rolled when it begins.
+    fn begin(&mut self) -> bool {
+        if let Some(abort) = self.current {
+            return abort;
+        }
+        let abort = self.roll_abort();
+        self.seq += 1;
+        self.index = 0;
+        self.current = Some(abort);
+        abort
+    }
 }
 
 /// The error a deliberate abort returns.
@@ -245,9 +293,22 @@ where
         ctx: &mut Context<'_>,
         records: &[ConsumerRecord],
     ) -> Result<(), HandlerError> {
+        let abort = self.begin();
         for r in records {
             let t = (self.transform)(r);
+            let intent = Intent {
+                writer: self.writer.clone(),
+                seq: self.seq,
+                abort,
+                index: self.index,
+                source: Some((r.partition(), r.offset())),
+            }
+            .headers();
+            self.index += 1;
             let mut out = ProducerRecord::new(self.output);
+            for (k, v) in &intent {
+                out = out.with_header(k, Some(v.as_bytes()));
+            }
             if let Some(k) = t.key.as_deref() {
                 out = out.with_key(k);
             }
@@ -260,13 +321,24 @@ where
     }
 
     async fn before_commit(&mut self, _out: &mut Output<'_>) -> Result<(), HandlerError> {
-        if self.roll_abort() {
+        if self.begin() {
             return Err(DeliberateAbort.into());
         }
         Ok(())
     }
 
-    fn transaction_ended(&mut self, _end: &TransactionEnd, stats: &SessionStats) {
+    fn transaction_ended(&mut self, end: &TransactionEnd, stats: &SessionStats) {
+        if self.current.take().is_some() {
+            let key = (self.writer.clone(), self.seq);
+            match end {
+                TransactionEnd::Committed { records_out, .. } => {
+                    self.log.committed.insert(key, *records_out);
+                }
+                _ => {
+                    self.log.aborted.insert(key);
+                }
+            }
+        }
         let s = copy_stats(stats);
         (self.progress)(&s);
         if self.stop_after.is_some_and(|n| s.committed_records >= n) {

@@ -157,6 +157,7 @@ pub mod cli;
 pub mod copy;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+pub mod oracle;
 
 pub use copy::{copy, CopyConfig, CopyError, CopyStats, Transformed};
 

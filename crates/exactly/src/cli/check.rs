@@ -152,7 +152,11 @@ async fn verify_numbered(props: &Props, a: &VerifyArgs, count: u64) -> Result<()
             serde_json::json!({
                 "topic": a.topic, "read": v.read, "distinct": v.distinct,
                 "duplicates": v.duplicates, "missing": v.missing, "foreign": v.foreign,
-                "order_violations": v.order_violations, "exactly_once": v.is_exactly_once(),
+                "order_violations": v.order_violations,
+                "unlabeled": v.oracle.unlabeled, "aborted_visible": v.oracle.aborted_visible,
+                "torn": v.oracle.torn, "duplicate_sources": v.oracle.duplicate_sources,
+                "input_order_violations": v.oracle.input_order_violations,
+                "exactly_once": v.is_exactly_once(),
             })
         );
     } else {
@@ -170,9 +174,9 @@ async fn verify_numbered(props: &Props, a: &VerifyArgs, count: u64) -> Result<()
     Ok(())
 }
 
-/// What a read of any topic found. `observe` in [`read_all`] is the hook for
-/// judges that know more about the records (intent headers: order and
-/// aborted-visible, issue 16).
+/// What a read of any topic found. `observe` in [`read_all`] feeds the
+/// intent-header oracle ([`crate::oracle`]: aborted-visible, torn, input
+/// order).
 #[derive(Debug, Default)]
 struct AnyVerdict {
     read: u64,
@@ -249,15 +253,27 @@ async fn read_all(
 }
 
 async fn verify_any(props: &Props, a: &VerifyArgs) -> Result<(), Failure> {
-    let v = read_all(props, &a.topic, Duration::from_secs(a.idle_secs), |_| {})
-        .await
-        .context("verify")?;
+    let mut oracle = crate::oracle::Oracle::new();
+    let v = read_all(props, &a.topic, Duration::from_secs(a.idle_secs), |r| {
+        oracle.observe_headers(
+            r.partition(),
+            r.headers()
+                .iter()
+                .map(|h| (h.key(), h.value().map(|b| &b[..]))),
+        )
+    })
+    .await
+    .context("verify")?;
+    let o = oracle.finish(None);
     if a.json {
         println!(
             "{}",
             serde_json::json!({
                 "topic": a.topic, "read": v.read, "per_partition": v.per_partition,
                 "duplicates": v.duplicates, "order_violations": v.order_violations,
+                "unlabeled": o.unlabeled, "aborted_visible": o.aborted_visible, "torn": o.torn,
+                "duplicate_sources": o.duplicate_sources,
+                "input_order_violations": o.input_order_violations,
             })
         );
     } else {
@@ -265,10 +281,11 @@ async fn verify_any(props: &Props, a: &VerifyArgs) -> Result<(), Failure> {
             "{}: {} records {:?}, {} duplicates (same key, value and headers), {} order violations",
             a.topic, v.read, v.per_partition, v.duplicates, v.order_violations
         );
+        println!("{}: intent headers: {o:?}", a.topic);
     }
-    if v.duplicates > 0 || v.order_violations > 0 {
+    if v.duplicates > 0 || v.order_violations > 0 || !o.is_clean() {
         return Err(Failure::Check(format!(
-            "{}: {} duplicates, {} order violations",
+            "{}: {} duplicates, {} order violations, intent headers {o:?}",
             a.topic, v.duplicates, v.order_violations
         )));
     }
