@@ -107,8 +107,10 @@ pub struct CopyStats {
     /// Rebalance events seen.
     pub rebalances: u64,
     /// The outcome of every transaction this copy wrote (intent headers'
-    /// writer and sequence). Filled in the stats [`copy()`] returns; empty
-    /// in those handed to `progress`.
+    /// writer and sequence). In the stats [`copy()`] returns: all of them;
+    /// in those handed to `progress`: the transaction just ended (so a
+    /// process that may be killed can log as it goes, see
+    /// [`TxnLog::line`]).
     pub log: TxnLog,
 }
 
@@ -328,18 +330,20 @@ where
     }
 
     fn transaction_ended(&mut self, end: &TransactionEnd, stats: &SessionStats) {
+        let mut s = copy_stats(stats);
         if self.current.take().is_some() {
             let key = (self.writer.clone(), self.seq);
             match end {
                 TransactionEnd::Committed { records_out, .. } => {
-                    self.log.committed.insert(key, *records_out);
+                    self.log.committed.insert(key.clone(), *records_out);
+                    s.log.committed.insert(key, *records_out);
                 }
                 _ => {
-                    self.log.aborted.insert(key);
+                    self.log.aborted.insert(key.clone());
+                    s.log.aborted.insert(key);
                 }
             }
         }
-        let s = copy_stats(stats);
         (self.progress)(&s);
         if self.stop_after.is_some_and(|n| s.committed_records >= n) {
             self.stop.shutdown();

@@ -124,6 +124,40 @@ pub struct TxnLog {
 }
 
 impl TxnLog {
+    /// The log as text lines, `committed <writer> <seq> <records>` or
+    /// `aborted <writer> <seq>` (what a copier process writes).
+    pub fn lines(&self) -> Vec<String> {
+        let c = self
+            .committed
+            .iter()
+            .map(|((w, q), n)| format!("committed {w} {q} {n}"));
+        let a = self.aborted.iter().map(|(w, q)| format!("aborted {w} {q}"));
+        c.chain(a).collect()
+    }
+
+    /// Adds one line of [`TxnLog::lines`]; false (and nothing added) if it
+    /// is not one.
+    pub fn line(&mut self, line: &str) -> bool {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        match w.as_slice() {
+            ["committed", writer, seq, n] => match (seq.parse(), n.parse()) {
+                (Ok(seq), Ok(n)) => {
+                    self.committed.insert(((*writer).to_owned(), seq), n);
+                    true
+                }
+                _ => false,
+            },
+            ["aborted", writer, seq] => match seq.parse() {
+                Ok(seq) => {
+                    self.aborted.insert(((*writer).to_owned(), seq));
+                    true
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     /// Adds another writer's log (a copier restarted, a group's members).
     pub fn extend(&mut self, other: TxnLog) {
         self.committed.extend(other.committed);
@@ -480,6 +514,18 @@ mod tests {
         let c = judge(&run, false, true);
         assert_eq!(c.committed_invisible, 1, "{c:?}");
         assert_eq!(c.torn, 0, "{c:?}");
+    }
+
+    #[test]
+    fn the_log_round_trips_as_lines() {
+        let (_, log) = copier(20, Fault::None);
+        let mut back = TxnLog::default();
+        for l in log.lines() {
+            assert!(back.line(&l), "{l}");
+        }
+        assert_eq!(back, log);
+        assert!(!back.line("committed w x 3"));
+        assert!(!back.line("done 1 2 3 4"));
     }
 
     #[test]

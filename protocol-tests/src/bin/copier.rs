@@ -4,6 +4,11 @@
 //! (`committed <records> <transactions> <aborted>`), so a test can kill it
 //! at a chosen point of progress.
 //!
+//! With `EXACTLY_TXN_LOG=<path>`, it also appends each transaction's outcome
+//! to that file as it ends (`exactly::oracle::TxnLog::lines`: `committed
+//! <writer> <seq> <records>` / `aborted <writer> <seq>`), for the oracle's
+//! aborted-visible and torn checks across kills.
+//!
 //! Usage: `copier <bootstrap> <input> <output> <group> <transactional.id>
 //! <records-per-transaction> <abort-fraction> <seed> <idle-secs>`
 
@@ -44,7 +49,21 @@ fn main() {
             std::process::exit(1)
         }
     };
+    let mut txn_log = std::env::var_os("EXACTLY_TXN_LOG").and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .map_err(|e| eprintln!("EXACTLY_TXN_LOG {p:?}: {e}"))
+            .ok()
+    });
     let result = rt.block_on(copy(&cfg, Transformed::identity, |s| {
+        if let Some(f) = &mut txn_log {
+            for l in s.log.lines() {
+                let _ = writeln!(f, "{l}");
+            }
+            let _ = f.flush();
+        }
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,
