@@ -115,12 +115,22 @@ impl Intent {
 }
 
 /// The outcomes a writer saw for its transactions (what a copier logs).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `Debug` prints the counts only (a log holds every transaction).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct TxnLog {
     /// Committed (writer, sequence) → records it wrote.
     pub committed: BTreeMap<(String, u64), u64>,
     /// Aborted (writer, sequence), deliberately or after an error.
     pub aborted: BTreeSet<(String, u64)>,
+}
+
+impl std::fmt::Debug for TxnLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxnLog")
+            .field("committed", &self.committed.len())
+            .field("aborted", &self.aborted.len())
+            .finish()
+    }
 }
 
 impl TxnLog {
