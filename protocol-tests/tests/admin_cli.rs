@@ -620,11 +620,21 @@ fn round_trip_groups_topics(broker: &Broker) {
         b"",
     );
     ok(&b, &["produce", "-t", &numbered, "--count", "100"], b"");
-    ok(
+    let json = ok(
         &b,
         &["verify", "-t", &numbered, "--count", "100", "--json"],
         b"",
     );
+    // The intent-header counts are reported (records without headers:
+    // unlabeled, no anomaly).
+    for field in [
+        "\"aborted_visible\":0",
+        "\"torn\":0",
+        "\"input_order_violations\":0",
+        "\"unlabeled\":100",
+    ] {
+        assert!(json.text().contains(field), "{field} in {}", json.text());
+    }
     let short = cli(
         &b,
         &[
