@@ -85,6 +85,16 @@ pub enum ConsumerError {
         /// The limit.
         after: Duration,
     },
+    /// A fetch task panicked (a bug in the client, reported rather than
+    /// silently ending fetches from that broker). Fetching from the broker
+    /// resumes after the retry backoff; the position did not move.
+    #[error("the fetch from broker {broker} panicked: {message}")]
+    FetchPanicked {
+        /// The broker the fetch went to.
+        broker: i32,
+        /// The panic's message.
+        message: String,
+    },
     /// The consumer was closed.
     #[error("the consumer is closed")]
     Closed,

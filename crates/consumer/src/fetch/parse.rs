@@ -11,6 +11,10 @@
 //!   whole) are dropped;
 //! - a partial batch at the end (the broker cuts at the size limit) ends the
 //!   data quietly; the next fetch starts at its base offset;
+//! - a non-empty records section holding no complete batch at all is a
+//!   fault ([`RecordError::NoCompleteBatch`]), as in the Java client: since
+//!   KIP-74 a broker answers an incomplete first batch with no records, so
+//!   this is a batch length that lies, and fetching again would loop forever;
 //! - a batch is all or nothing: if any of its records (or its control record)
 //!   is malformed, none of it is returned and the error is reported at the
 //!   offset where that batch would have started being read.
@@ -94,9 +98,13 @@ pub fn parse_partition(
     let lso = (read_committed && data.last_stable_offset >= 0).then_some(data.last_stable_offset);
     let mut filter = ReadCommitted::new(data.aborted.unwrap_or_default());
     let mut batches = Batches::with_options(data.records, opts);
+    let mut whole = 0u64;
     for item in batches.by_ref() {
         let batch = match item {
-            Ok(b) => b,
+            Ok(b) => {
+                whole += 1;
+                b
+            }
             Err(error) => {
                 out.fault = Some(BatchFault {
                     offset: out.next_offset,
@@ -161,6 +169,12 @@ pub fn parse_partition(
         out.next_offset = out.next_offset.max(h.next_offset());
     }
     out.stats.partial_tail_bytes = batches.remaining();
+    if whole == 0 && out.stats.partial_tail_bytes > 0 {
+        out.fault = Some(BatchFault {
+            offset: out.next_offset,
+            error: RecordError::NoCompleteBatch(out.stats.partial_tail_bytes),
+        });
+    }
     out
 }
 

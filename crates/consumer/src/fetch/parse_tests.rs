@@ -264,11 +264,29 @@ fn partial_trailing_batch_ends_quietly_and_is_fetched_again() {
     assert_eq!(p.next_offset, second);
     assert!(p.stats.partial_tail_bytes > 0);
     assert!(p.fault.is_none());
-    // Only a partial batch: no progress, no error.
+    // Only a partial batch: a broker (KIP-74) never answers that, so it is a
+    // fault at the position rather than an endless refetch.
     let only = log.window(second, second + 1);
     let p = uncommitted(only.slice(..only.len() - 1), second);
-    assert!(p.records.is_empty() && p.fault.is_none());
+    assert!(p.records.is_empty());
     assert_eq!(p.next_offset, second);
+    let f = p.fault.expect("a partial-only answer is a fault");
+    assert_eq!(f.offset, second);
+    assert_eq!(f.error, RecordError::NoCompleteBatch(only.len() - 1));
+}
+
+#[test]
+fn a_batch_ending_at_i64_max_is_a_fault_not_an_overflow() {
+    // base + last offset delta = i64::MAX: `next_offset()` would overflow.
+    let mut log = LogBuilder::new();
+    log.data(-1, &["a", "b"]);
+    let mut raw = log.bytes().to_vec();
+    set_base_offset(&mut raw, i64::MAX - 1).unwrap();
+    let p = uncommitted(Bytes::from(raw), 0);
+    assert!(p.records.is_empty());
+    let f = p.fault.expect("overflowing offsets are a fault");
+    assert_eq!(f.offset, 0);
+    assert!(matches!(f.error, RecordError::InvalidOffset(_)), "{f:?}");
 }
 
 #[test]
