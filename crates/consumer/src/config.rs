@@ -143,6 +143,9 @@ pub struct ConsumerConfig {
     pub(crate) strategies: Vec<AssignmentStrategy>,
     pub(crate) default_api_timeout: Duration,
     pub(crate) check_crcs: bool,
+    /// `fetch.max.uncompressed.bytes`: the total a fetch response may
+    /// decompress to (all its compressed batches together).
+    pub(crate) fetch_max_uncompressed_bytes: usize,
 }
 
 impl ConsumerConfig {
@@ -244,6 +247,7 @@ struct Partial {
     strategies: Vec<AssignmentStrategy>,
     default_api_timeout: Duration,
     check_crcs: bool,
+    fetch_max_uncompressed_bytes: usize,
 }
 
 impl Default for ConsumerConfigBuilder {
@@ -269,6 +273,7 @@ impl Default for ConsumerConfigBuilder {
                 strategies: vec![AssignmentStrategy::Range],
                 default_api_timeout: Duration::from_millis(60_000),
                 check_crcs: true,
+                fetch_max_uncompressed_bytes: DEFAULT_FETCH_MAX_UNCOMPRESSED_BYTES,
             },
         }
     }
@@ -296,7 +301,12 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "partition.assignment.strategy",
     "default.api.timeout.ms",
     "check.crcs",
+    "fetch.max.uncompressed.bytes",
 ];
+
+/// Default of `fetch.max.uncompressed.bytes` (256 MiB): four batches at the
+/// per-batch decompression cap.
+pub const DEFAULT_FETCH_MAX_UNCOMPRESSED_BYTES: usize = 256 << 20;
 
 impl ConsumerConfigBuilder {
     /// Whether `key` is a property of the consumer (not counting the net
@@ -374,6 +384,9 @@ impl ConsumerConfigBuilder {
             }
             "default.api.timeout.ms" => c.default_api_timeout = wire_millis(key, value, 1)?,
             "check.crcs" => c.check_crcs = boolean(key, value)?,
+            "fetch.max.uncompressed.bytes" => {
+                c.fetch_max_uncompressed_bytes = exactly_net::config::props::count(key, value, 1)?
+            }
             _ => {
                 self.net.set(key, value)?;
             }
@@ -481,6 +494,7 @@ impl ConsumerConfigBuilder {
             strategies: c.strategies.clone(),
             default_api_timeout: c.default_api_timeout,
             check_crcs: c.check_crcs,
+            fetch_max_uncompressed_bytes: c.fetch_max_uncompressed_bytes,
         })
     }
 }

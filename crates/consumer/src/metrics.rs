@@ -20,6 +20,7 @@ pub struct ConsumerMetrics {
     control_batches: AtomicU64,
     rebalances: AtomicU64,
     commits: AtomicU64,
+    decompression_budget_spent: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -51,6 +52,10 @@ pub struct ConsumerMetricsSnapshot {
     pub rebalances: u64,
     /// Successful offset commits.
     pub commits: u64,
+    /// Partitions whose data a fetch response cut short because the
+    /// response had decompressed `fetch.max.uncompressed.bytes` already
+    /// (fetched again, first in a later response).
+    pub decompression_budget_spent: u64,
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -88,6 +93,9 @@ impl ConsumerMetrics {
     pub(crate) fn committed(&self) {
         add(&self.commits, 1);
     }
+    pub(crate) fn decompression_budget_spent(&self) {
+        add(&self.decompression_budget_spent, 1);
+    }
 
     /// A snapshot of the counters.
     pub fn snapshot(&self) -> ConsumerMetricsSnapshot {
@@ -105,6 +113,7 @@ impl ConsumerMetrics {
             control_batches: g(&self.control_batches),
             rebalances: g(&self.rebalances),
             commits: g(&self.commits),
+            decompression_budget_spent: g(&self.decompression_budget_spent),
         }
     }
 }

@@ -133,3 +133,107 @@ async fn a_batch_ending_at_i64_max_is_a_typed_error_not_a_panic() {
     );
     assert_bounded(&fb);
 }
+
+/// One LZ4 batch at `base` of `n` records, each `size` zero bytes: a few
+/// hundred bytes on the wire, `n * size` decompressed.
+fn lz4_batch(base: i64, n: usize, size: usize) -> Vec<u8> {
+    use exactly_codec::record::{BatchBuilder, ProducerStamp};
+    let mut b = BatchBuilder::new(exactly_codec::Compression::Lz4);
+    let value = vec![0u8; size];
+    for _ in 0..n {
+        b.append(1, None, Some(&value), &[]).unwrap();
+    }
+    let mut c = b.close().unwrap();
+    let mut raw = c
+        .stamp(ProducerStamp {
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            transactional: false,
+        })
+        .to_vec();
+    set_base_offset(&mut raw, base).unwrap();
+    raw
+}
+
+async fn capped_consumer(fb: &FakeBroker, cap: &str) -> Consumer {
+    Consumer::from_properties([
+        ("bootstrap.servers", fb.addr.as_str()),
+        ("auto.offset.reset", "earliest"),
+        ("fetch.max.wait.ms", "10"),
+        ("retry.backoff.ms", "20"),
+        ("retry.backoff.max.ms", "50"),
+        ("fetch.max.uncompressed.bytes", cap),
+    ])
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_over_the_uncompressed_cap_is_an_error_naming_the_setting() {
+    // 2 MiB decompressed, a few KiB on the wire; the cap is 1 MiB.
+    let batch = lz4_batch(0, 2, 1 << 20);
+    assert!(batch.len() < 64 << 10, "{}", batch.len());
+    let fb = always(batch, 2).await;
+    let mut c = capped_consumer(&fb, "1048576").await;
+    c.assign(&[tp()]).unwrap();
+    let err = first_error(&mut c).await;
+    assert!(
+        matches!(
+            err,
+            ConsumerError::DecompressedTooLarge {
+                offset: 0,
+                max: 1_048_576,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("fetch.max.uncompressed.bytes"),
+        "{err}"
+    );
+    assert_bounded(&fb);
+    assert_eq!(c.position(&tp()), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_uncompressed_cap_is_per_response_and_partitions_take_turns() {
+    // Two partitions, each a batch of 600 KiB decompressed; the response's
+    // total is capped at 1 MiB, so one response holds only one of them.
+    // Both are read in the end (the cut partition goes first next time).
+    let batch = lz4_batch(0, 3, 200 << 10);
+    let fb = FakeBroker::start(Box::new(move |seen, _| {
+        let parts = seen
+            .partitions
+            .iter()
+            .map(|(_, p, off, _)| {
+                let records = (*off == 0).then(|| batch.clone().into());
+                part(*p, 0, records, 3)
+            })
+            .collect();
+        exactly_codec::messages::FetchResponse::default().with_responses(vec![topic("t", parts)])
+    }))
+    .await;
+    let mut c = capped_consumer(&fb, "1048576").await;
+    c.assign(&[TopicPartition::new("t", 0), TopicPartition::new("t", 1)])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        assert!(Instant::now() < deadline, "only {got:?} after 10 s");
+        for r in c
+            .poll(Duration::from_millis(100))
+            .await
+            .unwrap()
+            .into_records()
+            .iter()
+        {
+            got.push((r.partition(), r.offset()));
+        }
+    }
+    got.sort();
+    assert_eq!(got, [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]);
+    let m = c.metrics();
+    assert!(m.decompression_budget_spent >= 1, "{m:?}");
+}

@@ -40,7 +40,7 @@ use std::time::Duration;
 use exactly_codec::messages::fetch_request::{FetchPartition, FetchTopic};
 use exactly_codec::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
 use exactly_codec::protocol::StrBytes;
-use exactly_codec::record::DecodeOptions;
+use exactly_codec::record::{DecodeOptions, RecordError};
 use exactly_codec::ErrorCode;
 use exactly_net::metadata::is_stale_metadata;
 use exactly_net::{Client, NetError, SendOptions};
@@ -117,8 +117,11 @@ fn split(
     asked: &[Asked],
     isolation: IsolationLevel,
     opts: DecodeOptions,
+    max_uncompressed: usize,
     metrics: &ConsumerMetrics,
 ) -> Vec<PartitionResult> {
+    // What the response may still decompress to (`fetch.max.uncompressed.bytes`).
+    let mut left = max_uncompressed;
     let mut index: HashMap<&str, HashMap<i32, usize>> = HashMap::new();
     for (i, a) in asked.iter().enumerate() {
         index
@@ -158,7 +161,8 @@ fn split(
                                     .collect(),
                             ),
                         };
-                        let parsed = parse_partition(
+                        let cap = opts.max_decompressed_size.min(max_uncompressed);
+                        let mut parsed = parse_partition(
                             &a.topic,
                             a.tp.partition,
                             PartitionData {
@@ -167,8 +171,23 @@ fn split(
                                 aborted,
                                 last_stable_offset: p.last_stable_offset,
                             },
-                            opts,
+                            DecodeOptions {
+                                max_decompressed_size: cap.min(left),
+                                ..opts
+                            },
                         );
+                        left = left.saturating_sub(parsed.stats.decompressed_bytes);
+                        // A batch over what is left of the response's budget
+                        // (but within the full cap) is no fault: it ends this
+                        // partition's data here and is fetched again, first
+                        // in a later response (partitions rotate).
+                        if let Some(f) = &parsed.fault {
+                            if matches!(f.error, RecordError::DecompressedTooLarge { max, .. } if max < cap)
+                            {
+                                parsed.fault = None;
+                                metrics.decompression_budget_spent();
+                            }
+                        }
                         metrics.parsed(&parsed.stats, parsed.records.len());
                         Outcome::Data(parsed, fetched_bytes)
                     }
@@ -302,6 +321,7 @@ impl Fetcher {
                 verify_crc: cfg.check_crcs,
                 ..DecodeOptions::default()
             };
+            let max_uncompressed = cfg.fetch_max_uncompressed_bytes;
             let metrics = metrics.clone();
             self.busy.insert(broker);
             let sent_for = (broker, asked.clone());
@@ -324,7 +344,14 @@ impl Fetcher {
                     Err(e) => Err(Failure::Net(e)),
                     Ok(resp) => match ErrorCode::from_code(resp.error_code) {
                         Some(code) => Err(Failure::TopLevel(code)),
-                        None => Ok(split(resp, &asked, isolation, opts, &metrics)),
+                        None => Ok(split(
+                            resp,
+                            &asked,
+                            isolation,
+                            opts,
+                            max_uncompressed,
+                            &metrics,
+                        )),
                     },
                 };
                 FetchDone {

@@ -59,6 +59,9 @@ pub struct ParseStats {
     pub cut_at_lso: bool,
     /// Bytes of a trailing partial batch.
     pub partial_tail_bytes: usize,
+    /// Bytes the compressed batches decompressed to (counted against
+    /// `fetch.max.uncompressed.bytes` of the whole response).
+    pub decompressed_bytes: usize,
 }
 
 /// A malformed batch.
@@ -103,6 +106,9 @@ pub fn parse_partition(
         let batch = match item {
             Ok(b) => {
                 whole += 1;
+                if b.header().attributes.compression != exactly_codec::Compression::None {
+                    out.stats.decompressed_bytes += b.records_section().len();
+                }
                 b
             }
             Err(error) => {
