@@ -78,6 +78,8 @@ mod client;
 pub mod config;
 mod error;
 pub mod fetch;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod group;
 mod metrics;
 pub mod offsets;
