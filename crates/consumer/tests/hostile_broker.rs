@@ -237,3 +237,47 @@ async fn the_uncompressed_cap_is_per_response_and_partitions_take_turns() {
     let m = c.metrics();
     assert!(m.decompression_budget_spent >= 1, "{m:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_lso_above_the_high_watermark_is_bounded_by_it_and_counted() {
+    let mut log = Log::default();
+    log.data(-1, &["h0", "h1"]);
+    log.data(-1, &["h2", "h3"]);
+    let bytes = log.bytes();
+    let fb = FakeBroker::start(Box::new(move |seen, _| {
+        let off = seen.partitions[0].2;
+        // High watermark 2, LSO 100: nothing past 2 is stable.
+        let mut p = part(0, 0, (off < 2).then(|| bytes.clone()), 2);
+        p.last_stable_offset = 100;
+        exactly_codec::messages::FetchResponse::default().with_responses(vec![topic("t", vec![p])])
+    }))
+    .await;
+    let mut c = consumer(&fb).await;
+    c.assign(&[tp()]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        assert!(Instant::now() < deadline, "only {got:?}");
+        got.extend(values(
+            &c.poll(Duration::from_millis(100))
+                .await
+                .unwrap()
+                .into_records(),
+        ));
+    }
+    // A little longer: h2 and h3 (past the high watermark) never come.
+    for _ in 0..3 {
+        got.extend(values(
+            &c.poll(Duration::from_millis(50))
+                .await
+                .unwrap()
+                .into_records(),
+        ));
+    }
+    assert_eq!(got, ["h0", "h1"]);
+    assert!(
+        c.metrics().read_committed_anomalies >= 1,
+        "{:?}",
+        c.metrics()
+    );
+}

@@ -161,6 +161,16 @@ fn split(
                                     .collect(),
                             ),
                         };
+                        // An LSO above the high watermark cannot be: the
+                        // high watermark bounds what is stable.
+                        let mut last_stable_offset = p.last_stable_offset;
+                        if isolation == IsolationLevel::ReadCommitted
+                            && p.high_watermark >= 0
+                            && last_stable_offset > p.high_watermark
+                        {
+                            last_stable_offset = p.high_watermark;
+                            metrics.read_committed_anomaly();
+                        }
                         let cap = opts.max_decompressed_size.min(max_uncompressed);
                         let mut parsed = parse_partition(
                             &a.topic,
@@ -169,7 +179,7 @@ fn split(
                                 fetch_offset: a.fetch_offset,
                                 records,
                                 aborted,
-                                last_stable_offset: p.last_stable_offset,
+                                last_stable_offset,
                             },
                             DecodeOptions {
                                 max_decompressed_size: cap.min(left),

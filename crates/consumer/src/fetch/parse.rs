@@ -62,6 +62,11 @@ pub struct ParseStats {
     /// Bytes the compressed batches decompressed to (counted against
     /// `fetch.max.uncompressed.bytes` of the whole response).
     pub decompressed_bytes: usize,
+    /// Broker answers contradicting themselves under `read_committed`:
+    /// markers contradicting the aborted list
+    /// ([`super::read_committed`]), or no last stable offset (-1), which
+    /// delivers nothing.
+    pub read_committed_anomalies: u64,
 }
 
 /// A malformed batch.
@@ -98,7 +103,16 @@ pub fn parse_partition(
         ..Parsed::default()
     };
     let read_committed = data.aborted.is_some();
-    let lso = (read_committed && data.last_stable_offset >= 0).then_some(data.last_stable_offset);
+    // Under read_committed an unknown LSO (-1; brokers always send one from
+    // Fetch v4 on) makes nothing stable: nothing is delivered.
+    let lso = match (read_committed, data.last_stable_offset) {
+        (false, _) => None,
+        (true, lso) if lso >= 0 => Some(lso),
+        (true, _) => {
+            out.stats.read_committed_anomalies += 1;
+            Some(data.fetch_offset)
+        }
+    };
     let mut filter = ReadCommitted::new(data.aborted.unwrap_or_default());
     let mut batches = Batches::with_options(data.records, opts);
     let mut whole = 0u64;
@@ -116,13 +130,13 @@ pub fn parse_partition(
                     offset: out.next_offset,
                     error,
                 });
-                return out;
+                return done(out, &filter);
             }
         };
         let h = *batch.header();
         if lso.is_some_and(|lso| h.base_offset >= lso) {
             out.stats.cut_at_lso = true;
-            return out;
+            return done(out, &filter);
         }
         out.stats.batches += 1;
         let control = if h.attributes.control {
@@ -133,7 +147,7 @@ pub fn parse_partition(
                         offset: out.next_offset,
                         error,
                     });
-                    return out;
+                    return done(out, &filter);
                 }
             }
         } else {
@@ -159,7 +173,7 @@ pub fn parse_partition(
                         if let Some(lso) = lso {
                             out.next_offset = out.next_offset.max(lso.min(h.next_offset()));
                         }
-                        return out;
+                        return done(out, &filter);
                     }
                     Err(error) => {
                         out.records.truncate(before);
@@ -167,7 +181,7 @@ pub fn parse_partition(
                             offset: out.next_offset,
                             error,
                         });
-                        return out;
+                        return done(out, &filter);
                     }
                 }
             }
@@ -181,6 +195,12 @@ pub fn parse_partition(
             error: RecordError::NoCompleteBatch(out.stats.partial_tail_bytes),
         });
     }
+    done(out, &filter)
+}
+
+/// Adds the filter's anomalies to the counters.
+fn done(mut out: Parsed, filter: &ReadCommitted) -> Parsed {
+    out.stats.read_committed_anomalies += filter.anomalies();
     out
 }
 
