@@ -525,6 +525,21 @@ impl Broker {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        if self.version.major >= 4 {
+            // KIP-848 (`group.protocol=consumer`, GA in 4.0): both
+            // protocols offered (the 4.x default, said out loud), and
+            // heartbeats and session timeouts short enough for a test to
+            // see a rebalance within seconds (the defaults are 5 s and 45 s).
+            for (k, v) in [
+                ("group.coordinator.rebalance.protocols", "classic,consumer"),
+                ("group.consumer.heartbeat.interval.ms", "500"),
+                ("group.consumer.min.heartbeat.interval.ms", "500"),
+                ("group.consumer.session.timeout.ms", "10000"),
+                ("group.consumer.min.session.timeout.ms", "6000"),
+            ] {
+                p.insert(k.to_owned(), v.to_owned());
+            }
+        }
         p.extend(self.quorum_config());
         p.extend(self.config.server_properties.iter().cloned());
         p

@@ -29,6 +29,7 @@ pub mod config;
 pub mod error;
 pub mod jars;
 pub mod java;
+pub mod java_member;
 pub mod judge;
 pub mod postgres;
 pub mod probe;
@@ -44,6 +45,7 @@ pub use error::{HarnessError, Result};
 pub use java::{
     AckedRecord, ConsumedRecord, CopierOptions, DumpedBatch, JavaTools, ProducerReport,
 };
+pub use java_member::JavaMember;
 pub use postgres::Postgres;
 pub use probe::ProbeClient;
 

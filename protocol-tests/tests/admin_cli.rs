@@ -572,6 +572,16 @@ fn round_trip_groups_topics(broker: &Broker) {
     );
     let listed = ok(&b, &["groups", "list"], b"");
     assert!(listed.text().contains(&group));
+    ok(
+        &b,
+        &["groups", "delete-offsets", &group, "--topic", &topic],
+        b"",
+    );
+    let after = ok(&b, &["groups", "describe", &group], b"");
+    assert!(
+        lag(rows(&text_lines(&after), "GROUP")).is_empty(),
+        "no committed offset left"
+    );
     let ours = ok(&b, &["offsets", "-t", &topic, "--time", "-1"], b"");
     assert_eq!(text_lines(&ours), java_offsets, "same as GetOffsetShell");
 
@@ -639,7 +649,8 @@ fn round_trip_groups_topics(broker: &Broker) {
     assert_eq!(down.code, 3, "an unreachable cluster is exit 3");
 }
 
-/// 1 GB through `produce` (file in, 1 MB lines) and `consume` (to a file)
+/// 1 GB through `produce` (file in, 512 KiB lines: under the broker's
+/// default `message.max.bytes`) and `consume` (to a file)
 /// with the CLI's resident memory sampled; run with
 /// `cargo test --release -p exactly-protocol-tests --test admin_cli -- --ignored gigabyte`.
 #[test]
@@ -654,16 +665,19 @@ fn gigabyte_round_trip_bounded_memory() {
     let input = dir.join("in.txt");
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&input).expect("create"));
-        let line: Vec<u8> = (0..(1 << 20) - 1).map(|i| b'a' + (i % 26) as u8).collect();
-        for _ in 0..1024 {
+        let line: Vec<u8> = (0..(1 << 19) - 1).map(|i| b'a' + (i % 26) as u8).collect();
+        for _ in 0..2048 {
             f.write_all(&line).expect("write");
             f.write_all(b"\n").expect("write");
         }
     }
-    let peak = |args: Vec<String>| -> u64 {
+    // Runs the CLI, sampling its resident memory; returns the peak (kB) and
+    // what it printed on stderr (its summary line).
+    let peak = |args: Vec<String>| -> (u64, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_exactly_cli"))
             .args(args)
             .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
         let mut peak = 0;
@@ -679,13 +693,17 @@ fn gigabyte_round_trip_bounded_memory() {
                 }
             }
             if let Some(st) = child.try_wait().expect("wait") {
-                assert!(st.success());
-                return peak;
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                assert!(st.success(), "{err}");
+                return (peak, err);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
     };
-    let p = peak(vec![
+    let (p, produced) = peak(vec![
         "-b".into(),
         b.clone(),
         "-X".into(),
@@ -695,14 +713,19 @@ fn gigabyte_round_trip_bounded_memory() {
         topic.clone(),
         input.display().to_string(),
     ]);
-    let c = peak(vec![
+    let (c, consumed) = peak(vec![
         "-b".into(),
         b.clone(),
         "consume".into(),
         topic.clone(),
         "-e".into(),
     ]);
-    println!("peak RSS: produce {p} kB, consume {c} kB");
+    println!("{produced}{consumed}peak RSS: produce {p} kB, consume {c} kB");
+    assert!(
+        produced.contains("produced 2048 records (1073741824 bytes)"),
+        "{produced}"
+    );
+    assert!(consumed.contains("consumed 2048 records"), "{consumed}");
     assert!(
         p < 512 * 1024 && c < 512 * 1024,
         "bounded memory: {p} kB, {c} kB"

@@ -5,7 +5,9 @@
 //! - `follow`: following the cluster (`metadata.max.age.ms`): partitions
 //!   added during a transactional copy, a deleted topic;
 //! - `interop`: two Java `VerifiableConsumer`s and two of ours in one
-//!   cooperative group.
+//!   cooperative group;
+//! - `fetch_cost` (`#[ignore]`d measurement, issue 12 item 5): what
+//!   sessionless Fetch costs with 1,200 partitions.
 //!
 //! Measured on the 2-core CI machine (after the broker is up): cooperative
 //! ~14-16 s per transaction version, partition growth ~14-16 s per version,
@@ -15,6 +17,8 @@
 
 #[path = "consumer_groups/cooperative.rs"]
 mod cooperative;
+#[path = "consumer_groups/fetch_cost.rs"]
+mod fetch_cost;
 #[path = "consumer_groups/follow.rs"]
 mod follow;
 #[path = "consumer_groups/interop.rs"]
@@ -24,5 +28,10 @@ mod interop;
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
+    // `RUST_LOG` shows the clients' logs when a run needs explaining.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -54,6 +54,7 @@ pub const CLIENT_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::OffsetDelete, range(0, 0)),
     (ApiKey::ListTransactions, range(0, 2)),
     (ApiKey::WriteTxnMarkers, range(1, 1)),
+    (ApiKey::ConsumerGroupHeartbeat, range(0, 1)),
 ];
 
 /// The version range this client implements for `api`, or `None` for an API
@@ -122,6 +123,7 @@ default_messages! {
     OffsetDelete => OffsetDeleteRequest, OffsetDeleteResponse;
     ListTransactions => ListTransactionsRequest, ListTransactionsResponse;
     WriteTxnMarkers => WriteTxnMarkersRequest, WriteTxnMarkersResponse;
+    ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse;
 }
 
 fn check_version(api: ApiKey, version: i16) -> Result<(), CodecError> {

@@ -121,6 +121,37 @@ impl AssignmentStrategy {
     }
 }
 
+/// `group.protocol`: which consumer group protocol the member speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupProtocol {
+    /// `classic`: JoinGroup/SyncGroup, client-side assignors.
+    #[default]
+    Classic,
+    /// `consumer`: KIP-848, ConsumerGroupHeartbeat and server-side
+    /// assignment (Kafka 4.0+).
+    Consumer,
+}
+
+/// `group.remote.assignor`: the broker-side assignor a KIP-848 member asks
+/// for (unset: the broker's default, `uniform` unless configured otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteAssignor {
+    /// `uniform`: spreads partitions evenly, sticky across rebalances.
+    Uniform,
+    /// `range`: per topic, consecutive ranges (co-partitioned joins).
+    Range,
+}
+
+impl RemoteAssignor {
+    /// The name the broker knows it by.
+    pub fn name(self) -> &'static str {
+        match self {
+            RemoteAssignor::Uniform => "uniform",
+            RemoteAssignor::Range => "range",
+        }
+    }
+}
+
 /// The validated consumer configuration.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
@@ -146,9 +177,21 @@ pub struct ConsumerConfig {
     /// `fetch.max.uncompressed.bytes`: the total a fetch response may
     /// decompress to (all its compressed batches together).
     pub(crate) fetch_max_uncompressed_bytes: usize,
+    pub(crate) group_protocol: GroupProtocol,
+    pub(crate) remote_assignor: Option<RemoteAssignor>,
 }
 
 impl ConsumerConfig {
+    /// `group.protocol`.
+    pub fn group_protocol(&self) -> GroupProtocol {
+        self.group_protocol
+    }
+
+    /// `group.remote.assignor` (KIP-848 only).
+    pub fn remote_assignor(&self) -> Option<RemoteAssignor> {
+        self.remote_assignor
+    }
+
     /// A builder with the defaults.
     pub fn builder() -> ConsumerConfigBuilder {
         ConsumerConfigBuilder::default()
@@ -248,6 +291,8 @@ struct Partial {
     default_api_timeout: Duration,
     check_crcs: bool,
     fetch_max_uncompressed_bytes: usize,
+    group_protocol: GroupProtocol,
+    remote_assignor: Option<RemoteAssignor>,
 }
 
 impl Default for ConsumerConfigBuilder {
@@ -274,6 +319,8 @@ impl Default for ConsumerConfigBuilder {
                 default_api_timeout: Duration::from_millis(60_000),
                 check_crcs: true,
                 fetch_max_uncompressed_bytes: DEFAULT_FETCH_MAX_UNCOMPRESSED_BYTES,
+                group_protocol: GroupProtocol::Classic,
+                remote_assignor: None,
             },
         }
     }
@@ -285,6 +332,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "group.id",
     "group.instance.id",
     "group.protocol",
+    "group.remote.assignor",
     "isolation.level",
     "auto.offset.reset",
     "enable.auto.commit",
@@ -323,12 +371,22 @@ impl ConsumerConfigBuilder {
             "group.id" => c.group_id = Some(non_empty(key, value)?),
             "group.instance.id" => c.group_instance_id = Some(non_empty(key, value)?),
             "group.protocol" => {
-                if !value.trim().eq_ignore_ascii_case("classic") {
-                    return Err(invalid(
-                        key,
-                        value,
-                        "only the classic group protocol is implemented (KIP-848 `consumer` is not)",
-                    ));
+                c.group_protocol = match value.trim().to_ascii_lowercase().as_str() {
+                    "classic" => GroupProtocol::Classic,
+                    "consumer" => GroupProtocol::Consumer,
+                    _ => return Err(invalid(key, value, "expected classic or consumer")),
+                }
+            }
+            "group.remote.assignor" => {
+                c.remote_assignor = match value.trim() {
+                    "uniform" | "org.apache.kafka.coordinator.group.assignor.UniformAssignor" => {
+                        Some(RemoteAssignor::Uniform)
+                    }
+                    "range" | "org.apache.kafka.coordinator.group.assignor.RangeAssignor" => {
+                        Some(RemoteAssignor::Range)
+                    }
+                    "" => None,
+                    _ => return Err(invalid(key, value, "expected uniform or range")),
                 }
             }
             "isolation.level" => {
@@ -444,6 +502,16 @@ impl ConsumerConfigBuilder {
         self.cfg.strategies = s.to_vec();
         self
     }
+    /// `group.protocol`.
+    pub fn group_protocol(&mut self, p: GroupProtocol) -> &mut Self {
+        self.cfg.group_protocol = p;
+        self
+    }
+    /// `group.remote.assignor` (KIP-848).
+    pub fn remote_assignor(&mut self, a: RemoteAssignor) -> &mut Self {
+        self.cfg.remote_assignor = Some(a);
+        self
+    }
     /// The net layer's builder, for settings without a property name (an
     /// OAUTHBEARER token callback, TLS files).
     pub fn net(&mut self) -> &mut NetConfigBuilder {
@@ -495,6 +563,8 @@ impl ConsumerConfigBuilder {
             default_api_timeout: c.default_api_timeout,
             check_crcs: c.check_crcs,
             fetch_max_uncompressed_bytes: c.fetch_max_uncompressed_bytes,
+            group_protocol: c.group_protocol,
+            remote_assignor: c.remote_assignor,
         })
     }
 }
@@ -585,7 +655,8 @@ mod tests {
             ("fetch.max.wait.ms", "-1"),
             ("partition.assignment.strategy", "sticky"),
             ("partition.assignment.strategy", ""),
-            ("group.protocol", "consumer"),
+            ("group.protocol", "kip848"),
+            ("group.remote.assignor", "sticky"),
             ("group.id", " "),
             ("session.timeout.ms", "99999999999"),
         ] {
@@ -622,5 +693,15 @@ mod tests {
             Err(ConfigError::Inconsistent(_))
         ));
         assert!(with(&[("group.protocol", "CLASSIC")]).is_ok());
+        let c = with(&[
+            ("group.protocol", "consumer"),
+            ("group.remote.assignor", "range"),
+        ])
+        .unwrap();
+        assert_eq!(c.group_protocol(), GroupProtocol::Consumer);
+        assert_eq!(c.remote_assignor(), Some(RemoteAssignor::Range));
+        let c = with(&[]).unwrap();
+        assert_eq!(c.group_protocol(), GroupProtocol::Classic);
+        assert_eq!(c.remote_assignor(), None);
     }
 }

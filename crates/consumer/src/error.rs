@@ -152,6 +152,11 @@ pub(crate) fn is_group_fenced(code: ErrorCode) -> bool {
             | ErrorCode::UnknownMemberId
             | ErrorCode::RebalanceInProgress
             | ErrorCode::FencedInstanceId
+            // KIP-848: the member epoch the commit carried is not the
+            // member's (stale: a newer one is on its way in a heartbeat;
+            // fenced: the membership is gone).
+            | ErrorCode::StaleMemberEpoch
+            | ErrorCode::FencedMemberEpoch
     )
 }
 

@@ -88,8 +88,8 @@ mod state;
 
 pub use client::{Consumer, ConsumerBuilder, Polled};
 pub use config::{
-    AssignmentStrategy, ConfigError, ConsumerConfig, ConsumerConfigBuilder, IsolationLevel,
-    OffsetReset,
+    AssignmentStrategy, ConfigError, ConsumerConfig, ConsumerConfigBuilder, GroupProtocol,
+    IsolationLevel, OffsetReset, RemoteAssignor,
 };
 pub use error::ConsumerError;
 pub use group::member::Rebalance;

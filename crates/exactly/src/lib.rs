@@ -61,15 +61,20 @@
 //!
 //! ## Feature flags
 //!
-//! - `cli` (on by default): the `exactly` command-line tool (`produce`,
-//!   `copy`, `verify`) and what only it needs (tokio's multi-threaded
-//!   runtime, clap, indicatif, tracing-subscriber, anyhow). A library user
+//! - `cli` (on by default): the `exactly` command-line tool (`consume`,
+//!   `produce`, `metadata`, `offsets`, `topics`, `groups`, `txn`, `copy`,
+//!   `verify`) and what only it needs (tokio's multi-threaded runtime, clap,
+//!   indicatif, tracing-subscriber, anyhow, serde_json, base64). A library user
 //!   turns it off: `exactly = { version = "0.1", default-features = false }`.
 //!
 //! - `postgres` (off by default): [`postgres`], exactly once between Kafka
 //!   and PostgreSQL (the sink that keeps offsets in the database's own
 //!   transaction, and the outbox relay), with the pure-Rust driver
 //!   `tokio-postgres`; off so the core library pulls in no database driver.
+//!
+//! - `metrics` (off by default): `exactly::metrics`, the clients' and
+//!   sessions' counters, gauges and histograms through the `metrics` facade
+//!   (one small pure-Rust crate; the application installs the recorder).
 //!
 //! No other crate of the workspace has feature flags: TLS, SASL and every
 //! compression codec are always built (all pure Rust).
@@ -150,6 +155,8 @@ pub mod check;
 #[doc(hidden)]
 pub mod cli;
 pub mod copy;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 
 pub use copy::{copy, CopyConfig, CopyError, CopyStats, Transformed};
 

@@ -13,7 +13,7 @@
 //! restarted instance fences its dead incarnation and takes its place in
 //! the group at once.
 //!
-//! Prints `committed <input records> <transactions>` after each commit,
+//! Prints `ready` once SIGTERM is handled, `committed <input records> <transactions>` after each commit,
 //! `stopped ...` on a clean end (idle for `<idle-secs>`, or SIGTERM: the
 //! open transaction is committed, the producer closed), `sigterm` when the
 //! signal arrives.
@@ -189,6 +189,9 @@ fn main() {
     let result = rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("SIGTERM handler: {e}"))?;
+        // From here on SIGTERM is a graceful stop, not the default death:
+        // the test waits for this line before it signals.
+        say("ready");
         let mut b = Session::builder();
         let set = |b: &mut exactly::SessionBuilder| -> Result<(), exactly::net::ConfigError> {
             b.bootstrap_servers(&args[0])?

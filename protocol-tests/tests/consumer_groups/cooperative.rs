@@ -181,7 +181,8 @@ fn second_instance_joins_mid_stream_only_moved_partitions_are_revoked() {
                 after_revoke: Arc::clone(&after_a),
             }));
             // B joins once A is well under way.
-            let deadline = Instant::now() + Duration::from_secs(30);
+            // (A fresh broker may take a while to serve transactions.)
+            let deadline = Instant::now() + Duration::from_secs(90);
             while committed_a.load(Ordering::SeqCst) < 1_000 {
                 assert!(Instant::now() < deadline, "A made no progress");
                 tokio::time::sleep(Duration::from_millis(50)).await;

@@ -332,6 +332,22 @@ pub fn kill_schedule(
 
     // Graceful stop of instance 0, mid-stream.
     let stopped = &mut insts[0];
+    // It may have been restarted a moment ago: a SIGTERM before its handler
+    // is installed would be the default death, not a graceful stop.
+    let ready_by = Instant::now() + Duration::from_secs(30);
+    loop {
+        stopped.drain();
+        if stopped.seen.iter().any(|l| l == "ready") {
+            break;
+        }
+        assert!(
+            Instant::now() < ready_by,
+            "{tv:?}: {} did not say ready in 30 s: {:?}",
+            stopped.id,
+            stopped.seen
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let term_at = Instant::now();
     assert!(signal(stopped.child.id(), Signal::Term), "SIGTERM");
     let status = stopped

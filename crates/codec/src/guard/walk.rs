@@ -299,6 +299,15 @@ impl<'a> Walker<'a> {
                 }
                 Ok(())
             }
+            // A nullable struct outside a tagged field (KIP-848's heartbeat
+            // assignment): one marker byte, 1 for present; the decoder reads
+            // anything else as null and nothing after it.
+            Ty::Struct(fields) if nullable => {
+                if self.byte()? == 1 {
+                    self.fields(fields)?;
+                }
+                Ok(())
+            }
             Ty::Struct(fields) => self.fields(fields),
             // fixed-size types returned above
             _ => Ok(()),

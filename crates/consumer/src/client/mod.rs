@@ -31,7 +31,7 @@ use crate::state::{Assignment, Pending, Position};
 use crate::{ConsumerGroupMetadata, OffsetCommit, TopicPartition};
 
 pub(crate) use crate::group::member::Rebalance;
-use crate::group::member::{Group, Phase};
+use crate::group::membership::Membership;
 use tasks::Tasks;
 
 /// What one [`Consumer::poll`] returned.
@@ -75,7 +75,7 @@ pub struct Consumer {
     asg: Assignment,
     fetcher: Fetcher,
     shared: Arc<GroupShared>,
-    group: Option<Group>,
+    group: Option<Membership>,
     tasks: Tasks,
     next_auto_commit: Instant,
     /// When the periodic metadata refresh (`metadata.max.age.ms`) is due.
@@ -153,10 +153,11 @@ impl Consumer {
         let client = Client::connect(cfg.net.clone()).await?;
         let shared = Arc::new(GroupShared::default());
         let group = match &cfg.group_id {
-            Some(id) => Some(Group::new(Arc::new(CoordinatorLink::new(
-                client.clone(),
-                id.clone(),
-            )?))),
+            Some(id) => Some(Membership::new(
+                Arc::new(CoordinatorLink::new(client.clone(), id.clone())?),
+                &cfg,
+                &client,
+            )),
             None => None,
         };
         let next_auto_commit = Instant::now() + cfg.auto_commit_interval;
@@ -205,11 +206,12 @@ impl Consumer {
     fn link(&self) -> Result<&Arc<CoordinatorLink>, ConsumerError> {
         self.group
             .as_ref()
-            .map(|g| &g.link)
+            .map(|g| g.link())
             .ok_or_else(|| ConsumerError::Usage("this needs `group.id`".into()))
     }
 
-    /// Joins the group over `topics` (eager rebalancing, classic protocol).
+    /// Joins the group over `topics` (classic protocol: eager rebalancing;
+    /// `group.protocol=consumer`: KIP-848, incremental).
     /// The join happens in [`Consumer::poll`], which reports the assignment
     /// as [`Rebalance::Assigned`]. Subscribing again with other topics
     /// rejoins.
@@ -405,13 +407,14 @@ impl Consumer {
     }
 
     /// The group metadata for a transactional offset commit (KIP-447): group
-    /// id, generation, member id, group instance id. Generation -1 and an
+    /// id, generation (the member epoch under KIP-848), member id, group
+    /// instance id. Generation -1 and an
     /// empty member id when not in a generation (manual assignment).
     pub fn group_metadata(&self) -> ConsumerGroupMetadata {
         let (generation_id, member_id) = self
             .group
             .as_ref()
-            .map(|g| (g.generation, g.member_id.clone()))
+            .map(|g| (g.generation(), g.member_id()))
             .unwrap_or((-1, String::new()));
         ConsumerGroupMetadata {
             group_id: self.cfg.group_id.clone().unwrap_or_default(),
@@ -457,7 +460,7 @@ impl Consumer {
         }
         if let Some(g) = &mut self.group {
             let _ = tokio::time::timeout_at(deadline, g.leave(&self.cfg)).await;
-            g.link.close().await;
+            g.link().close().await;
         }
         self.asg.clear();
         self.client.close();

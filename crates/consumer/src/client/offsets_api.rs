@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::{Consumer, Mode, Phase};
+use super::{Consumer, Mode};
 use crate::config::{IsolationLevel, OffsetReset};
 use crate::error::ConsumerError;
 use crate::offsets::{self, CommitIdentity, OffsetAndMetadata};
@@ -80,16 +80,14 @@ impl Consumer {
 
     fn commit_identity(&self) -> Result<Option<CommitIdentity>, ConsumerError> {
         match (&self.mode, &self.group) {
-            (Mode::Subscribed(_), Some(g)) => match g.phase {
-                Phase::Stable { .. } => Ok(Some(CommitIdentity {
-                    generation: g.generation,
-                    member_id: g.member_id.clone(),
-                    instance_id: self.cfg.group_instance_id.clone(),
-                })),
-                _ => Err(ConsumerError::CommitFailed {
-                    code: exactly_codec::ErrorCode::RebalanceInProgress,
-                }),
-            },
+            (Mode::Subscribed(_), Some(g)) if g.can_commit() => Ok(Some(CommitIdentity {
+                generation: g.generation(),
+                member_id: g.member_id(),
+                instance_id: self.cfg.group_instance_id.clone(),
+            })),
+            (Mode::Subscribed(_), Some(_)) => Err(ConsumerError::CommitFailed {
+                code: exactly_codec::ErrorCode::RebalanceInProgress,
+            }),
             _ => Ok(None),
         }
     }
@@ -106,25 +104,45 @@ impl Consumer {
         if offsets.is_empty() {
             return Ok(());
         }
-        let who = self.commit_identity()?;
         let link = self.link()?.clone();
         let deadline = Instant::now() + self.cfg.default_api_timeout;
-        let span = tracing::debug_span!(
-            "consumer.commit",
-            group = link.group_id(),
-            member = who.as_ref().map(|w| w.member_id.as_str()).unwrap_or(""),
-            generation = who.as_ref().map_or(-1, |w| w.generation),
-            partitions = offsets.len()
-        );
-        offsets::commit(
-            &link,
-            who.as_ref(),
-            offsets,
-            deadline,
-            self.client.config().retry_backoff(),
-        )
-        .instrument(span)
-        .await?;
+        let mut attempts = 0;
+        loop {
+            let who = self.commit_identity()?;
+            let span = tracing::debug_span!(
+                "consumer.commit",
+                group = link.group_id(),
+                member = who.as_ref().map(|w| w.member_id.as_str()).unwrap_or(""),
+                generation = who.as_ref().map_or(-1, |w| w.generation),
+                partitions = offsets.len()
+            );
+            let r = offsets::commit(
+                &link,
+                who.as_ref(),
+                offsets,
+                deadline,
+                self.client.config().retry_backoff(),
+            )
+            .instrument(span)
+            .await;
+            match r {
+                // KIP-848: the coordinator moved the member to a new epoch
+                // whose heartbeat answer is still on its way; the partitions
+                // are still ours (a revocation would say otherwise), so the
+                // commit goes again under the new epoch, as the Java client
+                // does for a synchronous commit.
+                Err(ConsumerError::CommitFailed {
+                    code: exactly_codec::ErrorCode::StaleMemberEpoch,
+                }) if attempts < 10 && Instant::now() < deadline => {
+                    attempts += 1;
+                    tokio::time::sleep(self.client.config().retry_backoff()).await;
+                }
+                r => {
+                    r?;
+                    break;
+                }
+            }
+        }
         self.metrics.committed();
         Ok(())
     }

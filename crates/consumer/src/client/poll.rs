@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use super::{Consumer, Mode, Polled};
 use crate::error::ConsumerError;
-use crate::group::member::Step;
+use crate::group::membership::Action;
 use crate::record::Records;
 
 impl Consumer {
@@ -42,9 +42,9 @@ impl Consumer {
         let span = match &self.group {
             Some(g) => tracing::debug_span!(
                 "consumer.poll",
-                group = g.link.group_id(),
-                member = %g.member_id,
-                generation = g.generation
+                group = g.link().group_id(),
+                member = %g.member_id(),
+                generation = g.generation()
             ),
             None => tracing::debug_span!("consumer.poll"),
         };
@@ -70,7 +70,7 @@ impl Consumer {
             self.maybe_auto_commit().await;
             let revoking = self.group.as_ref().is_some_and(|g| g.is_revoking());
             if !revoking {
-                let link = self.group.as_ref().map(|g| g.link.clone());
+                let link = self.group.as_ref().map(|g| g.link().clone());
                 self.tasks
                     .drive(
                         &self.client,
@@ -120,9 +120,10 @@ impl Consumer {
         let Some(g) = self.group.as_mut() else {
             return Ok(None);
         };
-        let was_stable = g.is_stable();
-        // Commit before handing out Revoked when auto commit is on.
-        if was_stable && self.cfg.enable_auto_commit && self.shared.peek_rejoin(g.generation) {
+        // Commit before handing out Revoked when auto commit is on (eager:
+        // the heartbeat asked for a rejoin; KIP-848: a reconciliation is
+        // about to revoke).
+        if self.cfg.enable_auto_commit && g.revoke_coming(&self.shared) {
             self.auto_commit_now().await;
         }
         let Some(g) = self.group.as_mut() else {
@@ -133,16 +134,16 @@ impl Consumer {
             .step(&self.shared, &self.cfg, &self.client, &topics, &assigned)
             .await?
         {
-            Step::Quiet => Ok(None),
-            Step::Drop(parts) => {
+            Action::Quiet => Ok(None),
+            Action::Drop(parts) => {
                 self.fetcher.abort_all(&mut self.asg);
                 self.tasks.abort_lookups();
                 for tp in &parts {
                     self.asg.partitions.remove(tp);
                 }
                 let assigned = self.asg.list();
-                // The join (eager) or the Assigned event (cooperative)
-                // follows on the same turn.
+                // The join (eager) or the Assigned event (cooperative,
+                // KIP-848) follows on the same turn.
                 let Some(g) = self.group.as_mut() else {
                     return Ok(None);
                 };
@@ -150,12 +151,12 @@ impl Consumer {
                     .step(&self.shared, &self.cfg, &self.client, &topics, &assigned)
                     .await?
                 {
-                    Step::Event(ev) => self.rebalanced(ev),
+                    Action::Event(ev) => self.rebalanced(ev),
                     _ => Ok(None),
                 }
             }
-            Step::Event(ev) => {
-                let cooperative = self.group.as_ref().is_some_and(|g| g.cooperative);
+            Action::Event(ev) => {
+                let cooperative = self.group.as_ref().is_some_and(|g| g.is_cooperative());
                 if cooperative
                     && self.cfg.enable_auto_commit
                     && matches!(ev, super::Rebalance::Revoked(_))
@@ -288,7 +289,7 @@ impl Consumer {
         let group = self
             .group
             .as_ref()
-            .and_then(|g| g.retry_at)
+            .and_then(|g| g.retry_at())
             .filter(|t| *t > now);
         let auto = (self.cfg.enable_auto_commit && self.next_auto_commit > now)
             .then_some(self.next_auto_commit);

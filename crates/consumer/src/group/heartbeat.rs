@@ -82,7 +82,7 @@ impl GroupShared {
         self.last_poll_ms.store(ms, Ordering::Relaxed);
     }
 
-    fn since_poll(&self) -> Duration {
+    pub(crate) fn since_poll(&self) -> Duration {
         let now = self.started.elapsed();
         now.saturating_sub(Duration::from_millis(
             self.last_poll_ms.load(Ordering::Relaxed),

@@ -52,6 +52,20 @@ pub struct FetchSeen {
 /// The test's answer to a Fetch.
 pub type Script = Box<dyn FnMut(&FetchSeen, &FakeState) -> FetchResponse + Send>;
 
+/// The test's answer to a ConsumerGroupHeartbeat (KIP-848); the fake is
+/// its own group coordinator.
+pub type HeartbeatScript =
+    Box<dyn FnMut(&ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse + Send>;
+
+/// The topic id the fake gives `name` in Metadata.
+pub fn topic_id(name: &str) -> uuid::Uuid {
+    let mut b = [0x5a_u8; 16];
+    for (i, c) in name.bytes().take(16).enumerate() {
+        b[i] = c;
+    }
+    uuid::Uuid::from_bytes(b)
+}
+
 pub struct FakeState {
     pub script: Mutex<Script>,
     pub fetches: Mutex<Vec<FetchSeen>>,
@@ -68,6 +82,10 @@ pub struct FakeState {
     pub delays: Mutex<HashMap<i32, std::time::Duration>>,
     /// Per node: fetches in flight now, and the most ever.
     pub in_flight: Mutex<HashMap<i32, (usize, usize)>>,
+    /// Answers ConsumerGroupHeartbeat when set.
+    pub heartbeat: Mutex<Option<HeartbeatScript>>,
+    /// Every ConsumerGroupHeartbeat received.
+    pub heartbeats: Mutex<Vec<ConsumerGroupHeartbeatRequest>>,
 }
 
 pub struct FakeBroker {
@@ -93,6 +111,8 @@ impl FakeBroker {
             ports: Mutex::new(Vec::new()),
             delays: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
+            heartbeat: Mutex::new(None),
+            heartbeats: Mutex::new(Vec::new()),
         });
         let mut addr = String::new();
         for i in 0..nodes {
@@ -124,6 +144,9 @@ fn api_versions() -> ApiVersionsResponse {
         (ApiKey::Metadata, 0, 12),
         (ApiKey::Fetch, 4, 12),
         (ApiKey::ListOffsets, 1, 7),
+        (ApiKey::FindCoordinator, 0, 3),
+        (ApiKey::OffsetFetch, 1, 7),
+        (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     ];
     ApiVersionsResponse::default().with_api_keys(
         keys.iter()
@@ -174,6 +197,7 @@ async fn serve(mut sock: TcpStream, st: Arc<FakeState>, node: i32) {
                     .filter_map(|t| t.name)
                     .map(|name| {
                         MetadataResponseTopic::default()
+                            .with_topic_id(topic_id(name.0.as_str()))
                             .with_name(Some(name))
                             .with_partitions(
                                 (0..n)
@@ -294,6 +318,57 @@ async fn serve(mut sock: TcpStream, st: Arc<FakeState>, node: i32) {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
                 (ApiKey::Fetch, ResponseKind::Fetch(resp))
+            }
+            RequestKind::FindCoordinator(_) => {
+                let port = st.ports.lock().unwrap()[0];
+                (
+                    ApiKey::FindCoordinator,
+                    ResponseKind::FindCoordinator(
+                        FindCoordinatorResponse::default()
+                            .with_node_id(BrokerId(1))
+                            .with_host("127.0.0.1".into())
+                            .with_port(port),
+                    ),
+                )
+            }
+            RequestKind::OffsetFetch(r) => {
+                use exactly_codec::messages::offset_fetch_response::{
+                    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+                };
+                let topics = r
+                    .topics
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| {
+                        OffsetFetchResponseTopic::default()
+                            .with_name(t.name.clone())
+                            .with_partitions(
+                                t.partition_indexes
+                                    .iter()
+                                    .map(|p| {
+                                        OffsetFetchResponsePartition::default()
+                                            .with_partition_index(*p)
+                                            .with_committed_offset(-1)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect();
+                (
+                    ApiKey::OffsetFetch,
+                    ResponseKind::OffsetFetch(OffsetFetchResponse::default().with_topics(topics)),
+                )
+            }
+            RequestKind::ConsumerGroupHeartbeat(r) => {
+                st.heartbeats.lock().unwrap().push(r.clone());
+                let resp = match st.heartbeat.lock().unwrap().as_mut() {
+                    Some(script) => script(&r),
+                    None => return,
+                };
+                (
+                    ApiKey::ConsumerGroupHeartbeat,
+                    ResponseKind::ConsumerGroupHeartbeat(resp),
+                )
             }
             _ => return,
         };

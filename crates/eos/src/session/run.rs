@@ -33,6 +33,11 @@ use super::{InputTopics, Session, SessionConfig, SessionError};
 use crate::shutdown::{StopMode, StopSignal};
 use crate::state::{self, States};
 
+/// How long past its due time a commit waits for a cooperative join to
+/// complete before it is tried anyway (and fenced, aborted, rewound if the
+/// generation moved meanwhile).
+const MAX_COMMIT_HOLD: Duration = Duration::from_secs(10);
+
 /// Attempts at a producer call that failed with a retriable error before
 /// the failure is treated as abortable.
 const RETRIES: u32 = 5;
@@ -61,6 +66,9 @@ pub(crate) struct Runner<H> {
     failures: u32,
     /// Whether aborting rewinds (not while the partitions are leaving).
     rewind_on_abort: bool,
+    /// Partitions paused while a commit waits for a cooperative join (so
+    /// the backlog stops growing); resumed when the join completes.
+    paused_for_join: Vec<TopicPartition>,
     /// The subscribed topics (empty: a pattern matched nothing yet).
     topics: Vec<String>,
     next_pattern_refresh: Instant,
@@ -93,6 +101,7 @@ impl<H: Handler> Runner<H> {
             doomed: None,
             failures: 0,
             rewind_on_abort: true,
+            paused_for_join: Vec::new(),
             topics: Vec::new(),
             next_pattern_refresh: Instant::now(),
         }
@@ -116,9 +125,15 @@ impl<H: Handler> Runner<H> {
             // its partitions, but the generation is about to change: hold
             // the commit until the join completes (a commit under the old
             // generation would be fenced and rewind the kept partitions),
-            // within a bound on what piles up meanwhile.
+            // within a bound on how long (the transaction must not run into
+            // its timeout); polls go on meanwhile (they complete the join)
+            // but pause the partitions once the backlog is large.
             let hold = self.consumer.is_rebalancing()
-                && self.backlog.len() < self.cfg.max_records.saturating_mul(4).max(1000);
+                && self
+                    .open
+                    .as_ref()
+                    .is_none_or(|t| now < t.deadline(self.cfg.max_time) + MAX_COMMIT_HOLD);
+            self.pace_for_join(hold);
             if !hold
                 && self
                     .open
@@ -228,6 +243,22 @@ impl<H: Handler> Runner<H> {
         }
         self.topics = topics;
         Ok(())
+    }
+
+    /// While a commit is held for a join, polls still run (they complete the
+    /// join) but must not pile records up: past a bound the assigned
+    /// partitions are paused; they are resumed once the hold ends.
+    fn pace_for_join(&mut self, hold: bool) {
+        let bound = self.cfg.max_records.saturating_mul(4).max(1000);
+        if hold && self.paused_for_join.is_empty() && self.backlog.len() >= bound {
+            self.paused_for_join = self.consumer.assignment();
+            let _ = self.consumer.pause(&self.paused_for_join);
+        } else if !hold && !self.paused_for_join.is_empty() {
+            for tp in std::mem::take(&mut self.paused_for_join) {
+                // Those revoked meanwhile are gone already.
+                let _ = self.consumer.resume(std::slice::from_ref(&tp));
+            }
+        }
     }
 
     /// The group's assignment changed.

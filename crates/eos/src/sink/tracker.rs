@@ -78,8 +78,7 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
-    /// A new assignment (eager rebalancing: it replaces the old one). Every
-    /// partition starts `Loading`.
+    /// Partitions assigned; each starts `Loading`.
     pub(crate) fn assign(&mut self, partitions: &[TopicPartition]) {
         // Added to what is kept: a cooperative rebalance (KIP-429) reports
         // only the new partitions, and the kept ones stay as they are.

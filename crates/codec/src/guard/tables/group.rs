@@ -1,7 +1,8 @@
 //! Consumer group APIs: JoinGroup, SyncGroup, Heartbeat, LeaveGroup
 //! (KIP-345 static membership, KIP-800 reasons, KIP-559 protocol type and
 //! name), OffsetCommit and OffsetFetch (KIP-320 leader epochs, KIP-447
-//! require-stable, KIP-709 batched groups, KIP-848 member epochs).
+//! require-stable, KIP-709 batched groups, KIP-848 member epochs), and
+//! KIP-848's ConsumerGroupHeartbeat.
 
 use crate::guard::schema::Ty::*;
 use crate::guard::schema::{f, message, Message};
@@ -264,5 +265,49 @@ pub(super) const SYNC_GROUP_RESPONSE: Message = message(
         f("ProtocolType", Str, "5+").null("5+"),
         f("ProtocolName", Str, "5+").null("5+"),
         f("Assignment", Bytes, "0+"),
+    ],
+);
+
+/// KIP-848 (v1: KIP-1082 client-generated member ids, SubscribedTopicRegex).
+pub(super) const CONSUMER_GROUP_HEARTBEAT_REQUEST: Message = message(
+    "0+",
+    &[
+        f("GroupId", Str, "0+"),
+        f("MemberId", Str, "0+"),
+        f("MemberEpoch", Int32, "0+"),
+        f("InstanceId", Str, "0+").null("0+"),
+        f("RackId", Str, "0+").null("0+"),
+        f("RebalanceTimeoutMs", Int32, "0+"),
+        f("SubscribedTopicNames", Array(&Str), "0+").null("0+"),
+        f("SubscribedTopicRegex", Str, "1+").null("1+"),
+        f("ServerAssignor", Str, "0+").null("0+"),
+        f("TopicPartitions", Structs(HEARTBEAT_TOPIC_PARTITIONS), "0+").null("0+"),
+    ],
+);
+
+const HEARTBEAT_TOPIC_PARTITIONS: &[crate::guard::schema::Field] = &[
+    f("TopicId", Uuid, "0+"),
+    f("Partitions", Array(&Int32), "0+"),
+];
+
+pub(super) const CONSUMER_GROUP_HEARTBEAT_RESPONSE: Message = message(
+    "0+",
+    &[
+        f("ThrottleTimeMs", Int32, "0+"),
+        f("ErrorCode", Int16, "0+"),
+        f("ErrorMessage", Str, "0+").null("0+"),
+        f("MemberId", Str, "0+").null("0+"),
+        f("MemberEpoch", Int32, "0+"),
+        f("HeartbeatIntervalMs", Int32, "0+"),
+        f(
+            "Assignment",
+            Struct(&[f(
+                "TopicPartitions",
+                Structs(HEARTBEAT_TOPIC_PARTITIONS),
+                "0+",
+            )]),
+            "0+",
+        )
+        .null("0+"),
     ],
 );

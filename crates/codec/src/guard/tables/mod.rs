@@ -244,6 +244,13 @@ pub(super) const SCHEMAS: &[Api] = &[
         "1",
         admin::WRITE_TXN_MARKERS_RESPONSE,
     ),
+    api(
+        ApiKey::ConsumerGroupHeartbeat,
+        "0-1",
+        group::CONSUMER_GROUP_HEARTBEAT_REQUEST,
+        "0-1",
+        group::CONSUMER_GROUP_HEARTBEAT_RESPONSE,
+    ),
 ];
 
 /// One API's schemas.

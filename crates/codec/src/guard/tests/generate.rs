@@ -131,6 +131,16 @@ impl Gen<'_> {
                 }
                 self.depth -= 1;
             }
+            Ty::Struct(fields) if nullable => {
+                if self.is_null(true) {
+                    out.put_i8(-1);
+                } else {
+                    out.put_i8(1);
+                    self.depth += 1;
+                    self.fields(fields, out);
+                    self.depth -= 1;
+                }
+            }
             Ty::Struct(fields) => self.fields(fields, out),
         }
     }
