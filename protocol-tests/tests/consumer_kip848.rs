@@ -22,6 +22,10 @@
 //! - static membership (`group.instance.id`): a static member that closes
 //!   (leave with epoch -2) and comes back within the session timeout gets
 //!   its partitions back; the other member's assignment never moves;
+//! - regex subscription (`SubscribedTopicRegex`, resolved by the broker):
+//!   a consumer subscribed with a regex reads a matching topic, then a
+//!   matching topic created after the subscription is assigned and read; a
+//!   topic that does not match is not;
 //! - (ignored, long) a mixed group of Java `VerifiableConsumer`s and ours.
 //!
 //! Run: `cargo test -p exactly-protocol-tests --test consumer_kip848`
@@ -792,4 +796,70 @@ fn kip848_static_member_comes_back_to_its_partitions() {
         b.close().await.unwrap();
     });
     eprintln!("static: {:?}", started.elapsed());
+}
+
+#[test]
+fn kip848_regex_subscription_picks_up_a_topic_created_later() {
+    let _s = serial();
+    let started = Instant::now();
+    let broker = broker(TransactionVersion::V2);
+    let base = unique_topic("k848re");
+    let (first, later, other) = (
+        format!("{base}-in-a"),
+        format!("{base}-in-b"),
+        format!("{base}-out"),
+    );
+    broker.create_topic(&first, 2).unwrap();
+    broker.create_topic(&other, 1).unwrap();
+    let regex = format!("{}-in-.*", base.replace('.', "\\."));
+    let rt = runtime();
+    rt.block_on(async {
+        produce(&broker.bootstrap(), &first, 2, 10).await;
+        produce(&broker.bootstrap(), &other, 1, 5).await;
+        let mut c = Consumer::from_properties(props(broker, &format!("{base}-g"), &[]))
+            .await
+            .unwrap();
+        c.subscribe_pattern(&regex).unwrap();
+        let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+        let read = |c: Polled, seen: &mut BTreeSet<(String, String)>| {
+            if let Polled::Records(rs) = c {
+                for r in &rs {
+                    seen.insert((r.topic().to_string(), text(r.value())));
+                }
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while seen.iter().filter(|(t, _)| *t == first).count() < 10 {
+            assert!(Instant::now() < deadline, "{first} not read: {seen:?}");
+            read(c.poll(Duration::from_millis(100)).await.unwrap(), &mut seen);
+        }
+        let t_first = started.elapsed();
+        // A matching topic created after the subscription: the broker
+        // resolves the regex again and assigns it.
+        broker.create_topic(&later, 2).unwrap();
+        produce(&broker.bootstrap(), &later, 2, 6).await;
+        let created = Instant::now();
+        let deadline = created + Duration::from_secs(40);
+        while seen.iter().filter(|(t, _)| *t == later).count() < 6 {
+            assert!(
+                Instant::now() < deadline,
+                "{later} not read: {:?} {seen:?}",
+                c.assignment()
+            );
+            read(c.poll(Duration::from_millis(100)).await.unwrap(), &mut seen);
+        }
+        let t_later = created.elapsed();
+        let mut topics: Vec<String> = c.assignment().into_iter().map(|tp| tp.topic).collect();
+        topics.sort();
+        topics.dedup();
+        assert_eq!(topics, vec![first.clone(), later.clone()]);
+        assert!(
+            seen.iter().all(|(t, _)| *t != other),
+            "a topic the regex does not match was read"
+        );
+        assert_eq!(seen.len(), 16, "{seen:?}");
+        c.close().await.unwrap();
+        eprintln!("regex: first topic read after {t_first:?}, the later one {t_later:?} after its creation");
+    });
+    eprintln!("regex: {:?}", started.elapsed());
 }
