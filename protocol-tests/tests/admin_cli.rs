@@ -3,7 +3,7 @@
 //! (`TransactionsCommand`, `ConsumerGroupCommand`, `GetOffsetShell`).
 //!
 //! One test, one broker (transaction.version=1, with
-//! `transaction.partition.verification.enable=false`), two phases; the Java
+//! `transaction.partition.verification.enable=false`), three phases; the Java
 //! tools of each phase run in parallel, on the same state, to keep the test
 //! cheap (JVM starts dominate its time).
 //!
@@ -13,13 +13,24 @@
 //!   exists to stop), so its coordinator will never write a marker there:
 //!   the transaction hangs and holds the last stable offset back. Then
 //!   `txn find-hanging` lists it (as Java's `find-hanging` does), `txn
-//!   abort` ends it, and a read_committed `consume` reads past it.
+//!   abort` ends it, and a read_committed `consume` reads past it. A second
+//!   one, on another topic, is ended by Java's `TransactionsCommand abort`
+//!   (at the same time): both end the same way (read past, LSO == HW,
+//!   find-hanging of both tools empty). A library consumer's LSO distance
+//!   (the `exactly_consumer_lso_distance` gauge) is HW - LSO while it hangs.
 //! - round trip: binary
 //!   values, empty and null keys and headers round-trip through `produce`
 //!   and `consume` (raw and JSON lines); group lag matches
 //!   `kafka-consumer-groups.sh --describe`; offsets match `GetOffsetShell`;
 //!   topics create/describe/add-partitions/delete, `metadata`, `verify`, and
-//!   the exit codes.
+//!   the exit codes; `consume` start options (N, -N, end, s@TIMESTAMP) with
+//!   `-c`/`-e`; `produce -p`, `-z` (the codec checked by DumpLogSegments),
+//!   `--txn-records` (one transaction per N lines: N markers) and
+//!   all-or-nothing (a failing input leaves nothing visible); a live group
+//!   member as `kafka-consumer-groups.sh --describe --members` shows it.
+//! - help examples: every leaf subcommand's first `--help` example, with
+//!   this cluster's names substituted, exits 0 (so examples cannot rot);
+//!   the `copy` example's output passes `verify --count`.
 //!
 //! The 1 GB round trip with bounded memory is `#[ignore]`d:
 //! `cargo test -p exactly-protocol-tests --test admin_cli -- --ignored gigabyte`.
