@@ -353,6 +353,15 @@ impl Consumer {
         (end >= 0).then(|| (end - pos).max(0))
     }
 
+    /// The high watermark minus the last stable offset the last fetch
+    /// reported for `tp`: how many offsets open transactions hold back from
+    /// `read_committed` readers (0 when none is open).
+    pub fn lso_distance(&self, tp: &TopicPartition) -> Option<i64> {
+        let st = self.asg.partitions.get(tp)?;
+        (st.high_watermark >= 0 && st.last_stable_offset >= 0)
+            .then(|| (st.high_watermark - st.last_stable_offset).max(0))
+    }
+
     fn partition_mut(
         &mut self,
         tp: &TopicPartition,
