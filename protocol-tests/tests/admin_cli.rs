@@ -3,7 +3,7 @@
 //! (`TransactionsCommand`, `ConsumerGroupCommand`, `GetOffsetShell`).
 //!
 //! One test, one broker (transaction.version=1, with
-//! `transaction.partition.verification.enable=false`), two phases; the Java
+//! `transaction.partition.verification.enable=false`), three phases; the Java
 //! tools of each phase run in parallel, on the same state, to keep the test
 //! cheap (JVM starts dominate its time).
 //!
@@ -13,13 +13,24 @@
 //!   exists to stop), so its coordinator will never write a marker there:
 //!   the transaction hangs and holds the last stable offset back. Then
 //!   `txn find-hanging` lists it (as Java's `find-hanging` does), `txn
-//!   abort` ends it, and a read_committed `consume` reads past it.
+//!   abort` ends it, and a read_committed `consume` reads past it. A second
+//!   one, on another topic, is ended by Java's `TransactionsCommand abort`
+//!   (at the same time): both end the same way (read past, LSO == HW,
+//!   find-hanging of both tools empty). A library consumer's LSO distance
+//!   (the `exactly_consumer_lso_distance` gauge) is HW - LSO while it hangs.
 //! - round trip: binary
 //!   values, empty and null keys and headers round-trip through `produce`
 //!   and `consume` (raw and JSON lines); group lag matches
 //!   `kafka-consumer-groups.sh --describe`; offsets match `GetOffsetShell`;
 //!   topics create/describe/add-partitions/delete, `metadata`, `verify`, and
-//!   the exit codes.
+//!   the exit codes; `consume` start options (N, -N, end, s@TIMESTAMP) with
+//!   `-c`/`-e`; `produce -p`, `-z` (the codec checked by DumpLogSegments),
+//!   `--txn-records` (one transaction per N lines: N markers) and
+//!   all-or-nothing (a failing input leaves nothing visible); a live group
+//!   member as `kafka-consumer-groups.sh --describe --members` shows it.
+//! - help examples: every leaf subcommand's first `--help` example, with
+//!   this cluster's names substituted, exits 0 (so examples cannot rot);
+//!   the `copy` example's output passes `verify --count`.
 //!
 //! The 1 GB round trip with bounded memory is `#[ignore]`d:
 //! `cargo test -p exactly-protocol-tests --test admin_cli -- --ignored gigabyte`.
@@ -247,6 +258,9 @@ fn cli_matches_java_tools() {
     let t = Instant::now();
     round_trip_groups_topics(&broker);
     println!("round-trip phase: {:.1} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    help_examples_work(&broker);
+    println!("help examples phase: {:.1} s", t.elapsed().as_secs_f64());
     println!(
         "cli_matches_java_tools: {:.1} s",
         t0.elapsed().as_secs_f64()
@@ -277,6 +291,22 @@ fn hanging_transaction_found_aborted_and_read_past(broker: &Broker) {
     );
     let txn_id = unique_topic("hanger");
     let pid = hang(broker, &topic, &txn_id);
+    // A second hanging transaction (offset 1 of `topic2`), for Java's abort.
+    let topic2 = unique_topic("hang-java");
+    ok(&b, &["topics", "create", &topic2, "--partitions", "1"], b"");
+    ok(&b, &["produce", "-t", &topic2], b"t2-before\n");
+    let pid2 = hang(broker, &topic2, &unique_topic("hanger2"));
+    ok(
+        &b,
+        &[
+            "produce",
+            "-t",
+            &topic2,
+            "--transactional-id",
+            &unique_topic("after-writer2"),
+        ],
+        b"t2-after\n",
+    );
     // committed after the hanging one: invisible to read_committed until it ends
     let writer = unique_topic("after-writer");
     ok(
@@ -335,6 +365,38 @@ fn hanging_transaction_found_aborted_and_read_past(broker: &Broker) {
         "before-0\nbefore-1\nbefore-2\n",
         "held back at the LSO"
     );
+
+    // What the consumer's `exactly_consumer_lso_distance` gauge reads: the
+    // high watermark minus the held-back last stable offset (3).
+    let hw: i64 = ours
+        .text()
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("high watermark");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let distance = rt.block_on(async {
+        let mut c = exactly_consumer::Consumer::from_properties([
+            ("bootstrap.servers", b.as_str()),
+            ("isolation.level", "read_committed"),
+            ("auto.offset.reset", "earliest"),
+        ])
+        .await
+        .expect("consumer");
+        let tp = exactly_consumer::TopicPartition::new(&topic, 0);
+        c.assign(std::slice::from_ref(&tp)).expect("assign");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while c.lso_distance(&tp).is_none() {
+            assert!(Instant::now() < deadline, "no fetch answered");
+            c.poll(Duration::from_millis(200)).await.expect("poll");
+        }
+        c.lso_distance(&tp)
+    });
+    assert_eq!(distance, Some(hw - 3), "LSO distance (HW {hw})");
 
     // The producer and its open transaction, as Java's describe-producers sees them.
     let ours = ok(
@@ -420,23 +482,69 @@ fn hanging_transaction_found_aborted_and_read_past(broker: &Broker) {
         ],
         b"",
     );
-    assert_eq!(hanging(&text_lines(&by_broker)), expected, "--broker-id");
+    let ours_two = |lines: &[String]| -> Vec<(String, String, String, String)> {
+        rows(lines, "Topic")
+            .into_iter()
+            .filter(|r| r[0] == topic || r[0] == topic2)
+            .map(|r| (r[0].clone(), r[1].clone(), r[2].clone(), r[5].clone()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    let mut both = vec![
+        (
+            topic.clone(),
+            "0".to_owned(),
+            pid.to_string(),
+            "3".to_owned(),
+        ),
+        (
+            topic2.clone(),
+            "0".to_owned(),
+            pid2.to_string(),
+            "1".to_owned(),
+        ),
+    ];
+    both.sort();
+    assert_eq!(ours_two(&text_lines(&by_broker)), both, "--broker-id");
 
     // abort ends it (the same WriteTxnMarkers Java's abort sends); the
-    // consumer reads past it.
-    ok(
-        &b,
-        &[
-            "txn",
-            "abort",
-            "--topic",
-            &topic,
-            "--partition",
-            "0",
-            "--start-offset",
-            "3",
-        ],
-        b"",
+    // consumer reads past it. Java's `abort` ends the second one, at the
+    // same time.
+    let java_abort = std::thread::scope(|s| {
+        let j = s.spawn(|| {
+            java.transactions_command(&[
+                "abort",
+                "--topic",
+                &topic2,
+                "--partition",
+                "0",
+                "--start-offset",
+                "1",
+            ])
+            .unwrap_or_else(|e| panic!("TransactionsCommand abort: {e}"))
+        });
+        ok(
+            &b,
+            &[
+                "txn",
+                "abort",
+                "--topic",
+                &topic,
+                "--partition",
+                "0",
+                "--start-offset",
+                "3",
+            ],
+            b"",
+        );
+        j.join()
+            .unwrap_or_else(|_| panic!("TransactionsCommand abort panicked"))
+    });
+    assert!(
+        java_abort.status.is_some_and(|s| s.success()),
+        "TransactionsCommand abort: {:?}",
+        java_abort.stderr_tail
     );
     assert!(hanging(&find()).is_empty());
     let past = ok(&b, &["consume", &topic, "-e"], b"");
@@ -452,6 +560,42 @@ fn hanging_transaction_found_aborted_and_read_past(broker: &Broker) {
         hw.text(),
         "LSO caught up with the high watermark"
     );
+
+    // Java's abort ended the second the same way: read past, LSO == HW, and
+    // neither tool finds anything hanging any more.
+    let past2 = ok(&b, &["consume", &topic2, "-e"], b"");
+    assert_eq!(
+        past2.text(),
+        "t2-before\nt2-after\n",
+        "read past Java's abort"
+    );
+    let lso = ok(&b, &["offsets", "-t", &topic2, "--time", "-5"], b"");
+    let hw = ok(&b, &["offsets", "-t", &topic2, "--time", "-1"], b"");
+    assert_eq!(lso.text(), hw.text(), "LSO == HW after Java's abort");
+    let java_after = java
+        .transactions_command(&[
+            "find-hanging",
+            "--broker-id",
+            "1",
+            "--max-transaction-timeout",
+            "0",
+        ])
+        .unwrap_or_else(|e| panic!("find-hanging: {e}"))
+        .stdout;
+    assert!(ours_two(&java_after).is_empty(), "Java: {java_after:?}");
+    let ours_after = ok(
+        &b,
+        &[
+            "txn",
+            "find-hanging",
+            "--broker-id",
+            "1",
+            "--max-transaction-timeout",
+            "0",
+        ],
+        b"",
+    );
+    assert!(ours_two(&text_lines(&ours_after)).is_empty());
 }
 
 fn binary_value() -> Vec<u8> {
@@ -524,6 +668,130 @@ fn round_trip_groups_topics(broker: &Broker) {
     let group = unique_topic("cli-group");
     ok(&b, &["consume", &topic, "-G", &group, "-e"], b"");
     ok(&b, &["produce", "-t", &topic], b"x\ny\n");
+
+    // Start options (offsets 4 and 5 are x and y) and -c.
+    let from = |o: &str, extra: &[&str]| {
+        let mut args = vec!["consume", topic.as_str(), "-o", o];
+        args.extend_from_slice(extra);
+        ok(&b, &args, b"").text()
+    };
+    assert_eq!(from("4", &["-e"]), "x\ny\n", "absolute offset");
+    assert_eq!(from("-2", &["-e"]), "x\ny\n", "-N");
+    assert_eq!(from("end", &["-e"]), "", "end");
+    assert_eq!(from("4", &["-c", "1"]), "x\n", "-c without -e");
+    let x: serde_json::Value = serde_json::from_str(&from("4", &["-c", "1", "-J"])).expect("JSON");
+    let ts = x["timestamp"].as_i64().expect("timestamp");
+    assert_eq!(from(&format!("s@{ts}"), &["-e"]), "x\ny\n", "s@timestamp");
+
+    // produce: -p, compression, one transaction per N lines, all or nothing.
+    let p3 = unique_topic("cli-p3");
+    ok(&b, &["topics", "create", &p3, "--partitions", "3"], b"");
+    ok(
+        &b,
+        &["produce", "-t", &p3, "-p", "2", "-z", "zstd"],
+        b"z0\nz1\nz2\n",
+    );
+    ok(
+        &b,
+        &["produce", "-t", &p3, "-p", "1", "-z", "gzip"],
+        b"g0\n",
+    );
+    let txn_n = unique_topic("cli-txn-n");
+    ok(
+        &b,
+        &[
+            "produce",
+            "-t",
+            &p3,
+            "-p",
+            "0",
+            "--transactional-id",
+            &txn_n,
+            "--txn-records",
+            "2",
+        ],
+        b"t0\nt1\nt2\nt3\nt4\n",
+    );
+    // all or nothing: the third record is over max.request.size, so the
+    // whole input's one transaction aborts.
+    let mut bad = b"a0\na1\n".to_vec();
+    bad.extend(vec![b'x'; 2 << 20]);
+    bad.extend(b"\na3\n");
+    let failed = cli(
+        &b,
+        &[
+            "produce",
+            "-t",
+            &p3,
+            "-p",
+            "0",
+            "--transactional-id",
+            &unique_topic("cli-aon"),
+        ],
+        &bad,
+    );
+    assert_eq!(failed.code, 3, "an oversized record fails the input");
+    ok(
+        &b,
+        &[
+            "produce",
+            "-t",
+            &p3,
+            "-p",
+            "1",
+            "--transactional-id",
+            &unique_topic("cli-aon-ok"),
+        ],
+        b"w0\nw1\n",
+    );
+    let part = |p: &str| ok(&b, &["consume", &p3, "-p", p, "-e"], b"").text();
+    assert_eq!(part("2"), "z0\nz1\nz2\n");
+    assert_eq!(part("1"), "g0\nw0\nw1\n");
+    assert_eq!(
+        part("0"),
+        "t0\nt1\nt2\nt3\nt4\n",
+        "nothing of the aborted input"
+    );
+    let ends = ok(&b, &["offsets", "-t", &p3, "--time", "-1"], b"");
+    let end0: i64 = ends
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{p3}:0:")))
+        .and_then(|v| v.parse().ok())
+        .expect("partition 0 end");
+    // 5 records + 3 commit markers (2+2+1), then the aborted input's
+    // records (0..=2 of them reached the log) + its abort marker.
+    assert!(
+        (8..=11).contains(&end0),
+        "one transaction per 2 lines, then one aborted: end {end0}"
+    );
+
+    // A live member (a group consumer still running) for --members.
+    let live = unique_topic("cli-live");
+    let mut member = Command::new(env!("CARGO_BIN_EXE_exactly_cli"))
+        .args(["-b", &b, "consume", &p3, "-G", &live])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn live member");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let our_members = loop {
+        // GroupIdNotFound (exit 3) until the member has joined.
+        let d = cli(&b, &["groups", "describe", &live, "--json"], b"");
+        let owners: Vec<serde_json::Value> = if d.code == 0 {
+            d.text()
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("JSON"))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if owners.len() == 3 && owners.iter().all(|o| o["consumer_id"].is_string()) {
+            break owners;
+        }
+        assert!(Instant::now() < deadline, "no live member: {owners:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
     let mut java_out = java_parallel(vec![
         Box::new(|| {
             java.run(
@@ -541,11 +809,68 @@ fn round_trip_groups_topics(broker: &Broker) {
             .stdout
         }),
         Box::new(|| get_offset_shell(&java, &b, &topic)),
+        Box::new(|| {
+            java.run(
+                "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+                &[
+                    "--bootstrap-server".into(),
+                    b.clone(),
+                    "--describe".into(),
+                    "--members".into(),
+                    "--group".into(),
+                    live.clone(),
+                ],
+                Duration::from_secs(90),
+            )
+            .unwrap_or_else(|e| panic!("ConsumerGroupCommand --members: {e}"))
+            .stdout
+        }),
+        Box::new(|| {
+            let files = broker
+                .segment_files(broker.node_ids()[0], &p3, 2)
+                .unwrap_or_else(|e| panic!("segments: {e}"));
+            java.dump_log_segments(&files)
+                .unwrap_or_else(|e| panic!("DumpLogSegments: {e}"))
+                .into_iter()
+                .map(|d| d.compression)
+                .collect()
+        }),
     ])
     .into_iter();
-    let (java_groups, java_offsets) = (
+    let (java_groups, java_offsets, java_members, codecs) = (
         java_out.next().unwrap_or_default(),
         java_out.next().unwrap_or_default(),
+        java_out.next().unwrap_or_default(),
+        java_out.next().unwrap_or_default(),
+    );
+    let _ = member.kill();
+    let _ = member.wait();
+    assert!(
+        !codecs.is_empty() && codecs.iter().all(|c| c.eq_ignore_ascii_case("zstd")),
+        "-z zstd on the wire: {codecs:?}"
+    );
+    // --members: consumer id, host, client id and partition count.
+    let mut ours_by_member: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for o in &our_members {
+        let s = |k: &str| o[k].as_str().unwrap_or("-").to_owned();
+        *ours_by_member
+            .entry((s("consumer_id"), s("host"), s("client_id")))
+            .or_default() += 1;
+    }
+    let java_by_member: BTreeMap<(String, String, String), usize> = rows(&java_members, "GROUP")
+        .into_iter()
+        .filter(|r| r.len() >= 5 && r[0] == live)
+        .map(|r| {
+            (
+                (r[1].clone(), r[2].clone(), r[3].clone()),
+                r[4].parse().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(ours_by_member.len(), 1, "{our_members:?}");
+    assert_eq!(
+        ours_by_member, java_by_member,
+        "same members as kafka-consumer-groups.sh --describe --members"
     );
     let ours = ok(&b, &["groups", "describe", &group], b"");
     let lag = |rows: Vec<Vec<String>>| -> Vec<Vec<String>> {
@@ -657,6 +982,161 @@ fn round_trip_groups_topics(broker: &Broker) {
         b"",
     );
     assert_eq!(down.code, 3, "an unreachable cluster is exit 3");
+}
+
+/// The subcommands under `path` (`exactly PATH --help`'s "Commands:"),
+/// recursively: the leaves.
+fn leaves(path: Vec<String>, out: &mut Vec<Vec<String>>) {
+    let mut args = path.clone();
+    args.push("--help".into());
+    let help = Command::new(env!("CARGO_BIN_EXE_exactly_cli"))
+        .args(&args)
+        .output()
+        .expect("--help");
+    assert!(help.status.success(), "{args:?}");
+    let text = String::from_utf8_lossy(&help.stdout).into_owned();
+    let subs: Vec<String> = text
+        .lines()
+        .skip_while(|l| l.trim() != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .filter(|c| c != "help")
+        .collect();
+    if subs.is_empty() {
+        out.push(path);
+        return;
+    }
+    for s in subs {
+        let mut p = path.clone();
+        p.push(s);
+        leaves(p, out);
+    }
+}
+
+/// The first example command line in `exactly LEAF --help`.
+fn help_example(leaf: &[String]) -> String {
+    let mut args = leaf.to_vec();
+    args.push("--help".into());
+    let help = Command::new(env!("CARGO_BIN_EXE_exactly_cli"))
+        .args(&args)
+        .output()
+        .expect("--help");
+    let text = String::from_utf8_lossy(&help.stdout).into_owned();
+    text.lines()
+        .skip_while(|l| !l.trim_start().starts_with("Example"))
+        .skip(1)
+        .find(|l| l.contains("exactly "))
+        .unwrap_or_else(|| panic!("no example in `exactly {} --help`:\n{text}", leaf.join(" ")))
+        .trim()
+        .to_owned()
+}
+
+/// Tried as a new user would, with only `--help`: every leaf subcommand's
+/// first help example, with the example's names replaced by this
+/// cluster's, runs and exits 0. The order makes each example's
+/// preconditions (topics, a copied group, a hanging transaction to abort)
+/// true; a new subcommand fails here until it is given a place.
+fn help_examples_work(broker: &Broker) {
+    let b = broker.bootstrap();
+    let order = [
+        "topics create",
+        "topics add-partitions",
+        "topics describe",
+        "topics list",
+        "produce",
+        "consume",
+        "metadata",
+        "offsets",
+        "copy",
+        "verify",
+        "groups list",
+        "groups describe",
+        "groups delete-offsets",
+        "txn list",
+        "txn describe",
+        "txn producers",
+        "txn find-hanging",
+        "txn abort",
+        "topics delete",
+    ];
+    let mut found = Vec::new();
+    leaves(Vec::new(), &mut found);
+    let mut found: Vec<String> = found.iter().map(|l| l.join(" ")).collect();
+    found.sort();
+    let mut want: Vec<String> = order.iter().map(|s| (*s).to_owned()).collect();
+    want.sort();
+    assert_eq!(found, want, "every leaf subcommand has a place here");
+
+    let (orders, fresh, input, output) = (
+        unique_topic("ex-orders"),
+        unique_topic("ex-fresh"),
+        unique_topic("ex-in"),
+        unique_topic("ex-out"),
+    );
+    let (group, txn_id) = (unique_topic("ex-copier"), unique_topic("ex-copier-1"));
+    ok(&b, &["topics", "create", &orders, "--partitions", "1"], b"");
+    ok(&b, &["topics", "create", &input, "--partitions", "1"], b"");
+    ok(&b, &["topics", "create", &output, "--partitions", "1"], b"");
+    ok(&b, &["produce", "-t", &input, "--count", "1000"], b"");
+    let exe = env!("CARGO_BIN_EXE_exactly_cli");
+    for leaf in order {
+        let example = help_example(&leaf.split(' ').map(str::to_owned).collect::<Vec<_>>());
+        let mut abort_at = String::new();
+        if leaf == "txn abort" {
+            // Something to abort: a hanging transaction at the log end.
+            let end = ok(&b, &["offsets", "-t", &orders, "--time", "-1"], b"");
+            abort_at = end
+                .text()
+                .trim()
+                .rsplit(':')
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            hang(broker, &orders, &unique_topic("ex-hanger"));
+        }
+        let renamed = |w: &str| -> Option<String> {
+            Some(match w {
+                "orders" if leaf.starts_with("topics") => fresh.clone(),
+                "orders" => orders.clone(),
+                "in" | "old-input" => input.clone(),
+                "out" => output.clone(),
+                "copier" => group.clone(),
+                "copier-1" => txn_id.clone(),
+                "1234" if leaf == "txn abort" => abort_at.clone(),
+                "exactly" => format!("{exe} -b {b}"),
+                _ => return None,
+            })
+        };
+        let line = example
+            .split(' ')
+            .map(|w| renamed(w).unwrap_or_else(|| w.to_owned()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let started = Instant::now();
+        let run = Command::new("sh")
+            .args(["-c", &line])
+            .stdin(Stdio::null())
+            .output()
+            .expect("sh");
+        println!(
+            "example `{example}` -> {:?} in {:.1} s\n{}{}",
+            run.status.code(),
+            started.elapsed().as_secs_f64(),
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(
+            run.status.success(),
+            "`exactly {leaf} --help` example `{example}` failed"
+        );
+    }
+    // The copy example's output is the input, exactly once.
+    ok(&b, &["verify", "-t", &output, "--count", "1000"], b"");
+    // The aborted example transaction no longer holds the LSO back.
+    let lso = ok(&b, &["offsets", "-t", &orders, "--time", "-5"], b"");
+    let hw = ok(&b, &["offsets", "-t", &orders, "--time", "-1"], b"");
+    assert_eq!(lso.text(), hw.text());
 }
 
 /// 1 GB through `produce` (file in, 512 KiB lines: under the broker's

@@ -22,6 +22,14 @@
 //! - static membership (`group.instance.id`): a static member that closes
 //!   (leave with epoch -2) and comes back within the session timeout gets
 //!   its partitions back; the other member's assignment never moves;
+//! - regex subscription (`SubscribedTopicRegex`, resolved by the broker):
+//!   a consumer subscribed with a regex reads a matching topic, then a
+//!   matching topic created after the subscription is assigned and read; a
+//!   topic that does not match is not;
+//! - `group.remote.assignor`: 2 members over 2 topics of 3 partitions get
+//!   the broker's `range` layout (per topic, so one member holds
+//!   partitions 0 and 1 of both topics, the other partition 2 of both: 4
+//!   and 2) and its `uniform` one (3 and 3);
 //! - (ignored, long) a mixed group of Java `VerifiableConsumer`s and ours.
 //!
 //! Run: `cargo test -p exactly-protocol-tests --test consumer_kip848`
@@ -792,4 +800,145 @@ fn kip848_static_member_comes_back_to_its_partitions() {
         b.close().await.unwrap();
     });
     eprintln!("static: {:?}", started.elapsed());
+}
+
+#[test]
+fn kip848_regex_subscription_picks_up_a_topic_created_later() {
+    let _s = serial();
+    let started = Instant::now();
+    let broker = broker(TransactionVersion::V2);
+    let base = unique_topic("k848re");
+    let (first, later, other) = (
+        format!("{base}-in-a"),
+        format!("{base}-in-b"),
+        format!("{base}-out"),
+    );
+    broker.create_topic(&first, 2).unwrap();
+    broker.create_topic(&other, 1).unwrap();
+    let regex = format!("{}-in-.*", base.replace('.', "\\."));
+    let rt = runtime();
+    rt.block_on(async {
+        produce(&broker.bootstrap(), &first, 2, 10).await;
+        produce(&broker.bootstrap(), &other, 1, 5).await;
+        let mut c = Consumer::from_properties(props(broker, &format!("{base}-g"), &[]))
+            .await
+            .unwrap();
+        c.subscribe_pattern(&regex).unwrap();
+        let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+        let read = |c: Polled, seen: &mut BTreeSet<(String, String)>| {
+            if let Polled::Records(rs) = c {
+                for r in &rs {
+                    seen.insert((r.topic().to_string(), text(r.value())));
+                }
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while seen.iter().filter(|(t, _)| *t == first).count() < 10 {
+            assert!(Instant::now() < deadline, "{first} not read: {seen:?}");
+            read(c.poll(Duration::from_millis(100)).await.unwrap(), &mut seen);
+        }
+        let t_first = started.elapsed();
+        // A matching topic created after the subscription: the broker
+        // resolves the regex again and assigns it.
+        broker.create_topic(&later, 2).unwrap();
+        produce(&broker.bootstrap(), &later, 2, 6).await;
+        let created = Instant::now();
+        let deadline = created + Duration::from_secs(40);
+        while seen.iter().filter(|(t, _)| *t == later).count() < 6 {
+            assert!(
+                Instant::now() < deadline,
+                "{later} not read: {:?} {seen:?}",
+                c.assignment()
+            );
+            read(c.poll(Duration::from_millis(100)).await.unwrap(), &mut seen);
+        }
+        let t_later = created.elapsed();
+        let mut topics: Vec<String> = c.assignment().into_iter().map(|tp| tp.topic).collect();
+        topics.sort();
+        topics.dedup();
+        assert_eq!(topics, vec![first.clone(), later.clone()]);
+        assert!(
+            seen.iter().all(|(t, _)| *t != other),
+            "a topic the regex does not match was read"
+        );
+        assert_eq!(seen.len(), 16, "{seen:?}");
+        c.close().await.unwrap();
+        eprintln!("regex: first topic read after {t_first:?}, the later one {t_later:?} after its creation");
+    });
+    eprintln!("regex: {:?}", started.elapsed());
+}
+
+/// Two members of one group over `topics`, polled until both hold
+/// something, all 6 partitions are held and nothing moved for 2 s.
+async fn settled_split(
+    broker: &Broker,
+    group: &str,
+    assignor: &str,
+    topics: &[String],
+) -> (Vec<TopicPartition>, Vec<TopicPartition>) {
+    let p = props(broker, group, &[("group.remote.assignor", assignor)]);
+    let mut a = Consumer::from_properties(p.clone()).await.unwrap();
+    let mut b = Consumer::from_properties(p).await.unwrap();
+    a.subscribe(topics).unwrap();
+    b.subscribe(topics).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = (Vec::new(), Vec::new());
+    let mut since = Instant::now();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{assignor}: no settled split: {last:?}"
+        );
+        a.poll(Duration::from_millis(50)).await.unwrap();
+        b.poll(Duration::from_millis(50)).await.unwrap();
+        let mut now = (a.assignment(), b.assignment());
+        now.0.sort();
+        now.1.sort();
+        if now != last {
+            last = now;
+            since = Instant::now();
+            continue;
+        }
+        let full = !last.0.is_empty() && !last.1.is_empty() && last.0.len() + last.1.len() == 6;
+        if full && since.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+    }
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+    last
+}
+
+#[test]
+fn kip848_remote_assignor_range_and_uniform_give_the_broker_layouts() {
+    let _s = serial();
+    let started = Instant::now();
+    let broker = broker(TransactionVersion::V2);
+    let base = unique_topic("k848asg");
+    let topics = vec![format!("{base}-x"), format!("{base}-y")];
+    for t in &topics {
+        broker.create_topic(t, 3).unwrap();
+    }
+    let rt = runtime();
+    rt.block_on(async {
+        let parts = |v: &[TopicPartition], t: &str| -> Vec<i32> {
+            v.iter()
+                .filter(|tp| tp.topic == t)
+                .map(|tp| tp.partition)
+                .collect()
+        };
+        // range: per topic, partitions 0..3 split 2 + 1, the same way in
+        // both topics (co-partitioned).
+        let (a, b) = settled_split(broker, &format!("{base}-range"), "range", &topics).await;
+        let (big, small) = if a.len() > b.len() { (a, b) } else { (b, a) };
+        for t in &topics {
+            assert_eq!(parts(&big, t), vec![0, 1], "range: {big:?} / {small:?}");
+            assert_eq!(parts(&small, t), vec![2], "range: {big:?} / {small:?}");
+        }
+        // uniform: 3 and 3.
+        let (a, b) = settled_split(broker, &format!("{base}-uniform"), "uniform", &topics).await;
+        assert_eq!((a.len(), b.len()), (3, 3), "uniform: {a:?} / {b:?}");
+        eprintln!("uniform layout: {a:?} / {b:?}");
+    });
+    eprintln!("assignors: {:?}", started.elapsed());
 }

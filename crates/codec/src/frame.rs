@@ -112,6 +112,34 @@ mod tests {
         assert_eq!(b.capacity(), cap);
     }
 
+    /// Issue 16 item 4: a size prefix just under the maximum waits for its
+    /// bytes with a reservation bounded by the maximum; one just over is an
+    /// error before any reservation.
+    #[test]
+    fn a_size_just_under_the_maximum_waits_with_a_bounded_reservation() {
+        let max = 1 << 20;
+        let d = FrameDecoder::new(max);
+        let mut b = BytesMut::new();
+        b.put_i32(max as i32 - 1);
+        b.put_slice(b"abc");
+        assert_eq!(d.decode(&mut b).unwrap(), None);
+        assert_eq!(b.len(), 7, "the buffer is left as it was");
+        assert!(b.capacity() <= 4 + max, "{}", b.capacity());
+        let mut b = BytesMut::new();
+        b.put_i32(max as i32 + 1);
+        let cap = b.capacity();
+        assert!(matches!(
+            d.decode(&mut b),
+            Err(CodecError::FrameTooLarge { .. })
+        ));
+        assert_eq!(b.capacity(), cap);
+        // Exactly the maximum is a frame.
+        let mut b = BytesMut::new();
+        b.put_i32(max as i32);
+        b.put_bytes(7, max);
+        assert_eq!(d.decode(&mut b).unwrap().unwrap().len(), max);
+    }
+
     #[test]
     fn negative_size() {
         let d = FrameDecoder::default();

@@ -174,6 +174,9 @@ pub struct ConsumerConfig {
     pub(crate) strategies: Vec<AssignmentStrategy>,
     pub(crate) default_api_timeout: Duration,
     pub(crate) check_crcs: bool,
+    /// `fetch.max.uncompressed.bytes`: the total a fetch response may
+    /// decompress to (all its compressed batches together).
+    pub(crate) fetch_max_uncompressed_bytes: usize,
     pub(crate) group_protocol: GroupProtocol,
     pub(crate) remote_assignor: Option<RemoteAssignor>,
 }
@@ -287,9 +290,24 @@ struct Partial {
     strategies: Vec<AssignmentStrategy>,
     default_api_timeout: Duration,
     check_crcs: bool,
+    fetch_max_uncompressed_bytes: usize,
     group_protocol: GroupProtocol,
     remote_assignor: Option<RemoteAssignor>,
+    /// Classic-protocol settings set explicitly (refused under
+    /// `group.protocol=consumer`).
+    classic_only: Vec<&'static str>,
 }
+
+/// Settings of the classic protocol that KIP-848 moves to the coordinator
+/// (`group.consumer.session.timeout.ms`,
+/// `group.consumer.heartbeat.interval.ms`, `group.remote.assignor`): the
+/// Java client refuses them with `group.protocol=consumer`, and so do we
+/// rather than ignore them silently.
+const CLASSIC_ONLY: [&str; 3] = [
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "partition.assignment.strategy",
+];
 
 impl Default for ConsumerConfigBuilder {
     fn default() -> Self {
@@ -314,8 +332,10 @@ impl Default for ConsumerConfigBuilder {
                 strategies: vec![AssignmentStrategy::Range],
                 default_api_timeout: Duration::from_millis(60_000),
                 check_crcs: true,
+                fetch_max_uncompressed_bytes: DEFAULT_FETCH_MAX_UNCOMPRESSED_BYTES,
                 group_protocol: GroupProtocol::Classic,
                 remote_assignor: None,
+                classic_only: Vec::new(),
             },
         }
     }
@@ -344,7 +364,12 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "partition.assignment.strategy",
     "default.api.timeout.ms",
     "check.crcs",
+    "fetch.max.uncompressed.bytes",
 ];
+
+/// Default of `fetch.max.uncompressed.bytes` (256 MiB): four batches at the
+/// per-batch decompression cap.
+pub const DEFAULT_FETCH_MAX_UNCOMPRESSED_BYTES: usize = 256 << 20;
 
 impl ConsumerConfigBuilder {
     /// Whether `key` is a property of the consumer (not counting the net
@@ -356,6 +381,9 @@ impl ConsumerConfigBuilder {
     /// Sets one property by its Kafka name; names the consumer does not own
     /// go to the net layer. Unknown names and bad values are errors.
     pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self, ConfigError> {
+        if let Some(k) = CLASSIC_ONLY.iter().find(|k| **k == key) {
+            self.cfg.classic_only.push(k);
+        }
         let c = &mut self.cfg;
         match key {
             "group.id" => c.group_id = Some(non_empty(key, value)?),
@@ -432,6 +460,9 @@ impl ConsumerConfigBuilder {
             }
             "default.api.timeout.ms" => c.default_api_timeout = wire_millis(key, value, 1)?,
             "check.crcs" => c.check_crcs = boolean(key, value)?,
+            "fetch.max.uncompressed.bytes" => {
+                c.fetch_max_uncompressed_bytes = exactly_net::config::props::count(key, value, 1)?
+            }
             _ => {
                 self.net.set(key, value)?;
             }
@@ -482,11 +513,13 @@ impl ConsumerConfigBuilder {
     pub fn session(&mut self, session_timeout: Duration, heartbeat: Duration) -> &mut Self {
         self.cfg.session_timeout = session_timeout;
         self.cfg.heartbeat_interval = heartbeat;
+        self.cfg.classic_only.extend(&CLASSIC_ONLY[..2]);
         self
     }
     /// `partition.assignment.strategy`.
     pub fn assignment_strategies(&mut self, s: &[AssignmentStrategy]) -> &mut Self {
         self.cfg.strategies = s.to_vec();
+        self.cfg.classic_only.push(CLASSIC_ONLY[2]);
         self
     }
     /// `group.protocol`.
@@ -509,6 +542,15 @@ impl ConsumerConfigBuilder {
     pub fn build(&self) -> Result<ConsumerConfig, ConfigError> {
         let net = self.net.build()?;
         let c = &self.cfg;
+        if c.group_protocol == GroupProtocol::Consumer {
+            if let Some(k) = c.classic_only.first() {
+                return Err(ConfigError::Inconsistent(format!(
+                    "`{k}` is not supported with `group.protocol=consumer`: the group \
+                     coordinator decides it (group.consumer.session.timeout.ms, \
+                     group.consumer.heartbeat.interval.ms, group.remote.assignor)"
+                )));
+            }
+        }
         if c.heartbeat_interval >= c.session_timeout {
             return Err(ConfigError::Inconsistent(
                 "`heartbeat.interval.ms` must be lower than `session.timeout.ms`".into(),
@@ -549,6 +591,7 @@ impl ConsumerConfigBuilder {
             strategies: c.strategies.clone(),
             default_api_timeout: c.default_api_timeout,
             check_crcs: c.check_crcs,
+            fetch_max_uncompressed_bytes: c.fetch_max_uncompressed_bytes,
             group_protocol: c.group_protocol,
             remote_assignor: c.remote_assignor,
         })
@@ -559,6 +602,85 @@ impl ConsumerConfigBuilder {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Issue 16 item 5: neither the config, its builder, nor an error
+    /// about a secret property prints the secret.
+    #[test]
+    fn debug_and_errors_print_no_secret() {
+        const SECRET: &str = "CLIENT-SECRET-7";
+        let props = [
+            ("bootstrap.servers", "h:1"),
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.username", "alice"),
+            ("sasl.password", SECRET),
+        ];
+        let mut b = ConsumerConfig::builder();
+        for (k, v) in props {
+            b.set(k, v).unwrap();
+        }
+        let c = b.build().unwrap();
+        for s in [
+            format!("{b:?}"),
+            format!("{b:#?}"),
+            format!("{c:?}"),
+            format!("{c:#?}"),
+        ] {
+            assert!(!s.contains(SECRET), "{s}");
+        }
+        let c = ConsumerConfig::from_properties(props).unwrap();
+        assert!(!format!("{c:?}").contains(SECRET));
+        // The password without a user name: refused, without the password.
+        let e = ConsumerConfig::from_properties([
+            ("bootstrap.servers", "h:1"),
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.password", SECRET),
+        ])
+        .unwrap_err();
+        assert!(!e.to_string().contains(SECRET) && !format!("{e:?}").contains(SECRET));
+    }
+
+    #[test]
+    fn classic_settings_are_refused_under_the_consumer_protocol() {
+        for key in CLASSIC_ONLY {
+            let value = if key == "partition.assignment.strategy" {
+                "range"
+            } else {
+                "30000"
+            };
+            // In either order: the check is on the whole configuration.
+            for props in [
+                [("group.protocol", "consumer"), (key, value)],
+                [(key, value), ("group.protocol", "consumer")],
+            ] {
+                let mut all = vec![("bootstrap.servers", "127.0.0.1:9092"), ("group.id", "g")];
+                all.extend(props);
+                match ConsumerConfig::from_properties(all) {
+                    Err(ConfigError::Inconsistent(m)) => assert!(m.contains(key), "{m}"),
+                    other => panic!("{key}: {other:?}"),
+                }
+            }
+            // The classic protocol takes them.
+            ConsumerConfig::from_properties([
+                ("bootstrap.servers", "127.0.0.1:9092"),
+                ("group.protocol", "classic"),
+                (key, value),
+            ])
+            .unwrap();
+        }
+        // The typed builders count as set too.
+        let mut b = ConsumerConfig::builder();
+        b.bootstrap_servers("127.0.0.1:9092").unwrap();
+        b.group_protocol(GroupProtocol::Consumer)
+            .assignment_strategies(&[AssignmentStrategy::Range]);
+        assert!(matches!(b.build(), Err(ConfigError::Inconsistent(_))));
+        // Untouched defaults are fine.
+        let mut b = ConsumerConfig::builder();
+        b.bootstrap_servers("127.0.0.1:9092").unwrap();
+        b.group_protocol(GroupProtocol::Consumer);
+        b.build().unwrap();
+    }
 
     #[test]
     fn defaults_and_kafka_names() {

@@ -50,6 +50,19 @@ pub enum ConsumerError {
         /// What is wrong.
         source: RecordError,
     },
+    /// A batch decompresses past the cap: `fetch.max.uncompressed.bytes`
+    /// (the total one fetch response may decompress to) or the codec's
+    /// 64 MiB per batch, whichever is lower. The position stays at
+    /// `offset`; raise `fetch.max.uncompressed.bytes` (or seek past it).
+    #[error("the batch in {partition} at offset {offset} decompresses past {max} bytes: raise `fetch.max.uncompressed.bytes` (at most 64 MiB per batch) or seek past it")]
+    DecompressedTooLarge {
+        /// The partition.
+        partition: TopicPartition,
+        /// Where reading stopped.
+        offset: i64,
+        /// The cap that was hit.
+        max: usize,
+    },
     /// The position is out of range and `auto.offset.reset` is `none`.
     #[error("offset {offset} is out of range for {partition} (auto.offset.reset=none)")]
     OffsetOutOfRange {
@@ -84,6 +97,16 @@ pub enum ConsumerError {
         what: &'static str,
         /// The limit.
         after: Duration,
+    },
+    /// A fetch task panicked (a bug in the client, reported rather than
+    /// silently ending fetches from that broker). Fetching from the broker
+    /// resumes after the retry backoff; the position did not move.
+    #[error("the fetch from broker {broker} panicked: {message}")]
+    FetchPanicked {
+        /// The broker the fetch went to.
+        broker: i32,
+        /// The panic's message.
+        message: String,
     },
     /// The consumer was closed.
     #[error("the consumer is closed")]

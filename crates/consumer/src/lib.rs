@@ -68,16 +68,18 @@
 //!   (metadata refreshed through `exactly-net`'s `on_partition_error`),
 //!   coordinator moves, broker restarts.
 //!
-//! What it does not do: cooperative rebalancing (KIP-429), the KIP-848
-//! group protocol, fetch sessions (KIP-227), log truncation detection after
-//! unclean leader changes (KIP-320's OffsetsForLeaderEpoch), fetching from
-//! followers (KIP-392), pattern subscriptions, deserializers (records are
-//! bytes).
+//! What it does not do: fetch sessions (KIP-227), log truncation detection
+//! after unclean leader changes (KIP-320's OffsetsForLeaderEpoch), fetching
+//! from followers (KIP-392), client-side pattern subscriptions under the
+//! classic protocol (`subscribe_pattern` is KIP-848's broker-side regex),
+//! deserializers (records are bytes).
 
 mod client;
 pub mod config;
 mod error;
 pub mod fetch;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod group;
 mod metrics;
 pub mod offsets;

@@ -20,6 +20,8 @@ pub struct ConsumerMetrics {
     control_batches: AtomicU64,
     rebalances: AtomicU64,
     commits: AtomicU64,
+    decompression_budget_spent: AtomicU64,
+    read_committed_anomalies: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -51,6 +53,15 @@ pub struct ConsumerMetricsSnapshot {
     pub rebalances: u64,
     /// Successful offset commits.
     pub commits: u64,
+    /// Partitions whose data a fetch response cut short because the
+    /// response had decompressed `fetch.max.uncompressed.bytes` already
+    /// (fetched again, first in a later response).
+    pub decompression_budget_spent: u64,
+    /// Fetch answers that contradict themselves under `read_committed`: a
+    /// marker contradicting the aborted-transactions list, no last stable
+    /// offset (-1: nothing delivered), or a last stable offset above the
+    /// high watermark (the high watermark is used instead).
+    pub read_committed_anomalies: u64,
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -77,6 +88,7 @@ impl ConsumerMetrics {
         add(&self.batches, s.batches);
         add(&self.aborted_batches, s.aborted_batches);
         add(&self.control_batches, s.control_batches);
+        add(&self.read_committed_anomalies, s.read_committed_anomalies);
         add(&self.records_fetched, records as u64);
     }
     pub(crate) fn delivered(&self, n: usize) {
@@ -87,6 +99,12 @@ impl ConsumerMetrics {
     }
     pub(crate) fn committed(&self) {
         add(&self.commits, 1);
+    }
+    pub(crate) fn read_committed_anomaly(&self) {
+        add(&self.read_committed_anomalies, 1);
+    }
+    pub(crate) fn decompression_budget_spent(&self) {
+        add(&self.decompression_budget_spent, 1);
     }
 
     /// A snapshot of the counters.
@@ -105,6 +123,8 @@ impl ConsumerMetrics {
             control_batches: g(&self.control_batches),
             rebalances: g(&self.rebalances),
             commits: g(&self.commits),
+            decompression_budget_spent: g(&self.decompression_budget_spent),
+            read_committed_anomalies: g(&self.read_committed_anomalies),
         }
     }
 }

@@ -366,10 +366,19 @@ impl Assignment {
             if buf.records.is_empty() {
                 if let Some(f) = buf.fault.take() {
                     pos.offset = pos.offset.max(f.offset);
-                    st.error = Some(ConsumerError::CorruptRecord {
-                        partition: tp.clone(),
-                        offset: f.offset,
-                        source: f.error,
+                    st.error = Some(match f.error {
+                        exactly_codec::record::RecordError::DecompressedTooLarge {
+                            max, ..
+                        } => ConsumerError::DecompressedTooLarge {
+                            partition: tp.clone(),
+                            offset: f.offset,
+                            max,
+                        },
+                        error => ConsumerError::CorruptRecord {
+                            partition: tp.clone(),
+                            offset: f.offset,
+                            source: error,
+                        },
                     });
                 } else {
                     pos.offset = pos.offset.max(buf.next_offset);

@@ -2,7 +2,9 @@
 //! scripted coordinator: the join with epoch 0 and a member id of our own,
 //! the acknowledgement of an assignment, FENCED_MEMBER_EPOCH losing the
 //! partitions and rejoining with epoch 0 under the same member id, the
-//! leave with epoch -1, and UNRELEASED_INSTANCE_ID reaching the user.
+//! leave with epoch -1, UNRELEASED_INSTANCE_ID reaching the user, and a
+//! regex subscription (`SubscribedTopicRegex`) whose assigned topic ids are
+//! named from metadata of all topics, including a topic created later.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -176,4 +178,111 @@ async fn unreleased_instance_id_is_an_error_for_the_user_and_a_static_leave_is_m
         -2,
         "a static member leaves with -2"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regex_subscription_goes_as_subscribed_topic_regex_and_names_a_later_topic() {
+    let fb = FakeBroker::start(Box::new(|_, _| idle())).await;
+    // The cluster has `orders-a` (matched) and `other`; `orders-b` is
+    // created after the subscription, and the coordinator assigns it.
+    *fb.state.all_topics.lock().unwrap() = vec!["orders-a".into(), "other".into()];
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c2 = calls.clone();
+    let st = fb.state.clone();
+    *fb.state.heartbeat.lock().unwrap() = Some(Box::new(move |r| {
+        if r.member_epoch < 0 {
+            return ok(r.member_epoch, None);
+        }
+        let n = c2.fetch_add(1, Ordering::SeqCst);
+        let assign = |topics: &[&str]| {
+            let mut resp = ConsumerGroupHeartbeatResponse::default()
+                .with_member_epoch(if topics.len() > 1 { 2 } else { 1 })
+                .with_heartbeat_interval_ms(50);
+            resp.assignment = Some(
+                Assignment::default().with_topic_partitions(
+                    topics
+                        .iter()
+                        .map(|t| {
+                            TopicPartitions::default()
+                                .with_topic_id(topic_id(t))
+                                .with_partitions(vec![0])
+                        })
+                        .collect(),
+                ),
+            );
+            resp
+        };
+        match n {
+            0 => assign(&["orders-a"]),
+            1..=3 => ok(1, None),
+            4 => {
+                st.all_topics.lock().unwrap().push("orders-b".into());
+                assign(&["orders-a", "orders-b"])
+            }
+            _ => ok(2, None),
+        }
+    }));
+    let mut c = consumer(&fb, &[]).await;
+    c.subscribe_pattern("orders-.*").unwrap();
+    let first = next_event(&mut c).await.unwrap();
+    assert_eq!(
+        first,
+        Rebalance::Assigned(vec![TopicPartition::new("orders-a", 0)])
+    );
+    assert_eq!(
+        next_event(&mut c).await.unwrap(),
+        Rebalance::Assigned(vec![TopicPartition::new("orders-b", 0)])
+    );
+    let mut now = c.assignment();
+    now.sort();
+    assert_eq!(
+        now,
+        vec![
+            TopicPartition::new("orders-a", 0),
+            TopicPartition::new("orders-b", 0)
+        ]
+    );
+    // Both topics are acknowledged by id.
+    let acked =
+        |st: &FakeState| {
+            st.heartbeats.lock().unwrap().iter().any(|r| {
+                r.member_epoch == 2 && r.topic_partitions.as_ref().map(|t| t.len()) == Some(2)
+            })
+        };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !acked(&fb.state) {
+        assert!(Instant::now() < deadline, "orders-b never acknowledged");
+        c.poll(Duration::from_millis(50)).await.unwrap();
+    }
+    c.close().await.unwrap();
+    let hbs = fb.state.heartbeats.lock().unwrap().clone();
+    let join = &hbs[0];
+    assert_eq!(join.member_epoch, 0);
+    assert_eq!(
+        join.subscribed_topic_regex.as_ref().map(|s| s.as_str()),
+        Some("orders-.*")
+    );
+    assert_eq!(
+        join.subscribed_topic_names.as_ref().map(|t| t.len()),
+        Some(0),
+        "no names besides the regex"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regex_subscription_is_refused_under_the_classic_protocol() {
+    let fb = FakeBroker::start(Box::new(|_, _| idle())).await;
+    let mut c =
+        Consumer::from_properties([("bootstrap.servers", fb.addr.as_str()), ("group.id", "g")])
+            .await
+            .unwrap();
+    assert!(matches!(
+        c.subscribe_pattern("orders-.*"),
+        Err(ConsumerError::Usage(_))
+    ));
+    let mut c = consumer(&fb, &[]).await;
+    assert!(matches!(
+        c.subscribe_pattern(""),
+        Err(ConsumerError::Usage(_))
+    ));
 }

@@ -22,12 +22,12 @@
 //! | `exactly_errors_total` | counter | `client`, `code` (Kafka error code name) |
 //! | `exactly_consumer_fetches_total`, `exactly_consumer_records_fetched_total`, `exactly_consumer_records_total` (delivered), `exactly_consumer_batches_total`, `exactly_consumer_aborted_batches_total`, `exactly_consumer_rebalances_total`, `exactly_consumer_commits_total` | counter | `client` |
 //! | `exactly_consumer_lag` (last stable offset under read_committed, else high watermark, minus the position) | gauge | `client`, `topic`, `partition` |
+//! | `exactly_consumer_lso_distance` (high watermark minus last stable offset: what open transactions hold back) | gauge | `client`, `topic`, `partition` |
 //! | `exactly_session_records_in_total`, `exactly_session_records_out_total`, `exactly_session_records_committed_total`, `exactly_session_transactions_committed_total`, `exactly_session_transactions_aborted_total`, `exactly_session_rebalances_total` | counter | `session` |
 //! | `exactly_session_commit_latency_seconds` | histogram | `session` |
 //!
 //! Not yet exported (the producer does not count them apart today): records
-//! and batches sent, retries, epoch bumps and producer id rotations; the
-//! distance between the high watermark and the last stable offset.
+//! and batches sent, retries, epoch bumps and producer id rotations.
 //!
 //! `examples/prometheus_metrics.rs` serves them in the Prometheus text format.
 
@@ -83,6 +83,15 @@ pub fn export_consumer(client: &str, consumer: &Consumer) {
                 "partition" => tp.partition.to_string()
             )
             .set(lag as f64);
+        }
+        if let Some(d) = consumer.lso_distance(&tp) {
+            gauge!(
+                "exactly_consumer_lso_distance",
+                "client" => client.to_owned(),
+                "topic" => tp.topic.clone(),
+                "partition" => tp.partition.to_string()
+            )
+            .set(d as f64);
         }
     }
 }

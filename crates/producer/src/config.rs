@@ -473,6 +473,44 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// Issue 16 item 5: neither the config, its builder, nor an error
+    /// about a secret property prints the secret.
+    #[test]
+    fn debug_and_errors_print_no_secret() {
+        const SECRET: &str = "CLIENT-SECRET-7";
+        let props = [
+            ("bootstrap.servers", "h:1"),
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.username", "alice"),
+            ("sasl.password", SECRET),
+        ];
+        let mut b = ProducerConfig::builder();
+        for (k, v) in props {
+            b.set(k, v).unwrap();
+        }
+        let c = b.build().unwrap();
+        for s in [
+            format!("{b:?}"),
+            format!("{b:#?}"),
+            format!("{c:?}"),
+            format!("{c:#?}"),
+        ] {
+            assert!(!s.contains(SECRET), "{s}");
+        }
+        let c = ProducerConfig::from_properties(props).unwrap();
+        assert!(!format!("{c:?}").contains(SECRET));
+        // The password without a user name: refused, without the password.
+        let e = ProducerConfig::from_properties([
+            ("bootstrap.servers", "h:1"),
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.password", SECRET),
+        ])
+        .unwrap_err();
+        assert!(!e.to_string().contains(SECRET) && !format!("{e:?}").contains(SECRET));
+    }
+
     fn props(extra: &[(&str, &str)]) -> Result<ProducerConfig, ConfigError> {
         let mut all = vec![("bootstrap.servers", "127.0.0.1:9092")];
         all.extend_from_slice(extra);

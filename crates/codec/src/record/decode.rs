@@ -169,10 +169,11 @@ impl RecordBatch {
         if header.base_offset < 0 {
             return Err(RecordError::InvalidOffset("negative base offset"));
         }
+        // `next_offset()` (base + delta + 1) must fit an i64 too.
         if header.last_offset_delta < 0
             || header
                 .base_offset
-                .checked_add(i64::from(header.last_offset_delta))
+                .checked_add(i64::from(header.last_offset_delta) + 1)
                 .is_none()
         {
             return Err(RecordError::InvalidOffset("invalid last offset delta"));

@@ -247,4 +247,10 @@ pub enum RecordError {
     /// The batch would exceed `i32` lengths or counts.
     #[error("batch too large to encode")]
     Overflow,
+    /// A non-empty records section without one complete batch. Since
+    /// KIP-74 (Fetch v3) a broker replaces an incomplete first batch with an
+    /// empty answer, so this is a batch whose length field lies (or a broker
+    /// bug); fetching again would get the same bytes forever.
+    #[error("{0} bytes of records hold no complete batch (a batch length that lies?)")]
+    NoCompleteBatch(usize),
 }

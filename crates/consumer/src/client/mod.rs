@@ -60,6 +60,9 @@ enum Mode {
     None,
     /// Group membership over these topics (sorted).
     Subscribed(Vec<String>),
+    /// Group membership over the topics a regex matches, resolved by the
+    /// coordinator (KIP-848 only).
+    Pattern(String),
     /// Partitions chosen by the user.
     Assigned,
 }
@@ -243,12 +246,46 @@ impl Consumer {
         Ok(())
     }
 
+    /// Joins the group over every topic whose name `regex` matches,
+    /// including topics created later (`group.protocol=consumer` only: the
+    /// coordinator resolves the regex, in RE2J syntax, and sends it as the
+    /// heartbeat's `SubscribedTopicRegex`, KIP-848; the broker needs
+    /// ConsumerGroupHeartbeat v1, Kafka 4.0+). As in the Java client, the
+    /// classic protocol refuses it.
+    pub fn subscribe_pattern(&mut self, regex: &str) -> Result<(), ConsumerError> {
+        self.check_open()?;
+        if self.group.is_none() {
+            return Err(ConsumerError::Usage("subscribe needs `group.id`".into()));
+        }
+        if self.cfg.group_protocol != crate::GroupProtocol::Consumer {
+            return Err(ConsumerError::Usage(
+                "subscribe_pattern needs group.protocol=consumer".into(),
+            ));
+        }
+        if self.mode == Mode::Assigned {
+            return Err(ConsumerError::Usage(
+                "subscribe after assign: call unsubscribe first".into(),
+            ));
+        }
+        if regex.trim().is_empty() {
+            return Err(ConsumerError::Usage("the regex is empty".into()));
+        }
+        let changed = self.mode != Mode::Pattern(regex.to_owned());
+        self.mode = Mode::Pattern(regex.to_owned());
+        if changed {
+            if let Some(g) = &mut self.group {
+                g.request_rejoin(&self.shared);
+            }
+        }
+        Ok(())
+    }
+
     /// Reads `partitions` without group membership. With `group.id` the
     /// start positions come from the group's committed offsets (then
     /// `auto.offset.reset`), and commits go in as a simple consumer.
     pub fn assign(&mut self, partitions: &[TopicPartition]) -> Result<(), ConsumerError> {
         self.check_open()?;
-        if matches!(self.mode, Mode::Subscribed(_)) {
+        if matches!(self.mode, Mode::Subscribed(_) | Mode::Pattern(_)) {
             return Err(ConsumerError::Usage(
                 "assign after subscribe: call unsubscribe first".into(),
             ));
@@ -314,6 +351,15 @@ impl Consumer {
         };
         let pos = st.position?.offset;
         (end >= 0).then(|| (end - pos).max(0))
+    }
+
+    /// The high watermark minus the last stable offset the last fetch
+    /// reported for `tp`: how many offsets open transactions hold back from
+    /// `read_committed` readers (0 when none is open).
+    pub fn lso_distance(&self, tp: &TopicPartition) -> Option<i64> {
+        let st = self.asg.partitions.get(tp)?;
+        (st.high_watermark >= 0 && st.last_stable_offset >= 0)
+            .then(|| (st.high_watermark - st.last_stable_offset).max(0))
     }
 
     fn partition_mut(

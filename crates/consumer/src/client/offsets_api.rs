@@ -80,12 +80,14 @@ impl Consumer {
 
     fn commit_identity(&self) -> Result<Option<CommitIdentity>, ConsumerError> {
         match (&self.mode, &self.group) {
-            (Mode::Subscribed(_), Some(g)) if g.can_commit() => Ok(Some(CommitIdentity {
-                generation: g.generation(),
-                member_id: g.member_id(),
-                instance_id: self.cfg.group_instance_id.clone(),
-            })),
-            (Mode::Subscribed(_), Some(_)) => Err(ConsumerError::CommitFailed {
+            (Mode::Subscribed(_) | Mode::Pattern(_), Some(g)) if g.can_commit() => {
+                Ok(Some(CommitIdentity {
+                    generation: g.generation(),
+                    member_id: g.member_id(),
+                    instance_id: self.cfg.group_instance_id.clone(),
+                }))
+            }
+            (Mode::Subscribed(_) | Mode::Pattern(_), Some(_)) => Err(ConsumerError::CommitFailed {
                 code: exactly_codec::ErrorCode::RebalanceInProgress,
             }),
             _ => Ok(None),

@@ -113,10 +113,11 @@ impl Consumer {
 
     /// Runs the group machine while it has something to do right away.
     async fn group_turn(&mut self) -> Result<Option<Polled>, ConsumerError> {
-        let Mode::Subscribed(topics) = &self.mode else {
-            return Ok(None);
+        let (topics, regex) = match &self.mode {
+            Mode::Subscribed(t) => (t.clone(), None),
+            Mode::Pattern(r) => (Vec::new(), Some(r.clone())),
+            _ => return Ok(None),
         };
-        let topics = topics.clone();
         let Some(g) = self.group.as_mut() else {
             return Ok(None);
         };
@@ -131,7 +132,14 @@ impl Consumer {
         };
         let assigned = self.asg.list();
         match g
-            .step(&self.shared, &self.cfg, &self.client, &topics, &assigned)
+            .step(
+                &self.shared,
+                &self.cfg,
+                &self.client,
+                &topics,
+                regex.as_deref(),
+                &assigned,
+            )
             .await?
         {
             Action::Quiet => Ok(None),
@@ -148,7 +156,14 @@ impl Consumer {
                     return Ok(None);
                 };
                 match g
-                    .step(&self.shared, &self.cfg, &self.client, &topics, &assigned)
+                    .step(
+                        &self.shared,
+                        &self.cfg,
+                        &self.client,
+                        &topics,
+                        regex.as_deref(),
+                        &assigned,
+                    )
                     .await?
                 {
                     Action::Event(ev) => self.rebalanced(ev),

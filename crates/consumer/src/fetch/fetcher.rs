@@ -24,6 +24,11 @@
 //! applies `auto.offset.reset`; anything else is reported to the user once
 //! and the partition backs off.
 //!
+//! A fetch task that panics (a bug, never an answer we expect) does not
+//! silently stop fetching from its broker: the join error becomes a failed
+//! fetch, its partitions each report [`ConsumerError::FetchPanicked`] to
+//! `poll` once, and fetching from that broker resumes after the backoff.
+//!
 //! Not done: log truncation detection after a leader change
 //! (OffsetsForLeaderEpoch, KIP-320 `last_fetched_epoch`), rack-aware fetching
 //! from followers (KIP-392).
@@ -35,7 +40,7 @@ use std::time::Duration;
 use exactly_codec::messages::fetch_request::{FetchPartition, FetchTopic};
 use exactly_codec::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
 use exactly_codec::protocol::StrBytes;
-use exactly_codec::record::DecodeOptions;
+use exactly_codec::record::{DecodeOptions, RecordError};
 use exactly_codec::ErrorCode;
 use exactly_net::metadata::is_stale_metadata;
 use exactly_net::{Client, NetError, SendOptions};
@@ -74,6 +79,8 @@ struct PartitionResult {
 enum Failure {
     Net(NetError),
     TopLevel(ErrorCode),
+    /// The fetch task panicked; the message of the panic.
+    Panicked(String),
 }
 
 /// A finished fetch.
@@ -88,6 +95,9 @@ pub struct FetchDone {
 #[derive(Debug, Default)]
 pub struct Fetcher {
     tasks: JoinSet<FetchDone>,
+    /// What each task in flight was sent for, to answer for a task that
+    /// panicked.
+    running: HashMap<tokio::task::Id, (i32, Vec<Asked>)>,
     busy: HashSet<i32>,
     rotation: usize,
 }
@@ -107,8 +117,11 @@ fn split(
     asked: &[Asked],
     isolation: IsolationLevel,
     opts: DecodeOptions,
+    max_uncompressed: usize,
     metrics: &ConsumerMetrics,
 ) -> Vec<PartitionResult> {
+    // What the response may still decompress to (`fetch.max.uncompressed.bytes`).
+    let mut left = max_uncompressed;
     let mut index: HashMap<&str, HashMap<i32, usize>> = HashMap::new();
     for (i, a) in asked.iter().enumerate() {
         index
@@ -148,17 +161,43 @@ fn split(
                                     .collect(),
                             ),
                         };
-                        let parsed = parse_partition(
+                        // An LSO above the high watermark cannot be: the
+                        // high watermark bounds what is stable.
+                        let mut last_stable_offset = p.last_stable_offset;
+                        if isolation == IsolationLevel::ReadCommitted
+                            && p.high_watermark >= 0
+                            && last_stable_offset > p.high_watermark
+                        {
+                            last_stable_offset = p.high_watermark;
+                            metrics.read_committed_anomaly();
+                        }
+                        let cap = opts.max_decompressed_size.min(max_uncompressed);
+                        let mut parsed = parse_partition(
                             &a.topic,
                             a.tp.partition,
                             PartitionData {
                                 fetch_offset: a.fetch_offset,
                                 records,
                                 aborted,
-                                last_stable_offset: p.last_stable_offset,
+                                last_stable_offset,
                             },
-                            opts,
+                            DecodeOptions {
+                                max_decompressed_size: cap.min(left),
+                                ..opts
+                            },
                         );
+                        left = left.saturating_sub(parsed.stats.decompressed_bytes);
+                        // A batch over what is left of the response's budget
+                        // (but within the full cap) is no fault: it ends this
+                        // partition's data here and is fetched again, first
+                        // in a later response (partitions rotate).
+                        if let Some(f) = &parsed.fault {
+                            if matches!(f.error, RecordError::DecompressedTooLarge { max, .. } if max < cap)
+                            {
+                                parsed.fault = None;
+                                metrics.decompression_budget_spent();
+                            }
+                        }
                         metrics.parsed(&parsed.stats, parsed.records.len());
                         Outcome::Data(parsed, fetched_bytes)
                     }
@@ -184,9 +223,9 @@ impl Fetcher {
     /// A finished fetch, if one is ready (no waiting).
     pub fn try_next(&mut self) -> Option<FetchDone> {
         loop {
-            match self.tasks.try_join_next()? {
-                Ok(d) => return Some(d),
-                Err(e) => tracing::debug!(error = %e, "fetch task ended abnormally"),
+            let joined = self.tasks.try_join_next_with_id()?;
+            if let Some(d) = self.joined(joined) {
+                return Some(d);
             }
         }
     }
@@ -194,10 +233,47 @@ impl Fetcher {
     /// Waits for a finished fetch (cancel-safe). Pending forever when idle.
     pub async fn next(&mut self) -> FetchDone {
         loop {
-            match self.tasks.join_next().await {
-                Some(Ok(d)) => return d,
-                Some(Err(e)) => tracing::debug!(error = %e, "fetch task ended abnormally"),
+            match self.tasks.join_next_with_id().await {
+                Some(joined) => {
+                    if let Some(d) = self.joined(joined) {
+                        return d;
+                    }
+                }
                 None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    /// A joined task as a finished fetch: a panic becomes a failed fetch of
+    /// what the task was sent for; a cancelled task (`abort_all`) is none.
+    fn joined(
+        &mut self,
+        joined: Result<(tokio::task::Id, FetchDone), tokio::task::JoinError>,
+    ) -> Option<FetchDone> {
+        match joined {
+            Ok((id, d)) => {
+                self.running.remove(&id);
+                Some(d)
+            }
+            Err(e) => {
+                let sent = self.running.remove(&e.id());
+                if !e.is_panic() {
+                    tracing::debug!(error = %e, "fetch task cancelled");
+                    return None;
+                }
+                let payload = e.into_panic();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|m| (*m).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_owned());
+                tracing::error!(%message, "fetch task panicked");
+                let (broker, asked) = sent?;
+                Some(FetchDone {
+                    broker,
+                    asked,
+                    result: Err(Failure::Panicked(message)),
+                })
             }
         }
     }
@@ -205,6 +281,7 @@ impl Fetcher {
     /// Abandons every fetch in flight (their partitions are fetched again).
     pub fn abort_all(&mut self, asg: &mut Assignment) {
         self.tasks.abort_all();
+        self.running.clear();
         self.busy.clear();
         for st in asg.partitions.values_mut() {
             st.in_flight = false;
@@ -254,9 +331,11 @@ impl Fetcher {
                 verify_crc: cfg.check_crcs,
                 ..DecodeOptions::default()
             };
+            let max_uncompressed = cfg.fetch_max_uncompressed_bytes;
             let metrics = metrics.clone();
             self.busy.insert(broker);
-            self.tasks.spawn(async move {
+            let sent_for = (broker, asked.clone());
+            let handle = self.tasks.spawn(async move {
                 let sent = async {
                     let conn = client.connection(broker).await?;
                     let v = conn.versions().pick_client(ApiKey::Fetch)?;
@@ -275,7 +354,14 @@ impl Fetcher {
                     Err(e) => Err(Failure::Net(e)),
                     Ok(resp) => match ErrorCode::from_code(resp.error_code) {
                         Some(code) => Err(Failure::TopLevel(code)),
-                        None => Ok(split(resp, &asked, isolation, opts, &metrics)),
+                        None => Ok(split(
+                            resp,
+                            &asked,
+                            isolation,
+                            opts,
+                            max_uncompressed,
+                            &metrics,
+                        )),
                     },
                 };
                 FetchDone {
@@ -284,6 +370,7 @@ impl Fetcher {
                     result,
                 }
             });
+            self.running.insert(handle.id(), sent_for);
         }
         planned.missing_route
     }
@@ -340,6 +427,14 @@ impl Fetcher {
                         }
                         Failure::TopLevel(code) => {
                             out.refresh_metadata |= client.on_partition_error(*code, &a.route);
+                        }
+                        Failure::Panicked(message) => {
+                            if st.error.is_none() {
+                                st.error = Some(ConsumerError::FetchPanicked {
+                                    broker: done.broker,
+                                    message: message.clone(),
+                                });
+                            }
                         }
                     }
                 }
@@ -477,4 +572,47 @@ fn build_request(cfg: &ConsumerConfig, asked: &[Asked]) -> FetchRequest {
         .with_session_id(0)
         .with_session_epoch(-1)
         .with_topics(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// A fetch task that panics is answered as a failed fetch of what it
+    /// was sent for (before: logged at debug and dropped, which left its
+    /// broker busy and its partitions in flight forever).
+    #[tokio::test]
+    async fn a_panicking_fetch_task_becomes_a_failed_fetch() {
+        let mut f = Fetcher::default();
+        let handle = f.tasks.spawn(async {
+            if std::hint::black_box(true) {
+                panic!("boom in the fetch task");
+            }
+            FetchDone {
+                broker: 0,
+                asked: Vec::new(),
+                result: Ok(Vec::new()),
+            }
+        });
+        f.running.insert(handle.id(), (3, Vec::new()));
+        f.busy.insert(3);
+        let done = tokio::time::timeout(Duration::from_secs(5), f.next())
+            .await
+            .expect("the panic is reported, not swallowed");
+        assert_eq!(done.broker, 3);
+        match done.result {
+            Err(Failure::Panicked(m)) => assert_eq!(m, "boom in the fetch task"),
+            other => panic!("{other:?}"),
+        }
+        assert!(f.running.is_empty());
+        // A cancelled task is no fetch.
+        let handle = f.tasks.spawn(std::future::pending::<FetchDone>());
+        f.running.insert(handle.id(), (4, Vec::new()));
+        handle.abort();
+        let r = tokio::time::timeout(Duration::from_millis(300), f.next()).await;
+        assert!(r.is_err(), "a cancelled task must not come back as a fetch");
+        assert!(f.running.is_empty());
+    }
 }

@@ -11,6 +11,10 @@
 //!   whole) are dropped;
 //! - a partial batch at the end (the broker cuts at the size limit) ends the
 //!   data quietly; the next fetch starts at its base offset;
+//! - a non-empty records section holding no complete batch at all is a
+//!   fault ([`RecordError::NoCompleteBatch`]), as in the Java client: since
+//!   KIP-74 a broker answers an incomplete first batch with no records, so
+//!   this is a batch length that lies, and fetching again would loop forever;
 //! - a batch is all or nothing: if any of its records (or its control record)
 //!   is malformed, none of it is returned and the error is reported at the
 //!   offset where that batch would have started being read.
@@ -55,6 +59,14 @@ pub struct ParseStats {
     pub cut_at_lso: bool,
     /// Bytes of a trailing partial batch.
     pub partial_tail_bytes: usize,
+    /// Bytes the compressed batches decompressed to (counted against
+    /// `fetch.max.uncompressed.bytes` of the whole response).
+    pub decompressed_bytes: usize,
+    /// Broker answers contradicting themselves under `read_committed`:
+    /// markers contradicting the aborted list
+    /// ([`super::read_committed`]), or no last stable offset (-1), which
+    /// delivers nothing.
+    pub read_committed_anomalies: u64,
 }
 
 /// A malformed batch.
@@ -91,24 +103,40 @@ pub fn parse_partition(
         ..Parsed::default()
     };
     let read_committed = data.aborted.is_some();
-    let lso = (read_committed && data.last_stable_offset >= 0).then_some(data.last_stable_offset);
+    // Under read_committed an unknown LSO (-1; brokers always send one from
+    // Fetch v4 on) makes nothing stable: nothing is delivered.
+    let lso = match (read_committed, data.last_stable_offset) {
+        (false, _) => None,
+        (true, lso) if lso >= 0 => Some(lso),
+        (true, _) => {
+            out.stats.read_committed_anomalies += 1;
+            Some(data.fetch_offset)
+        }
+    };
     let mut filter = ReadCommitted::new(data.aborted.unwrap_or_default());
     let mut batches = Batches::with_options(data.records, opts);
+    let mut whole = 0u64;
     for item in batches.by_ref() {
         let batch = match item {
-            Ok(b) => b,
+            Ok(b) => {
+                whole += 1;
+                if b.header().attributes.compression != exactly_codec::Compression::None {
+                    out.stats.decompressed_bytes += b.records_section().len();
+                }
+                b
+            }
             Err(error) => {
                 out.fault = Some(BatchFault {
                     offset: out.next_offset,
                     error,
                 });
-                return out;
+                return done(out, &filter);
             }
         };
         let h = *batch.header();
         if lso.is_some_and(|lso| h.base_offset >= lso) {
             out.stats.cut_at_lso = true;
-            return out;
+            return done(out, &filter);
         }
         out.stats.batches += 1;
         let control = if h.attributes.control {
@@ -119,7 +147,7 @@ pub fn parse_partition(
                         offset: out.next_offset,
                         error,
                     });
-                    return out;
+                    return done(out, &filter);
                 }
             }
         } else {
@@ -145,7 +173,7 @@ pub fn parse_partition(
                         if let Some(lso) = lso {
                             out.next_offset = out.next_offset.max(lso.min(h.next_offset()));
                         }
-                        return out;
+                        return done(out, &filter);
                     }
                     Err(error) => {
                         out.records.truncate(before);
@@ -153,7 +181,7 @@ pub fn parse_partition(
                             offset: out.next_offset,
                             error,
                         });
-                        return out;
+                        return done(out, &filter);
                     }
                 }
             }
@@ -161,6 +189,18 @@ pub fn parse_partition(
         out.next_offset = out.next_offset.max(h.next_offset());
     }
     out.stats.partial_tail_bytes = batches.remaining();
+    if whole == 0 && out.stats.partial_tail_bytes > 0 {
+        out.fault = Some(BatchFault {
+            offset: out.next_offset,
+            error: RecordError::NoCompleteBatch(out.stats.partial_tail_bytes),
+        });
+    }
+    done(out, &filter)
+}
+
+/// Adds the filter's anomalies to the counters.
+fn done(mut out: Parsed, filter: &ReadCommitted) -> Parsed {
+    out.stats.read_committed_anomalies += filter.anomalies();
     out
 }
 

@@ -264,11 +264,29 @@ fn partial_trailing_batch_ends_quietly_and_is_fetched_again() {
     assert_eq!(p.next_offset, second);
     assert!(p.stats.partial_tail_bytes > 0);
     assert!(p.fault.is_none());
-    // Only a partial batch: no progress, no error.
+    // Only a partial batch: a broker (KIP-74) never answers that, so it is a
+    // fault at the position rather than an endless refetch.
     let only = log.window(second, second + 1);
     let p = uncommitted(only.slice(..only.len() - 1), second);
-    assert!(p.records.is_empty() && p.fault.is_none());
+    assert!(p.records.is_empty());
     assert_eq!(p.next_offset, second);
+    let f = p.fault.expect("a partial-only answer is a fault");
+    assert_eq!(f.offset, second);
+    assert_eq!(f.error, RecordError::NoCompleteBatch(only.len() - 1));
+}
+
+#[test]
+fn a_batch_ending_at_i64_max_is_a_fault_not_an_overflow() {
+    // base + last offset delta = i64::MAX: `next_offset()` would overflow.
+    let mut log = LogBuilder::new();
+    log.data(-1, &["a", "b"]);
+    let mut raw = log.bytes().to_vec();
+    set_base_offset(&mut raw, i64::MAX - 1).unwrap();
+    let p = uncommitted(Bytes::from(raw), 0);
+    assert!(p.records.is_empty());
+    let f = p.fault.expect("overflowing offsets are a fault");
+    assert_eq!(f.offset, 0);
+    assert!(matches!(f.error, RecordError::InvalidOffset(_)), "{f:?}");
 }
 
 #[test]
@@ -378,4 +396,93 @@ fn keys_values_and_headers_are_slices_of_the_fetched_buffer() {
     assert!(range.contains(&(hs[0].key().as_ptr() as usize)));
     assert_eq!((hs[1].key(), hs[1].value()), (&b"h2"[..], None));
     assert_eq!(r.timestamp(), 5);
+}
+
+// Issue 16 item 4: hostile read_committed answers, each with its outcome.
+
+#[test]
+fn an_unknown_lso_under_read_committed_delivers_nothing_and_is_counted() {
+    let mut log = LogBuilder::new();
+    log.data(-1, &["a", "b"]);
+    log.data(3, &["open"]);
+    let p = committed(log.bytes(), 0, &[], -1);
+    assert!(p.records.is_empty(), "{:?}", values(&p));
+    assert!(p.fault.is_none());
+    assert_eq!(p.next_offset, 0);
+    assert_eq!(p.stats.read_committed_anomalies, 1);
+    // read_uncommitted ignores the LSO.
+    assert_eq!(values(&uncommitted(log.bytes(), 0)), ["a", "b", "open"]);
+}
+
+#[test]
+fn an_lso_gone_backwards_never_moves_the_position_back() {
+    let mut log = LogBuilder::new();
+    log.data(-1, &["a", "b", "c", "d"]);
+    // Position 3, LSO now 1: nothing delivered, the position stays.
+    let p = committed(log.bytes(), 3, &[], 1);
+    assert!(p.records.is_empty());
+    assert!(p.fault.is_none());
+    assert_eq!(p.next_offset, 3);
+}
+
+#[test]
+fn an_aborted_list_naming_a_committed_producer_is_counted() {
+    let mut log = LogBuilder::new();
+    log.data(5, &["c1"]);
+    log.marker(5, true);
+    log.data(5, &["c2"]);
+    log.marker(5, true);
+    let end = log.next;
+    // The list claims producer 5 aborted at offset 0: the broker lies.
+    let p = committed(log.bytes(), 0, &[(5, 0)], end);
+    assert_eq!(p.stats.read_committed_anomalies, 1);
+    // Skipping ends at the COMMIT marker: the second transaction is shown.
+    assert_eq!(values(&p), ["c2"]);
+    assert_eq!(p.next_offset, end);
+}
+
+#[test]
+fn an_aborted_list_missing_an_aborted_transaction_is_counted() {
+    let mut log = LogBuilder::new();
+    log.data(6, &["x1", "x2"]);
+    log.marker(6, false);
+    let end = log.next;
+    let p = committed(log.bytes(), 0, &[], end);
+    // Delivered (the consumer cannot know before the marker), but counted.
+    assert_eq!(values(&p), ["x1", "x2"]);
+    assert_eq!(p.stats.read_committed_anomalies, 1);
+    // With the list right: skipped, no anomaly.
+    let p = committed(log.bytes(), 0, &[(6, 0)], end);
+    assert!(p.records.is_empty());
+    assert_eq!(p.stats.read_committed_anomalies, 0);
+}
+
+#[test]
+fn a_marker_of_a_producer_never_seen_is_skipped_quietly() {
+    let mut log = LogBuilder::new();
+    log.marker(9, true);
+    log.marker(10, false);
+    log.data(-1, &["p"]);
+    let end = log.next;
+    let p = committed(log.bytes(), 0, &[], end);
+    assert_eq!(values(&p), ["p"]);
+    assert_eq!(p.stats.control_batches, 2);
+    assert_eq!(p.stats.read_committed_anomalies, 0);
+    assert_eq!(p.next_offset, end);
+}
+
+#[test]
+fn offsets_going_backwards_across_batches_deliver_nothing_twice() {
+    let mut log = LogBuilder::new();
+    log.data(-1, &["a0", "a1", "a2"]);
+    let first = log.bytes();
+    // A second copy of the same batch after it: offsets 0..2 again.
+    let mut raw = first.to_vec();
+    raw.extend_from_slice(&first);
+    let p = uncommitted(Bytes::from(raw.clone()), 0);
+    assert_eq!(values(&p), ["a0", "a1", "a2"]);
+    assert_eq!(p.next_offset, 3);
+    assert_eq!(p.stats.records_before_position, 3);
+    let p = committed(Bytes::from(raw), 0, &[], 3);
+    assert_eq!(values(&p), ["a0", "a1", "a2"]);
 }

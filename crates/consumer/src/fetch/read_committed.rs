@@ -23,6 +23,19 @@
 //!   every fetch, each aborted transaction still overlapping the fetched
 //!   range, so an aborted transaction spanning fetches is skipped in each.
 //!
+//! Broker answers that contradict the markers are counted as anomalies
+//! ([`ReadCommitted::anomalies`], the consumer metric
+//! `read_committed_anomalies`), not errors — the consumer cannot tell which
+//! side lies, and the Java client trusts the list the same way:
+//! - a COMMIT marker for a producer the aborted list made us skip (the list
+//!   named a committed transaction): skipping ends there, but what was
+//!   skipped before it is lost;
+//! - an ABORT marker for a producer whose transactional batches were
+//!   delivered from this response (the list missed an aborted transaction):
+//!   those records were shown;
+//! - a marker of a producer never seen in the response is normal (its data
+//!   came in an earlier fetch) and is skipped like any marker.
+//!
 //! The filter is pure (no I/O, no clock) and holds no record bytes.
 
 use exactly_codec::record::{BatchHeader, ControlRecordKind};
@@ -56,6 +69,11 @@ pub struct ReadCommitted {
     /// Producers inside an aborted transaction right now (few: a linear
     /// search beats hashing).
     skipping: Vec<i64>,
+    /// Producers whose transactional batches were delivered since their
+    /// last marker in this response.
+    delivered: Vec<i64>,
+    /// Markers that contradict the aborted list (see the module docs).
+    anomalies: u64,
 }
 
 impl ReadCommitted {
@@ -67,6 +85,8 @@ impl ReadCommitted {
             aborted,
             next: 0,
             skipping: Vec::new(),
+            delivered: Vec::new(),
+            anomalies: 0,
         }
     }
 
@@ -86,13 +106,26 @@ impl ReadCommitted {
                 }
                 self.next += 1;
             }
+            let pid = header.producer_id;
             if is_control {
-                if control == Some(ControlRecordKind::Abort) {
-                    self.skipping.retain(|&p| p != header.producer_id);
+                let skipping = self.skipping.contains(&pid);
+                let delivered = self.delivered.contains(&pid);
+                match control {
+                    Some(ControlRecordKind::Abort) if !skipping && delivered => self.anomalies += 1,
+                    Some(ControlRecordKind::Commit) if skipping => self.anomalies += 1,
+                    _ => {}
                 }
-            } else if header.attributes.transactional && self.skipping.contains(&header.producer_id)
-            {
-                return Verdict::Aborted;
+                if control.is_some() {
+                    self.skipping.retain(|&p| p != pid);
+                    self.delivered.retain(|&p| p != pid);
+                }
+            } else if header.attributes.transactional {
+                if self.skipping.contains(&pid) {
+                    return Verdict::Aborted;
+                }
+                if !self.delivered.contains(&pid) {
+                    self.delivered.push(pid);
+                }
             }
         }
         if is_control {
@@ -100,6 +133,11 @@ impl ReadCommitted {
         } else {
             Verdict::Deliver
         }
+    }
+
+    /// Markers met so far that contradict the aborted list.
+    pub fn anomalies(&self) -> u64 {
+        self.anomalies
     }
 
     /// Whether `producer_id` is inside an aborted transaction at this point.

@@ -118,6 +118,34 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// Issue 16 item 4: after a (foreign) leader gave one partition to two
+    /// members, both report owning it in their next metadata. Whichever
+    /// strategy we lead with, the new plan gives every partition to exactly
+    /// one member (the double claim is resolved, not carried on).
+    #[test]
+    fn a_partition_claimed_by_two_members_goes_to_one() {
+        for strategy in [
+            AssignmentStrategy::Range,
+            AssignmentStrategy::RoundRobin,
+            AssignmentStrategy::CooperativeSticky,
+        ] {
+            let mut a = member("a", &["t"]);
+            let mut b = member("b", &["t"]);
+            a.owned.insert("t".into(), vec![0, 1]);
+            b.owned.insert("t".into(), vec![0, 2]);
+            a.generation = 4;
+            b.generation = 4;
+            let partitions = BTreeMap::from([("t".to_string(), 4)]);
+            let plan = assign(strategy, &[a, b], &partitions);
+            let mut all: Vec<i32> = plan
+                .values()
+                .flat_map(|m| m.get("t").cloned().unwrap_or_default())
+                .collect();
+            all.sort_unstable();
+            assert_eq!(all, [0, 1, 2, 3], "{strategy:?}: {plan:?}");
+        }
+    }
+
     fn member(id: &str, topics: &[&str]) -> Member {
         Member {
             member_id: id.into(),

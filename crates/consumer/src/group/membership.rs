@@ -149,9 +149,13 @@ impl Membership {
         cfg: &ConsumerConfig,
         client: &exactly_net::Client,
         topics: &[String],
+        regex: Option<&str>,
         assigned: &[TopicPartition],
     ) -> Result<Action, ConsumerError> {
         match self {
+            Membership::Classic(_) if regex.is_some() => Err(ConsumerError::Usage(
+                "a regex subscription needs group.protocol=consumer".into(),
+            )),
             Membership::Classic(g) => {
                 Ok(match g.step(shared, cfg, client, topics, assigned).await? {
                     Step::Quiet => Action::Quiet,
@@ -159,7 +163,7 @@ impl Membership {
                     Step::Drop(parts) => Action::Drop(parts),
                 })
             }
-            Membership::Consumer(m) => Ok(match m.step(shared, cfg, client, topics)? {
+            Membership::Consumer(m) => Ok(match m.step(shared, cfg, client, topics, regex)? {
                 Turn::Quiet => Action::Quiet,
                 Turn::Event(e) => Action::Event(e),
                 Turn::Drop(parts) => Action::Drop(parts),

@@ -4,7 +4,7 @@
 //! `range`/`roundrobin` and incremental cooperative rebalancing (KIP-429)
 //! for `cooperative-sticky`.
 //!
-//! The KIP-848 `consumer` protocol is in [`consumer_protocol`]
+//! The KIP-848 `consumer` protocol is in `consumer_protocol`
 //! (`group.protocol=consumer`); `membership.rs` dispatches between the two.
 
 pub mod assignor;

@@ -86,6 +86,8 @@ pub struct FakeState {
     pub heartbeat: Mutex<Option<HeartbeatScript>>,
     /// Every ConsumerGroupHeartbeat received.
     pub heartbeats: Mutex<Vec<ConsumerGroupHeartbeatRequest>>,
+    /// The cluster's topics, answered to a Metadata request for all topics.
+    pub all_topics: Mutex<Vec<String>>,
 }
 
 pub struct FakeBroker {
@@ -113,6 +115,7 @@ impl FakeBroker {
             in_flight: Mutex::new(HashMap::new()),
             heartbeat: Mutex::new(None),
             heartbeats: Mutex::new(Vec::new()),
+            all_topics: Mutex::new(Vec::new()),
         });
         let mut addr = String::new();
         for i in 0..nodes {
@@ -190,11 +193,18 @@ async fn serve(mut sock: TcpStream, st: Arc<FakeState>, node: i32) {
                 let epoch = st.leader_epoch.load(Ordering::SeqCst);
                 let n = st.partitions.load(Ordering::SeqCst);
                 let nodes = st.ports.lock().unwrap().len() as i32;
-                let topics = m
-                    .topics
-                    .unwrap_or_default()
+                let asked: Vec<TopicName> = match m.topics {
+                    Some(t) => t.into_iter().filter_map(|t| t.name).collect(),
+                    None => st
+                        .all_topics
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .map(|n| TopicName(n.clone().into()))
+                        .collect(),
+                };
+                let topics = asked
                     .into_iter()
-                    .filter_map(|t| t.name)
                     .map(|name| {
                         MetadataResponseTopic::default()
                             .with_topic_id(topic_id(name.0.as_str()))

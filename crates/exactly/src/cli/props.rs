@@ -16,10 +16,20 @@ use crate::net::NetConfigBuilder;
 use crate::producer::ProducerConfigBuilder;
 use anyhow::{bail, Context, Result};
 
-/// Properties for the clients of one command.
-#[derive(Debug, Clone, Default)]
+/// Properties for the clients of one command. `Debug` prints secret
+/// values (`sasl.password`, ...) as `<redacted>`.
+#[derive(Clone, Default)]
 pub(crate) struct Props {
     pairs: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Props {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use exactly_net::config::props::shown;
+        f.debug_map()
+            .entries(self.pairs.iter().map(|(k, v)| (k, shown(k, v))))
+            .finish()
+    }
 }
 
 fn resolve(key: &str, value: &str) -> Result<String> {
@@ -172,6 +182,54 @@ mod tests {
         assert!(pr.contains(&("client.id".into(), "p".into())));
         assert!(!pr.iter().any(|(k, _)| k == "isolation.level"));
         assert!(p.net().contains(&("sasl.password".into(), "s3cret".into())));
+        assert!(!format!("{p:?}").contains("s3cret"), "{p:?}");
         assert!(Props::load("h:1", &[], &["no.such.thing=1".into()]).is_err());
+    }
+
+    #[test]
+    fn secrets_from_a_file_and_from_a_properties_file() {
+        let dir = std::env::temp_dir().join(format!("exactly-props-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("pw");
+        std::fs::write(&secret, "file-s3cret\n").unwrap();
+        let props = dir.join("client.properties");
+        std::fs::write(
+            &props,
+            format!(
+                "# a comment\nsasl.username: alice\nsasl.password=@file:{}\n",
+                secret.display()
+            ),
+        )
+        .unwrap();
+        let p = match Props::load("h:1", std::slice::from_ref(&props), &[]) {
+            Ok(p) => p,
+            Err(e) => panic!("{e:#}"),
+        };
+        assert!(p
+            .net()
+            .contains(&("sasl.password".into(), "file-s3cret".into())));
+        assert!(p.net().contains(&("sasl.username".into(), "alice".into())));
+        // -X wins, and reads the file too.
+        let p = match Props::load(
+            "h:1",
+            &[props],
+            &[format!("sasl.password=@file:{}", secret.display())],
+        ) {
+            Ok(p) => p,
+            Err(e) => panic!("{e:#}"),
+        };
+        assert!(p
+            .net()
+            .contains(&("sasl.password".into(), "file-s3cret".into())));
+        // A missing file or variable is an error naming the key.
+        let e = Props::load("h:1", &[], &["sasl.password=@file:/no/such/file".into()]);
+        assert!(format!("{:#}", e.unwrap_err()).contains("sasl.password"));
+        let e = Props::load(
+            "h:1",
+            &[],
+            &["sasl.password=@env:EXACTLY_TEST_NO_SUCH_VAR".into()],
+        );
+        assert!(format!("{:#}", e.unwrap_err()).contains("sasl.password"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

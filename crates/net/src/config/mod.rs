@@ -302,6 +302,60 @@ pub use builder::{NetConfigBuilder, PROPERTY_NAMES};
 mod tests {
     use super::*;
 
+    /// Issue 16 item 5: no `Debug` output or error message of a net config
+    /// type prints a secret.
+    #[test]
+    fn no_debug_output_or_error_prints_a_secret() {
+        const SECRET: &str = "NET-SECRET-42";
+        let mut b = NetConfig::builder();
+        b.set("bootstrap.servers", "h:1")
+            .unwrap()
+            .set("security.protocol", "SASL_SSL")
+            .unwrap()
+            .set("sasl.mechanism", "SCRAM-SHA-256")
+            .unwrap()
+            .set("sasl.username", "alice")
+            .unwrap()
+            .set("sasl.password", SECRET)
+            .unwrap();
+        let c = b.build().unwrap();
+        let sasl = c.sasl().unwrap().clone();
+        let token = OAuthToken {
+            token: SECRET.into(),
+            extensions: vec![("k".into(), "v".into())],
+        };
+        let shown = [
+            format!("{b:?}"),
+            format!("{b:#?}"),
+            format!("{c:?}"),
+            format!("{sasl:?}"),
+            format!("{:?}", sasl.credentials),
+            format!("{token:?}"),
+        ];
+        for s in &shown {
+            assert!(!s.contains(SECRET), "{s}");
+        }
+        assert!(shown[2].contains("alice"), "{}", shown[2]);
+        // A config error about a secret property never repeats its value.
+        let e = props::invalid("sasl.password", SECRET, "bad");
+        assert!(!e.to_string().contains(SECRET) && !format!("{e:?}").contains(SECRET));
+        let e = props::invalid("ssl.key.password", SECRET, "bad");
+        assert!(!e.to_string().contains(SECRET));
+        assert!(props::invalid("acks", "7", "bad").to_string().contains('7'));
+        // The password without a user name: an error without the password.
+        let mut b = NetConfig::builder();
+        b.set("bootstrap.servers", "h:1")
+            .unwrap()
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .unwrap()
+            .set("sasl.mechanism", "PLAIN")
+            .unwrap()
+            .set("sasl.password", SECRET)
+            .unwrap();
+        let e = b.build().unwrap_err();
+        assert!(!e.to_string().contains(SECRET), "{e}");
+    }
+
     #[test]
     fn properties_roundtrip() {
         let c = NetConfig::from_properties([

@@ -18,11 +18,34 @@ use std::time::Duration;
 
 use super::ConfigError;
 
-/// The error for `key`'s `value`.
+/// What `Debug` output and error messages print instead of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// Whether a property's value is a secret that no `Debug` output or error
+/// message may print: passwords (`sasl.password`, `ssl.key.password`, ...),
+/// secrets (`sasl.oauthbearer.client.secret`), JAAS configurations (which
+/// hold passwords) and tokens.
+pub fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "jaas", "token", "credential"]
+        .iter()
+        .any(|w| k.contains(w))
+}
+
+/// `value`, or [`REDACTED`] when `key` names a secret.
+pub fn shown<'a>(key: &str, value: &'a str) -> &'a str {
+    if is_secret(key) {
+        REDACTED
+    } else {
+        value
+    }
+}
+
+/// The error for `key`'s `value` (a secret's value is not repeated).
 pub fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::InvalidValue {
         key: key.to_owned(),
-        value: value.to_owned(),
+        value: shown(key, value).to_owned(),
         reason: reason.into(),
     }
 }

@@ -21,6 +21,11 @@ pub(crate) enum ScramHash {
 /// hostile server cannot make us burn CPU.
 const MAX_ITERATIONS: u32 = 65_536;
 
+/// Fewer iterations than this are refused, as the Java client does
+/// (`ScramMechanism.minIterations`): a server (or a man in the middle)
+/// asking for a cheap hash would make the proof we send easy to brute-force.
+const MIN_ITERATIONS: u32 = 4_096;
+
 impl ScramHash {
     fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         match self {
@@ -76,14 +81,23 @@ enum State {
     Done,
 }
 
-/// One SCRAM exchange.
-#[derive(Debug)]
+/// One SCRAM exchange. Its `Debug` output leaves the password out.
 pub(crate) struct ScramClient {
     hash: ScramHash,
     password: String,
     client_nonce: String,
     client_first_bare: String,
     state: State,
+}
+
+impl std::fmt::Debug for ScramClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramClient")
+            .field("hash", &self.hash)
+            .field("password", &crate::config::props::REDACTED)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Escapes a user name for SCRAM (`=` as `=3D`, `,` as `=2C`).
@@ -152,7 +166,12 @@ impl ScramClient {
         let iterations: u32 = iterations
             .parse()
             .map_err(|_| format!("bad iteration count {iterations:?}"))?;
-        if iterations == 0 || iterations > MAX_ITERATIONS {
+        if iterations < MIN_ITERATIONS {
+            return Err(format!(
+                "iteration count {iterations} is below the minimum of {MIN_ITERATIONS}"
+            ));
+        }
+        if iterations > MAX_ITERATIONS {
             return Err(format!("iteration count {iterations} out of range"));
         }
         let h = self.hash;
@@ -239,10 +258,27 @@ mod tests {
         let mk = || ScramClient::new(ScramHash::Sha256, "u", "p", "abc".into());
         assert!(mk().server_first(b"r=xyz,s=c2FsdA==,i=4096").is_err());
         assert!(mk().server_first(b"r=abcd,s=c2FsdA==,i=999999999").is_err());
+        // Below Java's minimum of 4096: refused before any hashing.
+        for low in ["0", "1", "4095"] {
+            let msg = format!("r=abcd,s=c2FsdA==,i={low}");
+            let err = mk().server_first(msg.as_bytes()).unwrap_err();
+            assert!(err.contains("below the minimum of 4096"), "{err}");
+        }
+        assert!(mk().server_first(b"r=abcd,s=c2FsdA==,i=4096").is_ok());
         assert!(mk().server_first(b"r=abcd,s=!!,i=4096").is_err());
         assert!(mk().server_first(b"e=invalid-proof").is_err());
         assert!(mk().server_first(b"garbage").is_err());
         assert!(mk().server_final(b"v=x").is_err());
+    }
+
+    #[test]
+    fn debug_leaves_the_password_out() {
+        let c = ScramClient::new(ScramHash::Sha256, "u", "pw-SECRET-1", "abc".into());
+        let d = format!("{c:?}");
+        assert!(
+            !d.contains("pw-SECRET-1") && d.contains("<redacted>"),
+            "{d}"
+        );
     }
 
     #[test]

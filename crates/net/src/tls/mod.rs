@@ -74,6 +74,11 @@ impl TlsConnector {
         let builder = if cfg.verify_hostname {
             builder.with_root_certificates(roots)
         } else {
+            // Once per client: a connector is built once per `Client`.
+            tracing::warn!(
+                "ssl.endpoint.identification.algorithm is empty: broker host names are not \
+                 verified, so any holder of a certificate from a trusted CA can pose as a broker"
+            );
             let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .map_err(|e| NetError::Config(ConfigError::Inconsistent(e.to_string())))?;
@@ -221,6 +226,43 @@ mod tests {
                 ProviderKind::RustCrypto
             }
         );
+    }
+
+    /// Counts WARN events.
+    struct CountWarnings(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl tracing::Subscriber for CountWarnings {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, e: &tracing::Event<'_>) {
+            if *e.metadata().level() == tracing::Level::WARN {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[test]
+    fn hostname_verification_off_warns_once_per_connector() {
+        let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let warnings = || n.load(std::sync::atomic::Ordering::SeqCst);
+        tracing::subscriber::with_default(CountWarnings(n.clone()), || {
+            TlsConnector::new(&TlsConfig::default()).unwrap();
+            assert_eq!(warnings(), 0, "verification on: no warning");
+            TlsConnector::new(&TlsConfig {
+                verify_hostname: false,
+                ..TlsConfig::default()
+            })
+            .unwrap();
+            assert_eq!(warnings(), 1);
+        });
     }
 
     #[test]

@@ -41,8 +41,10 @@ pub enum OutboxError {
     Config(String),
 }
 
-/// What a relay reads, where it publishes, and how it waits.
-#[derive(Debug, Clone)]
+/// What a relay reads, where it publishes, and how it waits. Its `Debug`
+/// output prints neither the connection string (it may hold a password)
+/// nor the value of a secret property (`sasl.password`, ...).
+#[derive(Clone)]
 pub struct RelayConfig {
     /// The database (libpq-style connection string or `postgresql://` URL).
     pub postgres: String,
@@ -75,6 +77,55 @@ pub struct RelayConfig {
     /// Limit for creating and reading the progress topic, and for the
     /// transaction in flight at shutdown (default 30 s).
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for RelayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use exactly_net::config::props::{shown, REDACTED};
+        let props = |ps: &[(String, String)]| -> Vec<(String, String)> {
+            ps.iter()
+                .map(|(k, v)| (k.clone(), shown(k, v).to_owned()))
+                .collect()
+        };
+        f.debug_struct("RelayConfig")
+            .field("postgres", &REDACTED)
+            .field("table", &self.table)
+            .field("relay_id", &self.relay_id)
+            .field("progress_topic", &self.progress_topic)
+            .field("kafka_properties", &props(&self.kafka_properties))
+            .field("producer_properties", &props(&self.producer_properties))
+            .field("max_rows_per_transaction", &self.max_rows_per_transaction)
+            .field("poll_interval", &self.poll_interval)
+            .field("delete_published", &self.delete_published)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("give_up_after", &self.give_up_after)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_prints_no_secret() {
+        let mut c = RelayConfig::new(
+            "postgresql://relay:PG-SECRET-1@db/app",
+            "h:9092",
+            "outbox",
+            "r1",
+        );
+        c.kafka_properties
+            .push(("sasl.password".into(), "KAFKA-SECRET-2".into()));
+        c.producer_properties
+            .push(("ssl.key.password".into(), "KEY-SECRET-3".into()));
+        let d = format!("{c:?}");
+        for secret in ["PG-SECRET-1", "KAFKA-SECRET-2", "KEY-SECRET-3"] {
+            assert!(!d.contains(secret), "{secret} in {d}");
+        }
+        assert!(d.contains("outbox") && d.contains("h:9092"), "{d}");
+    }
 }
 
 impl RelayConfig {

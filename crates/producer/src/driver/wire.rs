@@ -256,6 +256,29 @@ mod tests {
         VersionTable::from_response(&resp).unwrap()
     }
 
+    /// Issue 16 item 4: a Produce response that omits a partition gives
+    /// `None` (the driver then treats the batch as maybe written and
+    /// resends it with its sequence, so idempotence dedups it); one that
+    /// repeats a partition is read at its first answer only; a base offset
+    /// of -1 passes through (delivered without an offset).
+    #[test]
+    fn produce_responses_that_omit_or_repeat_a_partition() {
+        use exactly_codec::messages::produce_response::TopicProduceResponse;
+        let p = |index: i32, base: i64| {
+            PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(base)
+        };
+        let resp = ProduceResponse::default().with_responses(vec![TopicProduceResponse::default()
+            .with_name(TopicName(StrBytes::from_static_str("t")))
+            .with_partition_responses(vec![p(0, 10), p(0, 99), p(2, -1)])]);
+        let tp = |n: i32| TopicPartition::new("t", n);
+        assert_eq!(partition_response(&resp, &tp(0)).unwrap().base_offset, 10);
+        assert!(partition_response(&resp, &tp(1)).is_none());
+        assert_eq!(partition_response(&resp, &tp(2)).unwrap().base_offset, -1);
+        assert!(partition_response(&resp, &TopicPartition::new("u", 0)).is_none());
+    }
+
     #[test]
     fn versions_follow_the_flow() {
         let t = table(13, 2);

@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use exactly_codec::messages::consumer_group_heartbeat_request::TopicPartitions;
-use exactly_codec::messages::{ConsumerGroupHeartbeatRequest, GroupId, TopicName};
+use exactly_codec::messages::{ConsumerGroupHeartbeatRequest, GroupId, MetadataRequest, TopicName};
 use exactly_codec::protocol::StrBytes;
 use exactly_codec::ErrorCode;
-use exactly_net::Client;
+use exactly_net::{Client, NetError};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -42,6 +42,9 @@ pub(crate) fn request(group: &str, b: &Beat, _version: i16) -> ConsumerGroupHear
                 .map(|t| TopicName(StrBytes::from_string(t.clone())))
                 .collect(),
         );
+        // v0 has no regex field: encoding it there fails with a typed
+        // error rather than silently subscribing to nothing.
+        r.subscribed_topic_regex = b.regex.clone().map(StrBytes::from_string);
         r.server_assignor = b.server_assignor.map(StrBytes::from_static_str);
     }
     r.topic_partitions = b.owned.as_ref().map(|o| {
@@ -119,7 +122,7 @@ pub(crate) async fn run(
                         link.on_error(c, &coordinator).await;
                     }
                 }
-                resolve(&client, &machine, &beat.topics).await;
+                resolve(&client, &machine, &beat.topics, beat.regex.is_some()).await;
             }
             Err(e) if e.is_retriable() => {
                 tracing::debug!(error = %e, "heartbeat failed; retrying");
@@ -131,25 +134,46 @@ pub(crate) async fn run(
     }
 }
 
-/// Learns the names of assigned topic ids from metadata.
-async fn resolve(client: &Client, machine: &Mutex<Machine>, topics: &[String]) {
+/// Learns the names of assigned topic ids from metadata: of the subscribed
+/// topics, or under a regex subscription of all topics (the coordinator
+/// resolved the regex, so an assigned topic may be one created after the
+/// subscription).
+async fn resolve(client: &Client, machine: &Mutex<Machine>, topics: &[String], by_regex: bool) {
     if lock(machine).unresolved().is_empty() {
         return;
     }
-    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let view = match client.refresh_metadata(&names).await {
-        Ok(v) => v,
+    let learnt = if by_regex {
+        all_topic_ids(client).await
+    } else {
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        client.refresh_metadata(&names).await.map(|view| {
+            view.topic_names()
+                .filter_map(|n| view.topic(n))
+                .filter(|t| !t.id.is_zero())
+                .map(|t| (uuid::Uuid::from(t.id), t.name.clone()))
+                .collect()
+        })
+    };
+    let learnt: Vec<(uuid::Uuid, String)> = match learnt {
+        Ok(l) => l,
         Err(e) => {
             tracing::debug!(error = %e, "metadata for the assignment failed; retrying");
             return;
         }
     };
-    let learnt: Vec<(uuid::Uuid, String)> = view
-        .topic_names()
-        .filter_map(|n| view.topic(n))
-        .filter(|t| !t.id.is_zero())
-        .map(|t| (uuid::Uuid::from(t.id), t.name.clone()))
-        .collect();
+    if by_regex {
+        // Bring the assigned topics into the client's metadata cache (the
+        // fetcher finds their leaders there).
+        let ids: Vec<uuid::Uuid> = lock(machine).unresolved();
+        let names: Vec<&str> = learnt
+            .iter()
+            .filter(|(id, _)| ids.contains(id))
+            .map(|(_, n)| n.as_str())
+            .collect();
+        if let Err(e) = client.refresh_metadata(&names).await {
+            tracing::debug!(error = %e, "metadata for the assigned topics failed");
+        }
+    }
     let mut m = lock(machine);
     m.learn_names(learnt);
     let left = m.unresolved();
@@ -157,6 +181,21 @@ async fn resolve(client: &Client, machine: &Mutex<Machine>, topics: &[String]) {
         tracing::debug!(?left, "assigned topic ids not in metadata yet");
         m.on_failure(Instant::now());
     }
+}
+
+/// Topic ids and names of every topic of the cluster (a Metadata request
+/// for all topics).
+async fn all_topic_ids(client: &Client) -> Result<Vec<(uuid::Uuid, String)>, NetError> {
+    let req = MetadataRequest::default()
+        .with_topics(None)
+        .with_allow_auto_topic_creation(false);
+    let resp = client.any_connection().await?.send(&req).await?;
+    Ok(resp
+        .topics
+        .iter()
+        .filter(|t| ErrorCode::from_code(t.error_code).is_none() && !t.topic_id.is_nil())
+        .filter_map(|t| Some((t.topic_id, t.name.as_ref()?.0.to_string())))
+        .collect())
 }
 
 async fn poll_timeout(

@@ -55,6 +55,9 @@ pub(crate) struct Beat {
     pub instance_id: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub topics: Vec<String>,
+    /// `SubscribedTopicRegex` (heartbeat v1+): the coordinator matches it
+    /// against the cluster's topics itself (RE2J syntax).
+    pub regex: Option<String>,
     pub server_assignor: Option<&'static str>,
     /// Owned partitions by topic id (`None` when leaving).
     pub owned: Option<Vec<(TopicId, Vec<i32>)>>,
@@ -114,6 +117,8 @@ pub(crate) struct Machine {
     s: Settings,
     epoch: i32,
     topics: Vec<String>,
+    /// The subscription's regex, resolved by the coordinator.
+    regex: Option<String>,
     /// What the consumer holds (acknowledged with every heartbeat).
     owned: BTreeSet<TopicPartition>,
     /// The latest assignment not yet reconciled.
@@ -138,6 +143,7 @@ impl Machine {
             s,
             epoch: 0,
             topics: Vec::new(),
+            regex: None,
             owned: BTreeSet::new(),
             target: None,
             revoking: None,
@@ -176,10 +182,12 @@ impl Machine {
         self.revoking.is_none() && !self.to_revoke().is_empty()
     }
 
-    /// The subscription; a change is sent at once.
-    pub(crate) fn subscribe(&mut self, topics: &[String], now: Instant) {
-        if self.topics != topics {
+    /// The subscription (topic names, or a regex the coordinator
+    /// resolves); a change is sent at once.
+    pub(crate) fn subscribe(&mut self, topics: &[String], regex: Option<&str>, now: Instant) {
+        if self.topics != topics || self.regex.as_deref() != regex {
             self.topics = topics.to_vec();
+            self.regex = regex.map(str::to_owned);
             self.next_beat = now;
         }
     }
@@ -202,7 +210,8 @@ impl Machine {
     /// When the next heartbeat is due (`None`: none is, the member is
     /// waiting for the user or failed).
     pub(crate) fn next_beat(&self) -> Option<Instant> {
-        (!self.failed && !self.lost_pending && !self.topics.is_empty()).then_some(self.next_beat)
+        let subscribed = !self.topics.is_empty() || self.regex.is_some();
+        (!self.failed && !self.lost_pending && subscribed).then_some(self.next_beat)
     }
 
     /// The heartbeat to send at `now`, if one is due.
@@ -226,6 +235,7 @@ impl Machine {
             instance_id: self.s.instance_id.clone(),
             rebalance_timeout_ms: millis(self.s.rebalance_timeout),
             topics: self.topics.clone(),
+            regex: self.regex.clone(),
             server_assignor: self.s.server_assignor,
             owned: Some(owned.into_iter().collect()),
         })
@@ -241,6 +251,7 @@ impl Machine {
         self.target = None;
         self.revoking = None;
         self.topics.clear();
+        self.regex = None;
         self.notes.clear();
         self.lost_pending = false;
         leave
@@ -275,6 +286,7 @@ impl Machine {
             instance_id: self.s.instance_id.clone(),
             rebalance_timeout_ms: -1,
             topics: Vec::new(),
+            regex: None,
             server_assignor: None,
             owned: None,
         }
@@ -362,7 +374,8 @@ impl Machine {
         for (id, parts) in t {
             // Ids without a name yet are reconciled once metadata knows them.
             if let Some(name) = self.names.get(id) {
-                if !self.topics.contains(name) {
+                // Under a regex the coordinator chose the topics.
+                if self.regex.is_none() && !self.topics.contains(name) {
                     tracing::warn!(topic = %name, "assigned a topic we did not subscribe to; ignored");
                     continue;
                 }

@@ -20,7 +20,7 @@ fn settings(instance: Option<&str>) -> Settings {
 fn member(instance: Option<&str>) -> (Machine, Instant) {
     let now = Instant::now();
     let mut m = Machine::new(settings(instance), now);
-    m.subscribe(&["t".to_owned(), "u".to_owned()], now);
+    m.subscribe(&["t".to_owned(), "u".to_owned()], None, now);
     m.learn_names([(T, "t".to_owned()), (U, "u".to_owned())]);
     (m, now)
 }
@@ -197,7 +197,7 @@ fn coordinator_errors_retry_after_the_backoff() {
 fn unknown_topic_ids_wait_for_metadata() {
     let now = Instant::now();
     let mut m = Machine::new(settings(None), now);
-    m.subscribe(&["t".to_owned()], now);
+    m.subscribe(&["t".to_owned()], None, now);
     let _ = m.beat(now);
     m.on_reply(now, ok(1, Some(vec![(T, vec![0])])));
     assert_eq!(m.unresolved(), vec![T]);
@@ -228,7 +228,7 @@ fn subscription_change_is_sent_at_once_and_unsubscribed_topics_are_revoked() {
     let (mut m, now) = joined();
     let _ = m.beat(now);
     m.on_reply(now, ok(1, None));
-    m.subscribe(&["u".to_owned()], now);
+    m.subscribe(&["u".to_owned()], None, now);
     let b = m.beat(now).unwrap();
     assert_eq!(b.topics, vec!["u".to_owned()]);
     m.on_reply(now, ok(2, Some(vec![(U, vec![0])])));

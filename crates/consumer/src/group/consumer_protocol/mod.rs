@@ -16,7 +16,13 @@
 //!   classic protocol carries the generation (KIP-447 over KIP-848): the
 //!   coordinator refuses a stale one, which aborts the transaction.
 //!
-//! Not done: regex subscription (`SubscribedTopicRegex`), rack ids.
+//! - regex subscription ([`crate::Consumer::subscribe_pattern`]) goes as
+//!   `SubscribedTopicRegex` (heartbeat v1, KIP-848): the coordinator
+//!   resolves it (RE2J syntax) against the cluster's topics, including
+//!   topics created later; assigned topic ids are named from metadata of
+//!   all topics.
+//!
+//! Not done: rack ids.
 //!
 //! The sans-IO member is [`machine`]; [`driver`] runs its heartbeats.
 
@@ -125,11 +131,12 @@ impl ConsumerMember {
         cfg: &ConsumerConfig,
         client: &exactly_net::Client,
         topics: &[String],
+        regex: Option<&str>,
     ) -> Result<Turn, ConsumerError> {
         let now = Instant::now();
         let turn = {
             let mut m = lock(&self.machine);
-            m.subscribe(topics, now);
+            m.subscribe(topics, regex, now);
             m.step(now)
         };
         if self.driver.as_ref().is_none_or(|d| d.is_finished()) {
