@@ -653,6 +653,7 @@ fn exactly_once_copy(s: &Setup) {
     let cfg = CopyConfig {
         records_per_transaction: 200,
         abort_fraction: 1.0 / 3.0,
+        label: true,
         stop_after: Some(N),
         idle_timeout: Duration::from_secs(30),
         ..CopyConfig::new(

@@ -89,6 +89,7 @@ fn t5(tv: TransactionVersion) {
         let cfg = CopyConfig {
             records_per_transaction: 500,
             abort_fraction: 1.0 / 3.0,
+            label: true,
             stop_after: Some(n),
             idle_timeout: Duration::from_secs(120),
             consumer_properties: props(&[("default.api.timeout.ms", "120000")]),

@@ -36,6 +36,7 @@ fn t2_transactional_copy_with_random_aborts() {
         let cfg = CopyConfig {
             records_per_transaction: 500,
             abort_fraction: 1.0 / 3.0,
+            label: true,
             stop_after: Some(n),
             idle_timeout: Duration::from_secs(60),
             ..CopyConfig::new(

@@ -128,6 +128,7 @@ fn t4_copy_survives_broker_kill9_twice_and_sigterm() {
         let cfg = CopyConfig {
             records_per_transaction: 500,
             abort_fraction: 1.0 / 3.0,
+            label: true,
             stop_after: Some(n),
             idle_timeout: Duration::from_secs(120),
             ..CopyConfig::new(

@@ -74,6 +74,7 @@ async fn demo(bootstrap: &str, records: u64) -> Result<check::Verdict> {
     let cfg = CopyConfig {
         records_per_transaction: 500,
         abort_fraction: 1.0 / 3.0,
+        label: true,
         stop_after: Some(records),
         idle_timeout: Duration::from_secs(30),
         ..CopyConfig::new(

@@ -6,10 +6,11 @@
 //! own: a one-to-one transform into one output topic, deliberate aborts for
 //! demonstrations, and stopping after a count or when idle.
 //!
-//! Every output record carries the intent headers of [`crate::oracle`]
-//! (writer, transaction sequence, intended outcome rolled when the
-//! transaction begins, index, input partition and offset), and the copy
-//! logs each transaction's outcome ([`CopyStats::log`]), so that
+//! With [`CopyConfig::label`] on (tests, the soak, the demo), every output
+//! record carries the intent headers of [`crate::oracle`] (writer,
+//! transaction sequence, intended outcome rolled when the transaction
+//! begins, index, input partition and offset), and the copy logs each
+//! transaction's outcome ([`CopyStats::log`]), so that
 //! [`crate::oracle::Oracle`] can count aborted-visible records, torn
 //! transactions and input order in the output.
 
@@ -60,6 +61,12 @@ pub struct CopyConfig {
     /// routes them: session keys, `consumer.`/`producer.` prefixed keys, or
     /// client keys for each client that knows them.
     pub properties: Vec<(String, String)>,
+    /// Label the output for [`crate::oracle::Oracle`]: intent headers on
+    /// every record and each transaction's outcome kept in
+    /// [`CopyStats::log`]. Off by default: a plain copy must not add
+    /// headers to the user's records, and the log grows by one entry per
+    /// transaction for as long as the copy runs.
+    pub label: bool,
 }
 
 impl CopyConfig {
@@ -86,6 +93,7 @@ impl CopyConfig {
             consumer_properties: Vec::new(),
             producer_properties: Vec::new(),
             properties: Vec::new(),
+            label: false,
         }
     }
 }
@@ -202,6 +210,7 @@ pub async fn copy(
         seq: 0,
         current: None,
         index: 0,
+        label: cfg.label,
         log: &mut log,
         output: &cfg.output,
         transform,
@@ -243,6 +252,8 @@ struct CopyHandler<'a, T, P> {
     current: Option<bool>,
     /// The next record's index within the open transaction.
     index: u64,
+    /// [`CopyConfig::label`].
+    label: bool,
     log: &'a mut TxnLog,
     output: &'a str,
     transform: T,
@@ -298,14 +309,18 @@ where
         let abort = self.begin();
         for r in records {
             let t = (self.transform)(r);
-            let intent = Intent {
-                writer: self.writer.clone(),
-                seq: self.seq,
-                abort,
-                index: self.index,
-                source: Some((r.partition(), r.offset())),
-            }
-            .headers();
+            let intent = if self.label {
+                Intent {
+                    writer: self.writer.clone(),
+                    seq: self.seq,
+                    abort,
+                    index: self.index,
+                    source: Some((r.partition(), r.offset())),
+                }
+                .headers()
+            } else {
+                Vec::new()
+            };
             self.index += 1;
             let mut out = ProducerRecord::new(self.output);
             for (k, v) in &intent {
@@ -331,7 +346,7 @@ where
 
     fn transaction_ended(&mut self, end: &TransactionEnd, stats: &SessionStats) {
         let mut s = copy_stats(stats);
-        if self.current.take().is_some() {
+        if self.current.take().is_some() && self.label {
             let key = (self.writer.clone(), self.seq);
             match end {
                 TransactionEnd::Committed { records_out, .. } => {

@@ -32,6 +32,7 @@ fn main() {
     let cfg = CopyConfig {
         records_per_transaction: num(5) as usize,
         abort_fraction: num(6),
+        label: true,
         seed: num(7) as u64,
         idle_timeout: Duration::from_secs(num(8) as u64),
         // Static membership (KIP-345): a restarted copier takes the killed

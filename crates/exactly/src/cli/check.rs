@@ -46,6 +46,10 @@ pub(crate) struct CopyArgs {
     /// Abort this fraction of transactions on purpose (0.0-1.0).
     #[arg(long, default_value_t = 0.0)]
     abort_fraction: f64,
+    /// Label the output for `verify`'s aborted-visible / torn / order counts
+    /// (intent headers on every record; see `exactly::oracle`).
+    #[arg(long)]
+    label: bool,
     /// Stop after this many seconds without input.
     #[arg(long, default_value_t = 10)]
     idle_secs: u64,
@@ -78,6 +82,7 @@ pub(crate) async fn copy(props: &Props, a: CopyArgs) -> Result<(), Failure> {
     let cfg = CopyConfig {
         records_per_transaction: a.records_per_transaction,
         abort_fraction: a.abort_fraction,
+        label: a.label,
         stop_after: a.count,
         idle_timeout: Duration::from_secs(a.idle_secs),
         properties: props
