@@ -218,8 +218,7 @@ impl ProbeClient {
                 .with_count(total)
                 .with_assignments(None)])
             .with_timeout_ms(30_000);
-        let resp: exactly_codec::messages::CreatePartitionsResponse =
-            self.call_admin(ApiKey::CreatePartitions, 2, &req)?;
+        let resp = self.call(&req)?;
         for r in &resp.results {
             if let Some(e) = ErrorCode::from_code(r.error_code) {
                 let msg = r.error_message.as_deref().unwrap_or("");
@@ -232,12 +231,16 @@ impl ProbeClient {
     /// Deletes topic `name` (DeleteTopics) and waits until Metadata no
     /// longer knows it.
     pub fn delete_topic(&mut self, name: &str) -> Result<()> {
+        use exactly_codec::messages::delete_topics_request::DeleteTopicState;
         use exactly_codec::messages::DeleteTopicsRequest;
+        // Names go in `topic_names` up to v5 and in `topics` from v6: both
+        // are set, the version picked uses its own.
         let req = DeleteTopicsRequest::default()
             .with_topic_names(vec![StrBytes::from_string(name.to_owned()).into()])
+            .with_topics(vec![DeleteTopicState::default()
+                .with_name(Some(StrBytes::from_string(name.to_owned()).into()))])
             .with_timeout_ms(30_000);
-        let resp: exactly_codec::messages::DeleteTopicsResponse =
-            self.call_admin(ApiKey::DeleteTopics, 4, &req)?;
+        let resp = self.call(&req)?;
         for r in &resp.responses {
             if let Some(e) = ErrorCode::from_code(r.error_code) {
                 let msg = r.error_message.as_deref().unwrap_or("");
@@ -255,53 +258,6 @@ impl ProbeClient {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    /// Sends an admin request the library's codec does not carry (so its
-    /// wire guard has no schema for it) at a flexible `version` (request
-    /// header v2, response header v1), encoded and decoded by the protocol
-    /// crate directly. Test support only: the broker's answer is trusted.
-    fn call_admin<Q, S>(&mut self, api: ApiKey, version: i16, req: &Q) -> Result<S>
-    where
-        Q: exactly_codec::protocol::Encodable,
-        S: exactly_codec::protocol::Decodable,
-    {
-        let correlation_id = self.next_correlation_id;
-        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
-        let mut body = BytesMut::new();
-        body.extend_from_slice(&(api as i16).to_be_bytes());
-        body.extend_from_slice(&version.to_be_bytes());
-        body.extend_from_slice(&correlation_id.to_be_bytes());
-        let client_id = b"exactly-harness";
-        body.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
-        body.extend_from_slice(client_id);
-        body.extend_from_slice(&[0]); // no tagged fields
-        req.encode(&mut body, version)
-            .map_err(|e| self.err(e.to_string()))?;
-        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&body);
-        self.stream
-            .write_all(&frame)
-            .map_err(|e| self.err(format!("write: {e}")))?;
-        let mut len = [0u8; 4];
-        self.stream
-            .read_exact(&mut len)
-            .map_err(|e| self.err(format!("read: {e}")))?;
-        let len = usize::try_from(i32::from_be_bytes(len))
-            .ok()
-            .filter(|&n| n <= 1 << 20)
-            .ok_or_else(|| self.err("bad response size".into()))?;
-        let mut resp = vec![0u8; len];
-        self.stream
-            .read_exact(&mut resp)
-            .map_err(|e| self.err(format!("read: {e}")))?;
-        let mut buf = bytes::Bytes::from(resp);
-        if buf.len() < 5 || buf[..4] != correlation_id.to_be_bytes() {
-            return Err(self.err("admin response: bad header".into()));
-        }
-        // Correlation id, then an empty tagged-field section.
-        let _ = buf.split_to(5);
-        S::decode(&mut buf, version).map_err(|e| self.err(e.to_string()))
     }
 
     fn wait_for_leaders(&mut self, name: &str, partitions: i32) -> Result<()> {
