@@ -6,8 +6,14 @@
 //! CPU 1. Reports the process's user+sys CPU minus the broker thread's.
 //!
 //! ```sh
-//! cargo run --release -p exactly-benches --example producer_cpu -- [records] [MODE]
+//! cargo run --release -p exactly-benches --example producer_cpu -- [records] [MODE] [--bootstrap=ADDR]
 //! ```
+//! With `--bootstrap=ADDR` the client uses an external null broker (the
+//! `null_broker` example, as `cargo xtask bench cpu` runs it for ours and
+//! rust-rdkafka alike) and the process's CPU is all the client's; the
+//! record counts are then the external broker's to check. A last line
+//! `client=exactly mode=cpu records=.. secs=.. rate=.. cpu_us_per_msg=..`
+//! is for xtask.
 //! MODE says how the deliveries are awaited (by default the loop drops the
 //! futures and `flush` waits for, and reports, every delivery):
 //! - `--await`: every future kept, `flush`, then each awaited in order;
@@ -40,9 +46,13 @@ fn main() {
         .iter()
         .find_map(|a| a.parse().ok())
         .unwrap_or(1_000_000);
+    let external = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--bootstrap="))
+        .map(str::to_owned);
     let mode = args
         .iter()
-        .find(|a| a.starts_with("--"))
+        .find(|a| a.starts_with("--") && !a.contains('='))
         .map_or("drop", |a| &a[2..])
         .to_owned();
     assert!(
@@ -60,7 +70,15 @@ fn main() {
     );
     let keep = !["drop", "unordered-floor", "callback"].contains(&mode.as_str());
     let delivered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let broker = NullBroker::start(3, Some(1)).expect("null broker");
+    let broker = match &external {
+        Some(_) => None,
+        None => Some(NullBroker::start(3, Some(1)).expect("null broker")),
+    };
+    let addr = external
+        .clone()
+        .or_else(|| broker.as_ref().map(|b| b.addr().to_owned()))
+        .unwrap_or_default();
+    let broker_cpu = || broker.as_ref().map_or(Duration::ZERO, NullBroker::cpu);
     let pinned = pin_to_cpu(0);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -69,7 +87,7 @@ fn main() {
     let value = [0x5au8; 100];
     let (wall, user, sys, maxrss, client_broker_cpu) = rt.block_on(async {
         let producer = Producer::from_properties([
-            ("bootstrap.servers", broker.addr()),
+            ("bootstrap.servers", addr.as_str()),
             ("acks", "all"),
             ("enable.idempotence", "true"),
             ("max.in.flight.requests.per.connection", "5"),
@@ -85,7 +103,7 @@ fn main() {
             .expect("send")
             .await
             .expect("delivery");
-        let broker_before = broker.cpu();
+        let broker_before = broker_cpu();
         let (u0, s0, _) = process_cpu();
         let started = Instant::now();
         let mut key = *b"key-000000000000";
@@ -164,16 +182,19 @@ fn main() {
         }
         let wall = started.elapsed();
         let (u1, s1, rss) = process_cpu();
-        let broker_cpu = broker.cpu().saturating_sub(broker_before);
+        let broker_cpu = broker_cpu().saturating_sub(broker_before);
         producer.close(Duration::from_secs(5)).await.expect("close");
         (wall, u1 - u0, s1 - s0, rss, broker_cpu)
     });
-    let records = broker.records();
-    let ends = broker.end_offsets_total();
-    let requests = broker.produce_requests();
-    let _ = broker.stop();
-    assert_eq!(records, n + 1, "the broker must have every record");
-    assert_eq!(ends as u64, n + 1);
+    let mut requests = 0;
+    if let Some(broker) = broker {
+        let records = broker.records();
+        let ends = broker.end_offsets_total();
+        requests = broker.produce_requests();
+        let _ = broker.stop();
+        assert_eq!(records, n + 1, "the broker must have every record");
+        assert_eq!(ends as u64, n + 1);
+    }
     let total = user + sys;
     let client = total.saturating_sub(client_broker_cpu);
     let per = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
@@ -194,5 +215,11 @@ fn main() {
         per(total),
         wall.as_secs_f64(),
         maxrss / 1024
+    );
+    println!(
+        "client=exactly mode=cpu records={n} secs={:.3} rate={:.1} cpu_us_per_msg={:.3}",
+        wall.as_secs_f64(),
+        n as f64 / wall.as_secs_f64(),
+        per(client)
     );
 }

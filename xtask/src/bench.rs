@@ -4,10 +4,11 @@
 //! For each `transaction.version` (2, then 1) a one-node broker is started
 //! (Kafka 4.3.1, the harness's jars) with a one-partition topic; for each K
 //! (records per transaction) the two programs run in turn, `--pairs` times,
-//! the order flipped every pair (A B, B A, ...):
+//! the order rotating every round (A B C, B C A, ...):
 //! - ours: `benches/examples/txn_loop.rs` (built `--release`);
 //! - Java: `benches/java/TxnLoop.java` compiled with `javac` against the
-//!   harness's kafka-clients, run with the JVM's defaults.
+//!   harness's kafka-clients, run with the JVM's defaults;
+//! - rust-rdkafka: `rdk txn` (`benches/peers`, a project of its own).
 //!
 //! Each broker first gets one discarded run of each program (a fresh
 //! broker is slow for its first seconds). Both run the same loop (begin, K sends of 100 B, commit, then check every
@@ -139,11 +140,41 @@ fn java_cmd(libs: &Path, classes: &Path) -> Command {
     c
 }
 
+/// Builds rust-rdkafka's `rdk` (benches/peers, its own project).
+fn build_rdk() -> Result<PathBuf> {
+    let peers = root().join("benches/peers");
+    run(
+        "build the rust-rdkafka peer (benches/peers)",
+        cargo()
+            .arg("build")
+            .arg("--release")
+            .arg("--quiet")
+            .arg("--manifest-path")
+            .arg(peers.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(peers.join("target")),
+    )?;
+    Ok(peers.join("target/release/rdk"))
+}
+
 /// `cargo xtask bench txn`.
 pub(crate) fn txn(opts: &TxnBenchOptions) -> Result<()> {
     let (ours, classes, libs) = build()?;
+    let rdk = build_rdk()?;
     let secs = format!("{}", opts.seconds);
     let timeout = Duration::from_secs_f64(opts.seconds + 60.0);
+    let names = ["txn_loop", "TxnLoop.java", "rdk txn"];
+    let command = |i: usize| -> Command {
+        match i {
+            0 => Command::new(&ours),
+            1 => java_cmd(&libs, &classes),
+            _ => {
+                let mut c = Command::new(&rdk);
+                c.arg("txn");
+                c
+            }
+        }
+    };
     let mut rows = Vec::new();
     for &tv in &opts.tvs {
         let broker = Broker::start(BrokerConfig::with_transaction_version(tv))?;
@@ -151,12 +182,8 @@ pub(crate) fn txn(opts: &TxnBenchOptions) -> Result<()> {
         let bootstrap = broker.bootstrap();
         // A fresh broker is slow for its first seconds (JIT, first segments):
         // one discarded run of each program first.
-        for program in ["txn_loop", "TxnLoop.java"] {
-            let mut c = if program == "txn_loop" {
-                Command::new(&ours)
-            } else {
-                java_cmd(&libs, &classes)
-            };
+        for (i, program) in names.iter().enumerate() {
+            let mut c = command(i);
             c.args(["--bootstrap", bootstrap.as_str(), "--topic", TOPIC])
                 .args(["--k", "10", "--seconds", secs.as_str()]);
             run_one(program, c, timeout)?;
@@ -173,58 +200,54 @@ pub(crate) fn txn(opts: &TxnBenchOptions) -> Result<()> {
                 "--seconds",
                 secs.as_str(),
             ];
-            let mut a = Vec::new();
-            let mut b = Vec::new();
+            let mut got: [Vec<Figures>; 3] = Default::default();
             for pair in 0..opts.pairs {
-                let run_ours = || -> Result<Figures> {
-                    let mut c = Command::new(&ours);
+                // Round `pair` starts at program `pair` mod 3.
+                for j in 0..3 {
+                    let i = (pair + j) % 3;
+                    let mut c = command(i);
                     c.args(common);
-                    run_one("txn_loop", c, timeout)
-                };
-                let run_java = || -> Result<Figures> {
-                    let mut c = java_cmd(&libs, &classes);
-                    c.args(common);
-                    run_one("TxnLoop.java", c, timeout)
-                };
-                let (x, y) = if pair % 2 == 0 {
-                    let x = run_ours()?;
-                    (x, run_java()?)
-                } else {
-                    let y = run_java()?;
-                    (run_ours()?, y)
-                };
-                eprintln!(
-                    "{tv:?} K={k} pair {pair}: exactly {:.1}/s p50 {:.2} ms, java {:.1}/s p50 {:.2} ms",
-                    x.tps, x.p50, y.tps, y.p50
-                );
-                a.push(x);
-                b.push(y);
+                    let f = run_one(names[i], c, timeout)?;
+                    eprintln!(
+                        "{tv:?} K={k} round {pair}: {} {:.1}/s p50 {:.2} ms",
+                        names[i], f.tps, f.p50
+                    );
+                    got[i].push(f);
+                }
             }
-            let ratio_tps = median(a.iter().zip(&b).map(|(x, y)| x.tps / y.tps).collect());
-            let ratio_p50 = median(a.iter().zip(&b).map(|(x, y)| x.p50 / y.p50).collect());
             let med = |v: &[Figures], f: fn(&Figures) -> f64| median(v.iter().map(f).collect());
+            let ratio = |b: &[Figures], f: fn(&Figures) -> f64| {
+                median(got[0].iter().zip(b).map(|(x, y)| f(x) / f(y)).collect())
+            };
+            let cell = |v: &[Figures]| {
+                format!(
+                    "{:.0} ({:.2} / {:.2})",
+                    med(v, |f| f.tps),
+                    med(v, |f| f.p50),
+                    med(v, |f| f.p99)
+                )
+            };
             rows.push(format!(
-                "| {} | {k} | {:.0} ({:.2} / {:.2}) | {:.0} ({:.2} / {:.2}) | {:.2}x | {:.2}x |",
+                "| {} | {k} | {} | {} | {} | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
                 match tv {
                     TransactionVersion::V1 => 1,
                     _ => 2,
                 },
-                med(&a, |f| f.tps),
-                med(&a, |f| f.p50),
-                med(&a, |f| f.p99),
-                med(&b, |f| f.tps),
-                med(&b, |f| f.p50),
-                med(&b, |f| f.p99),
-                ratio_tps,
-                ratio_p50,
+                cell(&got[0]),
+                cell(&got[1]),
+                cell(&got[2]),
+                ratio(&got[1], |f| f.tps),
+                ratio(&got[1], |f| f.p50),
+                ratio(&got[2], |f| f.tps),
+                ratio(&got[2], |f| f.p50),
             ));
         }
         drop(broker);
     }
     println!(
-        "\n| transaction.version | K | exactly transactions/s (commit p50 / p99 ms) | Java transactions/s (commit p50 / p99 ms) | transactions/s exactly/Java | commit p50 exactly/Java |"
+        "\n| transaction.version | K | exactly transactions/s (commit p50 / p99 ms) | Java | rust-rdkafka | transactions/s exactly/Java | commit p50 exactly/Java | transactions/s exactly/rdkafka | commit p50 exactly/rdkafka |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!("{r}");
     }

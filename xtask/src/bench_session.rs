@@ -50,6 +50,8 @@ pub(crate) struct BenchOptions {
 enum Side {
     Ours,
     Java,
+    /// franz-go's `GroupTransactSession` (`benches/go`, `franz copy`).
+    Go,
 }
 
 fn build_cli() -> Result<PathBuf> {
@@ -122,14 +124,22 @@ struct Bench<'a> {
     records: u64,
     log_dir: PathBuf,
     ours_properties: Vec<String>,
+    /// The franz-go program (`cargo xtask bench copy` only).
+    franz: Option<PathBuf>,
 }
 
 impl Bench<'_> {
     /// One timed copy of the whole input; returns (seconds, output topic).
     fn run(&self, side: Side, rt: &tokio::runtime::Runtime) -> Result<(f64, String)> {
+        self.run_cpu(side, rt).map(|(secs, _, out)| (secs, out))
+    }
+
+    /// One timed copy; returns (seconds, process CPU seconds, output topic).
+    fn run_cpu(&self, side: Side, rt: &tokio::runtime::Runtime) -> Result<(f64, f64, String)> {
         let tag = match side {
             Side::Ours => "ours",
             Side::Java => "java",
+            Side::Go => "franz-go",
         };
         let output = unique_topic(&format!("bench-{tag}-out"));
         let group = unique_topic(&format!("bench-{tag}-group"));
@@ -188,16 +198,26 @@ impl Bench<'_> {
                     ],
                 )?
             }
+            Side::Go => {
+                let mut c = Command::new(self.franz.as_ref().context("no franz-go program")?);
+                c.args(["copy", "--bootstrap", &bootstrap, "--input", &self.input])
+                    .args(["--output", &output, "--group", &group, "--txn-id", &txn])
+                    .args(["--records", &self.records.to_string()])
+                    .args(["--txn-size", &PER_TRANSACTION.to_string()]);
+                c
+            }
         };
         let log = self.log_dir.join(format!("{output}.log"));
         let file = std::fs::File::create(&log).context("run log")?;
         cmd.stdin(Stdio::null())
             .stdout(file.try_clone().context("run log")?)
             .stderr(file);
+        let cpu0 = crate::bench_peers::children_cpu();
         let started = Instant::now();
         let mut child = process::spawn_tied(cmd, tag)?;
         let status = child.wait().context("waiting for the copy")?;
         let secs = started.elapsed().as_secs_f64();
+        let cpu = crate::bench_peers::children_cpu() - cpu0;
         if !status.success() {
             bail!("{tag} copy failed ({status}); see {}", log.display());
         }
@@ -209,7 +229,7 @@ impl Bench<'_> {
                 log.display()
             );
         }
-        Ok((secs, output))
+        Ok((secs, cpu, output))
     }
 }
 
@@ -246,6 +266,7 @@ pub(crate) fn run(tv: TransactionVersion, opts: &BenchOptions) -> Result<()> {
         records: opts.records,
         log_dir,
         ours_properties: opts.ours_properties.clone(),
+        franz: None,
     };
     let mut pairs = Vec::new();
     for i in 0..opts.pairs {
@@ -266,6 +287,7 @@ pub(crate) fn run(tv: TransactionVersion, opts: &BenchOptions) -> Result<()> {
             match side {
                 Side::Ours => ours = r,
                 Side::Java => java = r,
+                Side::Go => {}
             }
         }
         if i == 0 {
@@ -308,4 +330,71 @@ pub(crate) fn run(tv: TransactionVersion, opts: &BenchOptions) -> Result<()> {
         ratios.last().copied().unwrap_or(0.0),
     );
     Ok(())
+}
+
+/// `cargo xtask bench copy`: ours (`exactly copy`), Java's
+/// `TransactionalMessageCopier` and franz-go's `GroupTransactSession`
+/// (`benches/go`) copy the same 3-partition input of `records` x 100 B in
+/// transactions of 1,000 records, paired and alternating, on one broker
+/// (tv2); the rate is records over the whole process's time, start-up
+/// included. Every run's committed offsets must cover the input, and the
+/// first round's outputs are judged exactly once.
+pub(crate) fn copy_suite(
+    p: &crate::bench_peers::Programs,
+    table: &mut crate::bench_peers::Table,
+    records: u64,
+    rounds: usize,
+) -> Result<()> {
+    use crate::bench_peers::{Contender, Reading};
+    let broker = Broker::start(BrokerConfig::with_transaction_version(
+        TransactionVersion::V2,
+    ))
+    .context("broker")?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let input = unique_topic("bench-in");
+    broker.create_topic(&input, PARTITIONS).context("input")?;
+    rt.block_on(produce_input(&broker.bootstrap(), &input, records))?;
+    let log_dir = crate::root().join("target").join("bench-session");
+    std::fs::create_dir_all(&log_dir)?;
+    let bench = Bench {
+        broker: &broker,
+        cli: p.cli.clone(),
+        input,
+        records,
+        log_dir,
+        ours_properties: Vec::new(),
+        franz: Some(p.franz.clone()),
+    };
+    let checked = std::cell::Cell::new(0u32);
+    let run = |side: Side| -> Result<Reading> {
+        let (secs, cpu, output) = bench.run_cpu(side, &rt)?;
+        // The first run of each side: its output is judged exactly once.
+        let bit = 1u32 << (side as u32);
+        if checked.get() & bit == 0 {
+            let v = rt.block_on(check::verify_numbered(
+                &broker.bootstrap(),
+                &output,
+                PARTITIONS,
+                records,
+                Duration::from_secs(60),
+                |_| {},
+            ))?;
+            if !v.is_exactly_once() {
+                bail!("{side:?}'s copy is not exactly once: {v:?}");
+            }
+            checked.set(checked.get() | bit);
+        }
+        Ok(Reading {
+            rate: records as f64 / secs,
+            cpu,
+        })
+    };
+    let mut contenders = vec![
+        Contender::new("exactly", || run(Side::Ours)),
+        Contender::new("Java", || run(Side::Java)),
+        Contender::new("franz-go", || run(Side::Go)),
+    ];
+    let case =
+        format!("{records} x 100 B, 3 partitions, {PER_TRANSACTION} records per transaction, tv2");
+    table.case("copy", &case, rounds, &mut contenders)
 }

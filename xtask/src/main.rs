@@ -11,6 +11,9 @@
 //! - `no-c`: the library builds with no C compiler and its tree has no C.
 //! - `bench txn`: small transactions against the Java client, paired on one
 //!   broker per transaction version (BENCHMARKS.md; not in CI).
+//! - `bench producer|consumer|copy|cpu|all`: ours against rust-rdkafka
+//!   (`benches/peers`), franz-go (`benches/go`) and the Java client, paired
+//!   and alternating, one ratio table (BENCHMARKS.md; not in CI).
 //! - `soak`: the soak tier of RELIABILITY.md (minutes of random faults
 //!   during a group of transactional copiers; not in CI).
 //! - `package`: every library crate is publishable (manifest, docs, MSRV,
@@ -34,7 +37,9 @@ use exactly_protocol_tests::{
 };
 
 mod bench;
+mod bench_peers;
 mod bench_session;
+mod bench_suites;
 mod compat;
 mod demo;
 mod doclinks;
@@ -167,6 +172,31 @@ enum BenchCmd {
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
     },
+    /// Producer end to end: ours vs Java ProducerPerformance, rust-rdkafka,
+    /// franz-go, at linger 0/5 ms, 1/3 partitions, none/lz4/zstd.
+    Producer(PeerArgs),
+    /// Consumer read_committed: ours vs Java ConsumerPerformance,
+    /// rust-rdkafka, franz-go, with and without aborted transactions.
+    Consumer(PeerArgs),
+    /// Exactly-once copy: `exactly copy` vs Java TransactionalMessageCopier
+    /// vs franz-go GroupTransactSession.
+    Copy(PeerArgs),
+    /// Producer CPU against the null broker: ours vs rust-rdkafka.
+    Cpu(PeerArgs),
+    /// producer, consumer, copy and cpu in turn, one table.
+    All(PeerArgs),
+}
+
+/// Sizes of a peer suite run (records per run: `--records`, else each
+/// suite's default).
+#[derive(clap::Args, Clone, Copy)]
+struct PeerArgs {
+    /// Records per run (default: producer 1M, consumer 2M, copy 200k, cpu 1M).
+    #[arg(long)]
+    records: Option<u64>,
+    /// Rounds (each contender once per round, the order rotating).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 #[derive(Subcommand)]
@@ -229,6 +259,7 @@ fn main() -> Result<()> {
             pairs,
             seconds,
         }),
+        Cmd::Bench { cmd } => bench_peers_cmd(cmd),
         Cmd::BenchSession {
             records,
             pairs,
@@ -283,6 +314,38 @@ fn main() -> Result<()> {
 }
 
 /// The workspace root (xtask lives one level below it).
+/// `cargo xtask bench producer|consumer|copy|cpu|all`.
+fn bench_peers_cmd(cmd: BenchCmd) -> Result<()> {
+    let (suites, a): (&[&str], PeerArgs) = match cmd {
+        BenchCmd::Producer(a) => (&["producer"], a),
+        BenchCmd::Consumer(a) => (&["consumer"], a),
+        BenchCmd::Copy(a) => (&["copy"], a),
+        BenchCmd::Cpu(a) => (&["cpu"], a),
+        BenchCmd::All(a) => (&["producer", "consumer", "copy", "cpu"], a),
+        BenchCmd::Txn { .. } => bail!("bench txn is handled above"),
+    };
+    let programs = bench_peers::build(suites.contains(&"copy"))?;
+    let mut table = bench_peers::Table::default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    for suite in suites {
+        let r = |d: u64| a.records.unwrap_or(d);
+        match *suite {
+            "producer" => bench_suites::producer(&programs, &mut table, r(1_000_000), a.rounds)?,
+            "consumer" => bench_suites::consumer(&programs, &mut table, r(2_000_000), a.rounds)?,
+            "copy" => bench_session::copy_suite(&programs, &mut table, r(200_000), a.rounds)?,
+            _ => bench_suites::cpu(&programs, &mut table, r(1_000_000), a.rounds)?,
+        }
+    }
+    let load_end = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    table.print(&format!(
+        "{} rounds, medians; ratios are medians of the per-round ratios. Load average at start: {}, at end: {}",
+        a.rounds,
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        load_end.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    ));
+    Ok(())
+}
+
 pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
