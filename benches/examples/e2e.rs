@@ -16,6 +16,9 @@
 //! - `consume`: a fresh group, `read_committed`, earliest, defaults; the
 //!   rate is records over the time from the first record to the N-th.
 //!
+//! `--prop key=value` (repeatable) adds a client property (e.g.
+//! `batch.size=1048576`, the batch size of rust-rdkafka and franz-go).
+//!
 //! Prints `client=exactly mode=.. records=.. secs=.. rate=..`.
 
 use std::time::{Duration, Instant};
@@ -30,6 +33,8 @@ struct Args {
     records: u64,
     linger_ms: u64,
     compression: String,
+    /// `--prop key=value`: more producer/consumer properties.
+    props: Vec<(String, String)>,
 }
 
 fn args() -> Args {
@@ -41,6 +46,7 @@ fn args() -> Args {
         records: 1_000_000,
         linger_ms: 5,
         compression: "none".into(),
+        props: Vec::new(),
     };
     while let Some(flag) = it.next() {
         let v = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -50,6 +56,10 @@ fn args() -> Args {
             "--records" => a.records = v.parse().expect("--records"),
             "--linger-ms" => a.linger_ms = v.parse().expect("--linger-ms"),
             "--compression" => a.compression = v,
+            "--prop" => {
+                let (k, v) = v.split_once('=').expect("--prop key=value");
+                a.props.push((k.to_owned(), v.to_owned()));
+            }
             other => panic!("unknown flag {other}"),
         }
     }
@@ -58,15 +68,15 @@ fn args() -> Args {
 
 async fn produce(a: &Args) {
     let linger = a.linger_ms.to_string();
-    let p = Producer::from_properties([
+    let mut props: Vec<(&str, &str)> = vec![
         ("bootstrap.servers", a.bootstrap.as_str()),
         ("acks", "all"),
         ("enable.idempotence", "true"),
         ("linger.ms", linger.as_str()),
         ("compression.type", a.compression.as_str()),
-    ])
-    .await
-    .expect("producer");
+    ];
+    props.extend(a.props.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let p = Producer::from_properties(props).await.expect("producer");
     let value = [0x5au8; 100];
     // Warm-up: connections, metadata, producer id.
     p.send(ProducerRecord::new(&a.topic).with_value(&value))
@@ -102,15 +112,15 @@ async fn produce(a: &Args) {
 
 async fn consume(a: &Args) {
     let group = format!("exactly-consume-{}", std::process::id());
-    let mut c = Consumer::from_properties([
+    let mut props: Vec<(&str, &str)> = vec![
         ("bootstrap.servers", a.bootstrap.as_str()),
         ("group.id", group.as_str()),
         ("auto.offset.reset", "earliest"),
         ("isolation.level", "read_committed"),
         ("enable.auto.commit", "false"),
-    ])
-    .await
-    .expect("consumer");
+    ];
+    props.extend(a.props.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut c = Consumer::from_properties(props).await.expect("consumer");
     c.subscribe(&[a.topic.as_str()]).expect("subscribe");
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut got = 0u64;
