@@ -74,6 +74,11 @@ enum Cmd {
         /// Skip fmt, clippy and rustdoc (for a quick local run of the tests only).
         #[arg(long)]
         no_lint: bool,
+        /// Only the real-broker suite's test binaries (`protocol-tests/tests`),
+        /// two at a time as in CI; names (e.g. `eos_copy producer_txn`) pick
+        /// some of them.
+        #[arg(long, num_args = 0.., value_name = "BINARY")]
+        suite: Option<Vec<String>>,
     },
     /// Check that the library's dependency tree compiles no C.
     NoC,
@@ -212,7 +217,10 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Kafka { cmd } => kafka(cmd),
         Cmd::Demo { tv, records } => demo::run(tv.into(), records),
-        Cmd::Test { no_lint } => test(no_lint),
+        Cmd::Test {
+            suite: Some(names), ..
+        } => testrun::run_suite(&names),
+        Cmd::Test { no_lint, .. } => test(no_lint),
         Cmd::NoC => noc::check(),
         Cmd::Bench {
             cmd:

@@ -60,13 +60,43 @@ pub(crate) fn run_tests(run_tag: &str) -> Result<Duration> {
         cargo().args(["test", "-p", SUITE, "--all-features", "--doc"]),
     )?;
     let binaries = build_suite()?;
-    let jobs = std::env::var("EXACTLY_TEST_JOBS")
+    run_parallel(binaries, jobs(), run_tag)?;
+    Ok(t.elapsed())
+}
+
+/// `cargo xtask test --suite [NAME...]`: the real-broker suite alone (the
+/// binaries named, or all), jars fetched first, JVMs left behind killed
+/// and reported.
+pub(crate) fn run_suite(names: &[String]) -> Result<()> {
+    exactly_protocol_tests::jars::ensure_jars()?;
+    let run_tag = std::env::var(exactly_protocol_tests::process::RUN_TAG_ENV)
+        .unwrap_or_else(|_| format!("xtask-{}", std::process::id()));
+    let mut binaries = build_suite()?;
+    if !names.is_empty() {
+        binaries.retain(|b| names.contains(&b.name));
+        if binaries.len() != names.len() {
+            bail!("no such test binary among {names:?} in protocol-tests/tests");
+        }
+    }
+    let result = run_parallel(binaries, jobs(), &run_tag);
+    let strays = crate::stray_jvms(&run_tag);
+    for &pid in &strays {
+        exactly_protocol_tests::process::signal(pid, exactly_protocol_tests::process::Signal::Kill);
+    }
+    result?;
+    if !strays.is_empty() {
+        bail!("the suite left harness JVMs running (pids {strays:?}); they were killed now");
+    }
+    Ok(())
+}
+
+/// `EXACTLY_TEST_JOBS`, default 2.
+fn jobs() -> usize {
+    std::env::var("EXACTLY_TEST_JOBS")
         .ok()
         .and_then(|j| j.parse::<usize>().ok())
         .filter(|&j| j > 0)
-        .unwrap_or(2);
-    run_parallel(binaries, jobs, run_tag)?;
-    Ok(t.elapsed())
+        .unwrap_or(2)
 }
 
 /// Builds the suite's test binaries and lists them, longest first.
