@@ -38,11 +38,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// The `client` label values.
-pub const PRODUCER_CLIENT: &str = "example-producer";
-/// The consumer's `client` label value.
-pub const CONSUMER_CLIENT: &str = "example-consumer";
-
 /// What the demo does.
 #[derive(Debug, Clone)]
 pub struct Demo {
@@ -52,6 +47,9 @@ pub struct Demo {
     pub topic: String,
     /// The producer's `transactional.id`.
     pub transactional_id: String,
+    /// The `client` label (and `client.id`) of the producer is
+    /// `{client}-producer`, of the consumer `{client}-consumer`.
+    pub client: String,
     /// Transactions to run.
     pub transactions: u32,
     /// Records per transaction.
@@ -103,10 +101,12 @@ pub async fn serve(listener: tokio::net::TcpListener, handle: PrometheusHandle) 
 /// (or 30 s passed). Exports both clients' metrics on the way and at the
 /// end. Returns the consumer (still assigned) with what was done.
 pub async fn run_demo(demo: &Demo) -> Result<(Consumer, Done), Error> {
+    let producer_client = format!("{}-producer", demo.client);
+    let consumer_client = format!("{}-consumer", demo.client);
     let producer = Producer::from_properties([
         ("bootstrap.servers", demo.bootstrap.as_str()),
         ("transactional.id", demo.transactional_id.as_str()),
-        ("client.id", PRODUCER_CLIENT),
+        ("client.id", producer_client.as_str()),
         ("linger.ms", "5"),
     ])
     .await?;
@@ -139,14 +139,14 @@ pub async fn run_demo(demo: &Demo) -> Result<(Consumer, Done), Error> {
             done.committed += 1;
             done.records_committed += u64::from(demo.records);
         }
-        exactly::metrics::export_producer(PRODUCER_CLIENT, &producer);
+        exactly::metrics::export_producer(&producer_client, &producer);
     }
     producer.close(Duration::from_secs(10)).await?;
-    exactly::metrics::export_producer(PRODUCER_CLIENT, &producer);
+    exactly::metrics::export_producer(&producer_client, &producer);
 
     let mut consumer = Consumer::from_properties([
         ("bootstrap.servers", demo.bootstrap.as_str()),
-        ("client.id", CONSUMER_CLIENT),
+        ("client.id", consumer_client.as_str()),
         ("isolation.level", "read_committed"),
         ("auto.offset.reset", "earliest"),
     ])
@@ -168,7 +168,7 @@ pub async fn run_demo(demo: &Demo) -> Result<(Consumer, Done), Error> {
             done.consumed += records.len() as u64;
         }
     }
-    exactly::metrics::export_consumer(CONSUMER_CLIENT, &consumer);
+    exactly::metrics::export_consumer(&consumer_client, &consumer);
     Ok((consumer, done))
 }
 
@@ -196,6 +196,7 @@ async fn main() -> Result<(), Error> {
         bootstrap,
         transactional_id: format!("{topic}-metrics-example"),
         topic,
+        client: "example".into(),
         transactions: number(&args, "--transactions", 5)?,
         records: number(&args, "--records", 100)?,
         abort_every: number(&args, "--abort-every", 3)?,
@@ -218,7 +219,7 @@ async fn main() -> Result<(), Error> {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
-            _ = tick.tick() => exactly::metrics::export_consumer(CONSUMER_CLIENT, &consumer),
+            _ = tick.tick() => exactly::metrics::export_consumer("example-consumer", &consumer),
             polled = consumer.poll(Duration::from_millis(500)) => {
                 if let Polled::Records(records) = polled? {
                     if !records.is_empty() {
