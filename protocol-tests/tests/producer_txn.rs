@@ -405,6 +405,7 @@ fn metrics_example(tv: TransactionVersion) {
         abort_every: 3,
     };
     let handle = prometheus();
+    let started = std::time::Instant::now();
     let text = runtime().block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -423,6 +424,7 @@ fn metrics_example(tv: TransactionVersion) {
         drop(consumer);
         scrape(addr).await
     });
+    eprintln!("{tv:?}: demo and scrape in {:?}", started.elapsed());
     let p = format!(
         "client=\"{client}-producer\",transactional_id=\"{}\"",
         demo.transactional_id
