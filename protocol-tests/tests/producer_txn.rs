@@ -8,9 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod producer_support;
-/// The Prometheus example itself (its `main` unused here).
-#[path = "../../crates/exactly/examples/prometheus_metrics.rs"]
-mod prometheus_example;
+mod txn_metrics;
 
 use std::time::Duration;
 
@@ -354,151 +352,144 @@ fn open_past_transaction_timeout_tv1() {
     timeout(TransactionVersion::V1);
 }
 
-/// The Prometheus recorder of this test binary (one global recorder per
-/// process; each test labels its clients apart).
-fn prometheus() -> metrics_exporter_prometheus::PrometheusHandle {
-    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
-        std::sync::OnceLock::new();
-    HANDLE
-        .get_or_init(|| prometheus_example::install().unwrap())
-        .clone()
-}
+/// T6 with a *frozen* zombie (issue 16 item 7): the old producer's Produce
+/// is held in flight (by a chaos proxy on the listener only the zombie
+/// uses) while a new producer with the same `transactional.id` initializes
+/// and opens its own transaction; then the held Produce is released and
+/// reaches the broker with the old epoch. Nothing of the zombie may be
+/// visible (neither what it wrote before the fence nor the held request),
+/// and the new transaction must be intact: both judges read exactly the
+/// new producer's values `0..50`, ours until the topic is quiet.
+fn frozen_zombie(tv: TransactionVersion) {
+    use exactly_protocol_tests::judge::exactly_once;
+    use exactly_protocol_tests::proxy::{ChaosProxy, Faults};
+    use exactly_protocol_tests::{BrokerConfig, ExtraListener};
 
-/// Scrapes `addr` as Prometheus would: an HTTP GET, the body back.
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: test\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_owned()
-}
-
-/// The value of the sample `name{labels}` in Prometheus text.
-fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
-    let key = format!("{name}{{{labels}}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&key))
-        .map(|v| v.trim().parse().unwrap())
-}
-
-/// The example's demo (5 transactions of 100 records, the third aborted
-/// after its records were acknowledged) against the real broker, its
-/// metrics scraped over HTTP from the example's listener: the producer's
-/// and the consumer's counters are what the demo did.
-fn metrics_example(tv: TransactionVersion) {
-    let broker = Broker::shared(tv).unwrap_or_else(|e| panic!("{e}"));
-    let topic = unique_topic("txn-metrics");
+    // The zombie bootstraps through ZOMBIE, which the broker advertises at
+    // the proxy's port; PLAINTEXT (the new producer's, and the broker's own
+    // for transaction markers) stays direct.
+    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = reserved.local_addr().unwrap().port();
+    let mut config = BrokerConfig::with_transaction_version(tv);
+    config
+        .extra_listeners
+        .push(ExtraListener::new("ZOMBIE", "PLAINTEXT").advertised_at(proxy_port));
+    let broker = Broker::start(config).unwrap_or_else(|e| panic!("{e}"));
+    let topic = unique_topic("txn-frozen");
     broker.create_topic(&topic, 1).unwrap();
-    let client = unique_topic("metrics");
-    let demo = prometheus_example::Demo {
-        bootstrap: broker.bootstrap(),
-        topic: topic.clone(),
-        transactional_id: unique_topic("txn-metrics-id"),
-        client: client.clone(),
-        transactions: 5,
-        records: 100,
-        abort_every: 3,
-    };
-    let handle = prometheus();
-    let started = std::time::Instant::now();
-    let text = runtime().block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(prometheus_example::serve(listener, handle));
-        let (consumer, done) = prometheus_example::run_demo(&demo).await.unwrap();
+    let txn_id = unique_topic("txn-frozen-id");
+    let rt = runtime();
+    let zombie_listener = broker.listener_address(1, "ZOMBIE").unwrap();
+    rt.block_on(async {
+        let proxy = ChaosProxy::start_on(reserved, &zombie_listener)
+            .await
+            .unwrap();
+        let old = producer(&proxy.addr(), &[("transactional.id", &txn_id)]).await;
+        old.init_transactions().await.unwrap();
+        old.begin_transaction().await.unwrap();
+        let mut before = Vec::new();
+        for i in 0..50u32 {
+            let v = (1_000 + i).to_string();
+            before.push(
+                old.send(ProducerRecord::new(&topic).with_value(v.as_bytes()))
+                    .await
+                    .unwrap(),
+            );
+        }
+        old.flush().await.unwrap();
+        for f in before {
+            f.await.unwrap();
+        }
+
+        // Freeze: the zombie's next Produce stays in the proxy.
+        let up_before = proxy.bytes().0;
+        proxy.set_faults(Faults {
+            hold: true,
+            ..Faults::default()
+        });
+        let mut held = Vec::new();
+        for i in 0..50u32 {
+            let v = (2_000 + i).to_string();
+            held.push(
+                old.send(ProducerRecord::new(&topic).with_value(v.as_bytes()))
+                    .await
+                    .unwrap(),
+            );
+        }
+        // Give the zombie's sender time to write the request (into the hold).
+        tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(
-            (
-                done.committed,
-                done.aborted,
-                done.records_sent,
-                done.consumed
-            ),
-            (4, 1, 500, 400),
-            "{tv:?}"
+            proxy.bytes().0,
+            up_before,
+            "{tv:?}: the held Produce must not have reached the broker"
         );
-        drop(consumer);
-        scrape(addr).await
+
+        // The new producer fences the zombie and opens its own transaction.
+        let new = producer(&broker.bootstrap(), &[("transactional.id", &txn_id)]).await;
+        new.init_transactions().await.unwrap();
+        new.begin_transaction().await.unwrap();
+        let send_new = |range: std::ops::Range<u32>| {
+            let new = &new;
+            let topic = &topic;
+            async move {
+                let mut fs = Vec::new();
+                for i in range {
+                    fs.push(
+                        new.send(ProducerRecord::new(topic).with_value(i.to_string().as_bytes()))
+                            .await
+                            .unwrap(),
+                    );
+                }
+                new.flush().await.unwrap();
+                for f in fs {
+                    f.await.unwrap();
+                }
+            }
+        };
+        send_new(0..25).await;
+
+        // Thaw: the held Produce (old epoch) lands inside the new
+        // transaction's lifetime.
+        proxy.set_faults(Faults::default());
+        proxy.release();
+        for f in held {
+            let r = tokio::time::timeout(Duration::from_secs(60), f)
+                .await
+                .expect("the zombie's held delivery never resolved");
+            assert!(
+                r.is_err(),
+                "{tv:?}: the zombie's held Produce was acknowledged"
+            );
+        }
+        assert!(
+            proxy.bytes().0 > up_before,
+            "{tv:?}: the held Produce was never delivered to the broker"
+        );
+        let commit = old.commit_transaction().await.unwrap_err();
+        eprintln!("{tv:?}: frozen zombie's commit: {commit}");
+
+        send_new(25..50).await;
+        new.commit_transaction().await.unwrap();
+        new.close(Duration::from_secs(10)).await.unwrap();
+        let _ = old.close(Duration::from_secs(5)).await;
     });
-    eprintln!("{tv:?}: demo and scrape in {:?}", started.elapsed());
-    let p = format!(
-        "client=\"{client}-producer\",transactional_id=\"{}\"",
-        demo.transactional_id
+    exactly_once(
+        &broker,
+        &rt,
+        &topic,
+        1,
+        50,
+        &format!("T6 frozen zombie {tv:?}"),
     );
-    let c = format!("client=\"{client}-consumer\"");
-    let get = |name: &str, labels: &str| {
-        sample(&text, name, labels)
-            .unwrap_or_else(|| panic!("{tv:?}: no {name}{{{labels}}} in:\n{text}"))
-    };
-    // Exact: what the demo did.
-    for (name, want) in [
-        ("exactly_producer_records_sent_total", 500.0),
-        ("exactly_producer_records_failed_total", 0.0),
-        ("exactly_producer_batches_failed_total", 0.0),
-        ("exactly_producer_transactions_committed_total", 4.0),
-        ("exactly_producer_transactions_aborted_total", 1.0),
-        ("exactly_producer_id_rotations_total", 0.0),
-        ("exactly_producer_commit_latency_seconds_count", 4.0),
-    ] {
-        assert_eq!(get(name, &p), want, "{tv:?}: {name}");
-    }
-    // Epoch bumps: under KIP-890 every ended transaction bumps (EndTxn v5);
-    // under v1 this producer bumps once after its abort, to fence it.
-    let (cause, bumps) = match tv {
-        TransactionVersion::V2 => ("end_txn", 5.0),
-        TransactionVersion::V1 => ("abort", 1.0),
-    };
-    let bump_labels = format!("{p},cause=\"{cause}\"");
-    assert_eq!(
-        get("exactly_producer_epoch_bumps_total", &bump_labels),
-        bumps,
-        "{tv:?}"
-    );
-    let causes = text
-        .lines()
-        .filter(|l| l.starts_with("exactly_producer_epoch_bumps_total{") && l.contains(&p))
-        .count();
-    assert_eq!(causes, 1, "{tv:?}: bumps of another cause:\n{text}");
-    // A batch never spans transactions: at least one per transaction.
-    let batches = get("exactly_producer_batches_sent_total", &p);
-    assert!(
-        (5.0..=500.0).contains(&batches),
-        "{tv:?}: {batches} batches"
-    );
-    // Values of 4 to 6 bytes, each record at least its value, the batch
-    // headers on top; uncompressed, far below 100 bytes a record.
-    let bytes = get("exactly_producer_bytes_sent_total", &p);
-    assert!(
-        (2_000.0..50_000.0).contains(&bytes),
-        "{tv:?}: {bytes} bytes"
-    );
-    assert!(get("exactly_producer_retries_total", &p) >= 0.0);
-    let sum = get("exactly_producer_commit_latency_seconds_sum", &p);
-    assert!(sum > 0.0 && sum < 60.0, "{tv:?}: commit latency sum {sum}");
-    let producer_client = format!("client=\"{client}-producer\"");
-    assert!(get("exactly_requests_total", &producer_client) > 0.0);
-    // The consumer: every committed record, the aborted ones skipped, and
-    // nothing left to read.
-    assert_eq!(get("exactly_consumer_records_total", &c), 400.0, "{tv:?}");
-    assert!(
-        get("exactly_consumer_aborted_batches_total", &c) >= 1.0,
-        "{tv:?}"
-    );
-    let tp = format!("{c},topic=\"{topic}\",partition=\"0\"");
-    assert_eq!(get("exactly_consumer_lag", &tp), 0.0, "{tv:?}");
-    assert_eq!(get("exactly_consumer_lso_distance", &tp), 0.0, "{tv:?}");
+    assert_no_hanging(&broker, &[&topic]);
 }
 
 #[test]
-fn metrics_of_the_prometheus_example_tv2() {
-    metrics_example(TransactionVersion::V2);
+fn frozen_zombie_held_produce_released_after_fence_tv2() {
+    frozen_zombie(TransactionVersion::V2);
 }
 
 #[test]
-fn metrics_of_the_prometheus_example_tv1() {
-    metrics_example(TransactionVersion::V1);
+fn frozen_zombie_held_produce_released_after_fence_tv1() {
+    frozen_zombie(TransactionVersion::V1);
 }
