@@ -15,9 +15,17 @@
 //!   knobs of [`sim::Faults`] (lost, delayed, duplicated and reordered
 //!   responses, connection cuts, coordinator moves, leader changes,
 //!   fencing), each checked for exactly-once. Deterministic per seed.
+//! - [`oracle`]: the exactly-once checker over a `read_committed` read of
+//!   an output (intent headers written by a copy: aborted-visible, torn,
+//!   duplicate and out-of-order records), the one `exactly verify` and the
+//!   reliability suite use.
 //! - [`rng`]: the seedable RNG the schedules draw from.
+//! - `strategies` (feature `proptest`, on by default): proptest strategies
+//!   for valid record batches, markers and frames, near-valid hostile
+//!   batches (one field corrupted at a time), and fault knobs.
 //!
-//! No C, no runtime, no broker: the only dependency is the sans-IO core.
+//! No C, no runtime, no broker: the sans-IO core, plus the codec and
+//! proptest with the `proptest` feature.
 //!
 //! ```
 //! use exactly_testkit::sim::Sim;
@@ -29,5 +37,8 @@
 //! ```
 
 pub mod broker;
+pub mod oracle;
 pub mod rng;
 pub mod sim;
+#[cfg(feature = "proptest")]
+pub mod strategies;
