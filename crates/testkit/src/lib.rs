@@ -19,6 +19,9 @@
 //!   an output (intent headers written by a copy: aborted-visible, torn,
 //!   duplicate and out-of-order records), the one `exactly verify` and the
 //!   reliability suite use.
+//! - `cluster` (feature `net`): the simulated broker on the wire, served
+//!   over in-memory connections through `exactly_net::Dialer`, so the real
+//!   clients run against it in-process on tokio's virtual clock.
 //! - [`rng`]: the seedable RNG the schedules draw from.
 //! - `strategies` (feature `proptest`, on by default): proptest strategies
 //!   for valid record batches, markers and frames, near-valid hostile
@@ -37,6 +40,8 @@
 //! ```
 
 pub mod broker;
+#[cfg(feature = "net")]
+pub mod cluster;
 pub mod oracle;
 pub mod rng;
 pub mod sim;
