@@ -65,3 +65,42 @@ async fn idempotent_producer_writes_each_record_once_through_cut_connections() {
     // Virtual time passed (request timeouts, backoffs), not real time.
     assert!(started.elapsed() >= Duration::from_millis(100));
 }
+
+/// The real transactional `Producer` (transaction version 1: AddPartitionsToTxn,
+/// EndTxn v3) against the simulated coordinator: committed transactions are
+/// visible to a `read_committed` reader, the aborted one is not.
+#[tokio::test(start_paused = true)]
+async fn transactional_producer_commits_and_aborts_against_the_sim() {
+    let sim = SimCluster::new(3);
+    let mut b = ProducerConfig::builder();
+    b.bootstrap_servers("sim:9092").unwrap();
+    b.transactional_id("sim-tx");
+    b.net().dialer(sim.dialer());
+    let p = Producer::new(b.build().unwrap()).await.unwrap();
+    p.init_transactions().await.unwrap();
+    for (t, commit) in [(0u8, true), (1, false), (2, true)] {
+        p.begin_transaction().await.unwrap();
+        for i in 0..5u8 {
+            let v = [t, i];
+            p.send(ProducerRecord::new("out").with_value(&v))
+                .await
+                .unwrap();
+        }
+        if commit {
+            p.commit_transaction().await.unwrap();
+        } else {
+            p.abort_transaction().await.unwrap();
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    sim.settle();
+    let mut got = values(&sim);
+    got.sort();
+    let want: Vec<Vec<u8>> = [0u8, 2]
+        .iter()
+        .flat_map(|&t| (0..5u8).map(move |i| vec![t, i]))
+        .collect();
+    assert_eq!(got, want);
+    let (_, open) = sim.with_broker(|b| b.read_committed());
+    assert_eq!(open, 0, "no transaction left hanging");
+}

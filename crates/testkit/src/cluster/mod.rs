@@ -9,11 +9,15 @@
 //! timeouts, backoffs) is on tokio's virtual clock.
 //!
 //! Built so far (see `docs/TESTKIT.md` for the rest): one node (id 1)
-//! leading every partition; ApiVersions, Metadata, InitProducerId and
-//! Produce (RecordBatch v2 headers read with the codec, the producer-state
-//! checks of the model, KIP-98); the fault of a connection cut after a
+//! leading every partition and coordinating every transaction; ApiVersions,
+//! Metadata, InitProducerId, Produce (RecordBatch v2 headers read with the
+//! codec, the producer-state checks of the model, KIP-98), and the
+//! transaction APIs of transaction version 1 (FindCoordinator,
+//! AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn); the fault of a connection cut after a
 //! Produce was applied (the client sees "maybe delivered" and retries, the
 //! broker's sequence checks must deduplicate).
+
+mod txn;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -43,6 +47,11 @@ const VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Metadata, 1, 12),
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::Produce, 3, 11),
+    (ApiKey::FindCoordinator, 1, 3),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
 ];
 
 struct Inner {
@@ -150,6 +159,23 @@ impl SimCluster {
     pub fn with_broker<R>(&self, f: impl FnOnce(&Broker) -> R) -> R {
         f(&self.lock().broker)
     }
+
+    /// Runs `f` on the broker model to change it (fence a transactional id,
+    /// set the group generation), at the current virtual time.
+    pub fn with_broker_mut<R>(&self, f: impl FnOnce(&mut Broker, u64) -> R) -> R {
+        let mut inner = self.lock();
+        let now = Self::now(&inner);
+        f(&mut inner.broker, now)
+    }
+
+    /// Lets the coordinator write the markers of transactions whose
+    /// completion is due by now (a reader sees a transaction once its
+    /// markers are written).
+    pub fn settle(&self) {
+        let mut inner = self.lock();
+        let now = Self::now(&inner);
+        inner.broker.complete_due(now);
+    }
 }
 
 /// One connection: frames in, answers out, until the client closes it or a
@@ -212,6 +238,19 @@ async fn serve(cluster: SimCluster, mut sock: DuplexStream) {
                 let (body, cut) = cluster.produce(p);
                 (ApiKey::Produce, ResponseKind::Produce(body), cut)
             }
+            RequestKind::FindCoordinator(r) => {
+                (ApiKey::FindCoordinator, cluster.find_coordinator(r), false)
+            }
+            RequestKind::AddPartitionsToTxn(r) => {
+                (ApiKey::AddPartitionsToTxn, cluster.add_partitions(r), false)
+            }
+            RequestKind::AddOffsetsToTxn(r) => {
+                (ApiKey::AddOffsetsToTxn, cluster.add_offsets(r), false)
+            }
+            RequestKind::TxnOffsetCommit(r) => {
+                (ApiKey::TxnOffsetCommit, cluster.txn_offset_commit(r), false)
+            }
+            RequestKind::EndTxn(r) => (ApiKey::EndTxn, cluster.end_txn(r), false),
             // An API the simulation does not serve: a broker that does not
             // know it closes the connection.
             _ => return,
