@@ -225,3 +225,13 @@ pub fn faults() -> impl Strategy<Value = Faults> {
             },
         )
 }
+
+/// A producer schedule for [`crate::sim::Sim::with_faults`]: the seed picks
+/// the transaction version, idempotent or transactional, the epoch start
+/// (near exhaustion one time in ten), the plan of sends, commits, aborts and
+/// offsets, and the draws of the faults; the knobs set how often requests
+/// are lost, retried, refused by a moved coordinator or leader, duplicated,
+/// or the producer fenced. Epoch bumps follow from those.
+pub fn schedule() -> impl Strategy<Value = (u64, Faults)> {
+    (any::<u64>(), faults())
+}
