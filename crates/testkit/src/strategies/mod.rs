@@ -2,7 +2,7 @@
 //! valid record batches (KIP-98 RecordBatch v2) under every compression,
 //! with any producer stamp and the transactional flag either way;
 //! transaction markers (control batches); frames; and near-valid hostile
-//! batches with one field corrupted at a time ([`hostile`]). The fault
+//! batches with one field corrupted at a time ([`hostile()`]). The fault
 //! knobs of the simulation have a strategy too ([`faults`]).
 //!
 //! `exactly-codec`'s own property tests draw from these.
