@@ -11,8 +11,10 @@
 //! the run and by both judges (our checker and the Java
 //! `VerifiableConsumer`) at the end.
 //!
-//! One 3-node cluster, transaction version 2 (`EXACTLY_EOS_TV=1` runs 1),
-//! about 60 s.
+//! One 3-node cluster, transaction version 2 (`EXACTLY_EOS_TV=1` runs 1):
+//! 206 s on the shared 2-core machine (72 s of it the cluster's start, 70 s
+//! the two elections' tool JVMs), too much for CI's budget, so `#[ignore]`d:
+//! `cargo test -p exactly-protocol-tests --test consumer_leaders -- --ignored --nocapture`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -192,6 +194,7 @@ fn progress(seen: &Seen, n: u64, what: &str) {
 }
 
 #[test]
+#[ignore = "a 3-node cluster and 5 tool JVMs: 60-200 s; run with -- --ignored"]
 fn producer_and_consumer_follow_leader_changes_without_errors() {
     let tv = match std::env::var("EXACTLY_EOS_TV").as_deref() {
         Ok("1") => TransactionVersion::V1,
@@ -240,6 +243,9 @@ fn producer_and_consumer_follow_leader_changes_without_errors() {
             500,
             &format!("after election {round} ({before:?} -> {after:?})"),
         );
+        phase(&format!(
+            "election {round}: leaders {before:?} -> {after:?}, both clients progressed"
+        ));
     }
     let victim = broker.leader_of(&topic, 0).expect("leader");
     broker.kill9(victim).expect("kill -9");
