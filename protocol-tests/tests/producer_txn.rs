@@ -1,11 +1,14 @@
 //! Transactions on the real broker, under transaction.version 2 and 1:
 //! visibility of committed and aborted records to a `read_committed` Java
 //! consumer, offsets committed only with their transaction, zombie fencing,
-//! and a transaction left open past `transaction.timeout.ms`.
+//! a transaction left open past `transaction.timeout.ms`, and the metrics
+//! of a transactional producer and a read_committed consumer as
+//! `crates/exactly/examples/prometheus_metrics.rs` serves them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod producer_support;
+mod txn_metrics;
 
 use std::time::Duration;
 
