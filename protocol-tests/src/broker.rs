@@ -485,7 +485,8 @@ impl Broker {
         ];
         for ((name, port), l) in node.extra_ports.iter().zip(&self.config.extra_listeners) {
             listeners.push(format!("{name}://127.0.0.1:{port}"));
-            advertised.push(format!("{name}://127.0.0.1:{port}"));
+            let shown = l.advertised_port.unwrap_or(*port);
+            advertised.push(format!("{name}://127.0.0.1:{shown}"));
             map.push(format!("{name}:{}", l.security_protocol));
         }
         listeners.push(format!("CONTROLLER://127.0.0.1:{}", node.controller_port));

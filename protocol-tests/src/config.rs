@@ -33,6 +33,30 @@ pub struct ExtraListener {
     pub name: String,
     /// Security protocol: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
     pub security_protocol: String,
+    /// The port clients are told to use for this listener (in metadata),
+    /// when it is not the listener's own: a chaos proxy's port, so that
+    /// the clients that bootstrap through this listener reach every node
+    /// through the proxy while other listeners stay direct. One node only
+    /// (every node would advertise the same port).
+    pub advertised_port: Option<u16>,
+}
+
+impl ExtraListener {
+    /// A listener named `name` speaking `security_protocol`, advertised at
+    /// its own port.
+    pub fn new(name: impl Into<String>, security_protocol: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            security_protocol: security_protocol.into(),
+            advertised_port: None,
+        }
+    }
+
+    /// Advertised at `port` (a proxy's) instead of its own.
+    pub fn advertised_at(mut self, port: u16) -> Self {
+        self.advertised_port = Some(port);
+        self
+    }
 }
 
 /// A broker (or cluster) to start.

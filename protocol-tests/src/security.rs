@@ -239,10 +239,7 @@ impl Security {
     /// format time) to `cfg`.
     pub fn apply(&self, mut cfg: BrokerConfig) -> BrokerConfig {
         for name in [SASL_SSL, SASL_PLAINTEXT] {
-            cfg.extra_listeners.push(ExtraListener {
-                name: name.into(),
-                security_protocol: name.into(),
-            });
+            cfg.extra_listeners.push(ExtraListener::new(name, name));
             let l = name.to_ascii_lowercase();
             let scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;";
             let plain = format!(

@@ -6,8 +6,8 @@
 //!   added during a transactional copy, a deleted topic;
 //! - `interop`: two Java `VerifiableConsumer`s and two of ours in one
 //!   cooperative group;
-//! - `fetch_cost` (`#[ignore]`d measurement, issue 12 item 5): what
-//!   sessionless Fetch costs with 1,200 partitions.
+//! - `fetch_cost` (`#[ignore]`d measurement, issue 12 item 5): what Fetch
+//!   costs with 1,200 partitions, with and without KIP-227 fetch sessions.
 //!
 //! Measured on the 2-core CI machine (after the broker is up): cooperative
 //! ~14-16 s per transaction version, partition growth ~14-16 s per version,

@@ -456,3 +456,43 @@ fn graceful_stop_is_bounded_when_the_handler_hangs() {
     );
     assert_no_hanging(broker, &[&output]);
 }
+
+/// `idle.stop.ms` does not count the group join: on a broker whose first
+/// join is held back longer than the idle time
+/// (`group.initial.rebalance.delay.ms`, 3 s by default on a real broker,
+/// 0 in the harness), a session with input waiting copies all of it
+/// instead of stopping before it held a partition (the session stopped
+/// with nothing copied before the fix).
+#[test]
+fn idle_stop_does_not_count_the_group_join() {
+    let rt = runtime();
+    let broker = Broker::start(
+        exactly_protocol_tests::BrokerConfig::with_transaction_version(TransactionVersion::V2)
+            .property("group.initial.rebalance.delay.ms", "3000"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (input, output) = (unique_topic("idle-in"), unique_topic("idle-out"));
+    broker.create_topic(&input, 2).expect("input");
+    broker.create_topic(&output, 3).expect("output");
+    let n = 500;
+    rt.block_on(produce_range(&broker.bootstrap(), &input, 0, n));
+    let stats = rt.block_on(async {
+        let s = session(
+            &broker,
+            Input::Topic(&input),
+            &unique_topic("idle-group"),
+            &unique_topic("idle-txn"),
+            Duration::from_millis(1_500),
+        )
+        .await;
+        let h = Copy {
+            output: output.clone(),
+            n: u64::MAX,
+            stop: s.shutdown_handle(),
+        };
+        s.run(h).await.expect("session")
+    });
+    println!("idle after a slow join: {stats:?}");
+    assert_eq!(stats.records_committed, n, "the session stopped early");
+    judge::exactly_once(&broker, &rt, &output, 3, n, "idle after a slow join");
+}

@@ -1,11 +1,14 @@
 //! Transactions on the real broker, under transaction.version 2 and 1:
 //! visibility of committed and aborted records to a `read_committed` Java
 //! consumer, offsets committed only with their transaction, zombie fencing,
-//! and a transaction left open past `transaction.timeout.ms`.
+//! a transaction left open past `transaction.timeout.ms`, and the metrics
+//! of a transactional producer and a read_committed consumer as
+//! `crates/exactly/examples/prometheus_metrics.rs` serves them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod producer_support;
+mod txn_metrics;
 
 use std::time::Duration;
 
@@ -347,4 +350,146 @@ fn open_past_transaction_timeout_tv2() {
 #[test]
 fn open_past_transaction_timeout_tv1() {
     timeout(TransactionVersion::V1);
+}
+
+/// T6 with a *frozen* zombie (issue 16 item 7): the old producer's Produce
+/// is held in flight (by a chaos proxy on the listener only the zombie
+/// uses) while a new producer with the same `transactional.id` initializes
+/// and opens its own transaction; then the held Produce is released and
+/// reaches the broker with the old epoch. Nothing of the zombie may be
+/// visible (neither what it wrote before the fence nor the held request),
+/// and the new transaction must be intact: both judges read exactly the
+/// new producer's values `0..50`, ours until the topic is quiet.
+fn frozen_zombie(tv: TransactionVersion) {
+    use exactly_protocol_tests::judge::exactly_once;
+    use exactly_protocol_tests::proxy::{ChaosProxy, Faults};
+    use exactly_protocol_tests::{BrokerConfig, ExtraListener};
+
+    // The zombie bootstraps through ZOMBIE, which the broker advertises at
+    // the proxy's port; PLAINTEXT (the new producer's, and the broker's own
+    // for transaction markers) stays direct.
+    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = reserved.local_addr().unwrap().port();
+    let mut config = BrokerConfig::with_transaction_version(tv);
+    config
+        .extra_listeners
+        .push(ExtraListener::new("ZOMBIE", "PLAINTEXT").advertised_at(proxy_port));
+    let broker = Broker::start(config).unwrap_or_else(|e| panic!("{e}"));
+    let topic = unique_topic("txn-frozen");
+    broker.create_topic(&topic, 1).unwrap();
+    let txn_id = unique_topic("txn-frozen-id");
+    let rt = runtime();
+    let zombie_listener = broker.listener_address(1, "ZOMBIE").unwrap();
+    rt.block_on(async {
+        let proxy = ChaosProxy::start_on(reserved, &zombie_listener)
+            .await
+            .unwrap();
+        let old = producer(&proxy.addr(), &[("transactional.id", &txn_id)]).await;
+        old.init_transactions().await.unwrap();
+        old.begin_transaction().await.unwrap();
+        let mut before = Vec::new();
+        for i in 0..50u32 {
+            let v = (1_000 + i).to_string();
+            before.push(
+                old.send(ProducerRecord::new(&topic).with_value(v.as_bytes()))
+                    .await
+                    .unwrap(),
+            );
+        }
+        old.flush().await.unwrap();
+        for f in before {
+            f.await.unwrap();
+        }
+
+        // Freeze: the zombie's next Produce stays in the proxy.
+        let up_before = proxy.bytes().0;
+        proxy.set_faults(Faults {
+            hold: true,
+            ..Faults::default()
+        });
+        let mut held = Vec::new();
+        for i in 0..50u32 {
+            let v = (2_000 + i).to_string();
+            held.push(
+                old.send(ProducerRecord::new(&topic).with_value(v.as_bytes()))
+                    .await
+                    .unwrap(),
+            );
+        }
+        // Give the zombie's sender time to write the request (into the hold).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            proxy.bytes().0,
+            up_before,
+            "{tv:?}: the held Produce must not have reached the broker"
+        );
+
+        // The new producer fences the zombie and opens its own transaction.
+        let new = producer(&broker.bootstrap(), &[("transactional.id", &txn_id)]).await;
+        new.init_transactions().await.unwrap();
+        new.begin_transaction().await.unwrap();
+        let send_new = |range: std::ops::Range<u32>| {
+            let new = &new;
+            let topic = &topic;
+            async move {
+                let mut fs = Vec::new();
+                for i in range {
+                    fs.push(
+                        new.send(ProducerRecord::new(topic).with_value(i.to_string().as_bytes()))
+                            .await
+                            .unwrap(),
+                    );
+                }
+                new.flush().await.unwrap();
+                for f in fs {
+                    f.await.unwrap();
+                }
+            }
+        };
+        send_new(0..25).await;
+
+        // Thaw: the held Produce (old epoch) lands inside the new
+        // transaction's lifetime.
+        proxy.set_faults(Faults::default());
+        proxy.release();
+        for f in held {
+            let r = tokio::time::timeout(Duration::from_secs(60), f)
+                .await
+                .expect("the zombie's held delivery never resolved");
+            assert!(
+                r.is_err(),
+                "{tv:?}: the zombie's held Produce was acknowledged"
+            );
+        }
+        assert!(
+            proxy.bytes().0 > up_before,
+            "{tv:?}: the held Produce was never delivered to the broker"
+        );
+        let commit = old.commit_transaction().await.unwrap_err();
+        eprintln!("{tv:?}: frozen zombie's commit: {commit}");
+
+        send_new(25..50).await;
+        new.commit_transaction().await.unwrap();
+        new.close(Duration::from_secs(10)).await.unwrap();
+        let _ = old.close(Duration::from_secs(5)).await;
+    });
+    exactly_once(
+        &broker,
+        &rt,
+        &topic,
+        1,
+        50,
+        &format!("T6 frozen zombie {tv:?}"),
+    );
+    assert_no_hanging(&broker, &[&topic]);
+}
+
+#[test]
+fn frozen_zombie_held_produce_released_after_fence_tv2() {
+    frozen_zombie(TransactionVersion::V2);
+}
+
+#[test]
+fn frozen_zombie_held_produce_released_after_fence_tv1() {
+    frozen_zombie(TransactionVersion::V1);
 }

@@ -6,8 +6,9 @@
 //! - `demo`: the main job, an exactly-once copy on a local broker it starts.
 //! - `test`: everything CI runs (fmt, clippy, the no-C check, all tests
 //!   including the real-broker and real-PostgreSQL ones (Debian's
-//!   `postgresql` is installed if missing), a check that no JVM is left
-//!   behind, and the codec fuzz smoke).
+//!   `postgresql` is installed if missing; the real-broker test binaries
+//!   run two at a time, `EXACTLY_TEST_JOBS` to change it), a check that no
+//!   JVM is left behind, and the codec fuzz smoke).
 //! - `no-c`: the library builds with no C compiler and its tree has no C.
 //! - `bench txn`: small transactions against the Java client, paired on one
 //!   broker per transaction version (BENCHMARKS.md; not in CI).
@@ -47,6 +48,7 @@ mod noc;
 mod pg;
 mod publish;
 mod soak;
+mod testrun;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "exactly project automation")]
@@ -77,6 +79,11 @@ enum Cmd {
         /// Skip fmt, clippy and rustdoc (for a quick local run of the tests only).
         #[arg(long)]
         no_lint: bool,
+        /// Only the real-broker suite's test binaries (`protocol-tests/tests`),
+        /// two at a time as in CI; names (e.g. `eos_copy producer_txn`) pick
+        /// some of them.
+        #[arg(long, num_args = 0.., value_name = "BINARY")]
+        suite: Option<Vec<String>>,
     },
     /// Check that the library's dependency tree compiles no C.
     NoC,
@@ -240,7 +247,10 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Kafka { cmd } => kafka(cmd),
         Cmd::Demo { tv, records } => demo::run(tv.into(), records),
-        Cmd::Test { no_lint } => test(no_lint),
+        Cmd::Test {
+            suite: Some(names), ..
+        } => testrun::run_suite(&names),
+        Cmd::Test { no_lint, .. } => test(no_lint),
         Cmd::NoC => noc::check(),
         Cmd::Bench {
             cmd:
@@ -496,15 +506,7 @@ fn test(no_lint: bool) -> Result<()> {
     let t = Instant::now();
     pg::ensure()?;
     times.push(("postgres", t.elapsed()));
-    times.push((
-        "tests",
-        run(
-            "tests (unit, property, simulation, real broker, real PostgreSQL)",
-            cargo()
-                .args(["test", "--workspace", "--all-features"])
-                .env(process::RUN_TAG_ENV, &run_tag),
-        )?,
-    ));
+    times.push(("tests", testrun::run_tests(&run_tag)?));
     // The broker compatibility suite on the oldest and the newest Kafka of
     // the matrix (the default version is what the tests above ran on);
     // `cargo xtask compat` runs the whole matrix.

@@ -5,7 +5,11 @@
 //! until a whole frame is buffered. The declared size is checked against a
 //! configurable maximum *before* anything is reserved, so a hostile or
 //! confused peer (an HTTP `GET ` read as a size is 1,195,725,856) costs a
-//! typed error, not memory.
+//! typed error, not memory. Below the maximum, the buffer grows with the
+//! bytes that actually arrive (at most doubling, from
+//! [`GROWTH_FLOOR`]), never by the declared size alone: a peer that sends
+//! a 4-byte prefix declaring 100 MiB and then nothing costs 64 KiB, not
+//! 100 MiB per connection.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -14,6 +18,10 @@ use crate::CodecError;
 /// Default maximum frame size: 100 MiB, the Java client's
 /// `socket.request.max.bytes` default on the broker side.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 100 * 1024 * 1024;
+
+/// The least a partial frame's buffer is grown by: small frames are read
+/// whole in one reservation, large ones grow geometrically from here.
+pub const GROWTH_FLOOR: usize = 64 * 1024;
 
 /// Incremental decoder of size-prefixed frames.
 #[derive(Debug, Clone)]
@@ -40,8 +48,10 @@ impl FrameDecoder {
 
     /// Takes one whole frame (without its size prefix) off the front of
     /// `buf`, or returns `Ok(None)` when more bytes are needed. On `Ok(None)`
-    /// the buffer is left as it was, and at most the declared frame's bytes
-    /// are reserved (never more than the maximum).
+    /// the buffer is left as it was, and room is reserved for the rest of
+    /// the frame but never more than what is buffered already (or
+    /// [`GROWTH_FLOOR`]): memory follows received bytes, not the declared
+    /// size. The extra copies of growing cost at most one copy of the frame.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         let Some(prefix) = buf.get(..4) else {
             return Ok(None);
@@ -58,7 +68,8 @@ impl FrameDecoder {
             });
         }
         if buf.len() < 4 + len {
-            buf.reserve(4 + len - buf.len());
+            let missing = 4 + len - buf.len();
+            buf.reserve(missing.min(buf.len().max(GROWTH_FLOOR)));
             return Ok(None);
         }
         buf.advance(4);
@@ -138,6 +149,37 @@ mod tests {
         b.put_i32(max as i32);
         b.put_bytes(7, max);
         assert_eq!(d.decode(&mut b).unwrap().unwrap().len(), max);
+    }
+
+    /// A prefix declaring the default maximum (100 MiB) followed by nothing
+    /// reserves the growth floor, not the declared size; fed in pieces the
+    /// frame still decodes, and the buffer's capacity stays a small multiple
+    /// of what arrived (`BytesMut` itself doubles on reallocation, so four
+    /// times, plus the floor twice).
+    #[test]
+    fn reservation_follows_received_bytes() {
+        let d = FrameDecoder::default();
+        let mut b = BytesMut::new();
+        b.put_i32(DEFAULT_MAX_FRAME_SIZE as i32);
+        assert_eq!(d.decode(&mut b).unwrap(), None);
+        assert!(b.capacity() <= 4 + GROWTH_FLOOR + 64, "{}", b.capacity());
+
+        let len = 3 * GROWTH_FLOOR + 17;
+        let body: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        let mut b = BytesMut::new();
+        b.put_i32(len as i32);
+        let mut fed = 0;
+        let frame = loop {
+            if let Some(f) = d.decode(&mut b).unwrap() {
+                break f;
+            }
+            assert!(b.capacity() <= 4 * b.len() + 2 * GROWTH_FLOOR + 64);
+            // Read into spare capacity, as `read_buf` does.
+            let take = (b.capacity() - b.len()).clamp(1, len - fed).min(10_000);
+            b.put_slice(&body[fed..fed + take]);
+            fed += take;
+        };
+        assert_eq!(frame.as_ref(), &body[..]);
     }
 
     #[test]

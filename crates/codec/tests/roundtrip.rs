@@ -1,6 +1,8 @@
 //! Property tests: any batch we encode decodes to exactly what went in, under
 //! every codec and stamp; frames survive any chunking; damaged batches give
-//! typed errors. Failing cases are persisted in `tests/roundtrip.proptest-regressions`
+//! typed errors. The generators are the public ones of
+//! `exactly_testkit::strategies`, which users test their own code with.
+//! Failing cases are persisted in `tests/roundtrip.proptest-regressions`
 //! (committed when they occur).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,49 +14,9 @@ use exactly_codec::{BatchBuilder, Batches, Compression, FrameDecoder, ProducerSt
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
-#[derive(Debug, Clone)]
-struct Rec {
-    ts: i64,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Vec<(String, Option<Vec<u8>>)>,
-}
-
-fn rec() -> impl Strategy<Value = Rec> {
-    (
-        prop_oneof![any::<i64>(), 1_700_000_000_000i64..1_700_000_100_000],
-        proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
-        proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
-        proptest::collection::vec(
-            (
-                "[a-z\\u{e9}]{0,8}",
-                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20)),
-            ),
-            0..3,
-        ),
-    )
-        .prop_map(|(ts, key, value, headers)| Rec {
-            ts,
-            key,
-            value,
-            headers,
-        })
-}
-
-fn codec() -> impl Strategy<Value = Compression> {
-    proptest::sample::select(Compression::ALL.to_vec())
-}
-
-fn stamp() -> impl Strategy<Value = ProducerStamp> {
-    (any::<i64>(), any::<i16>(), any::<i32>(), any::<bool>()).prop_map(|(p, e, s, t)| {
-        ProducerStamp {
-            producer_id: p,
-            producer_epoch: e,
-            base_sequence: s,
-            transactional: t,
-        }
-    })
-}
+use exactly_testkit::strategies::{
+    compression as codec, hostile, marker, record as rec, stamp, Corruption, RecordSpec as Rec,
+};
 
 fn encode(recs: &[Rec], codec: Compression, s: ProducerStamp) -> Bytes {
     let mut b = BatchBuilder::new(codec);
@@ -67,7 +29,7 @@ fn encode(recs: &[Rec], codec: Compression, s: ProducerStamp) -> Bytes {
                 value: v.as_deref(),
             })
             .collect();
-        b.append(r.ts, r.key.as_deref(), r.value.as_deref(), &hs)
+        b.append(r.timestamp, r.key.as_deref(), r.value.as_deref(), &hs)
             .unwrap();
     }
     assert_eq!(b.record_count() as usize, recs.len());
@@ -86,13 +48,16 @@ fn check(batch: &RecordBatch, recs: &[Rec], codec: Compression, s: ProducerStamp
     );
     assert_eq!(h.record_count as usize, recs.len());
     assert_eq!(h.last_offset_delta as usize, recs.len() - 1);
-    assert_eq!(h.base_timestamp, recs[0].ts);
-    assert_eq!(h.max_timestamp, recs.iter().map(|r| r.ts).max().unwrap());
+    assert_eq!(h.base_timestamp, recs[0].timestamp);
+    assert_eq!(
+        h.max_timestamp,
+        recs.iter().map(|r| r.timestamp).max().unwrap()
+    );
     let mut n = 0;
     for (i, (got, want)) in batch.records().zip(recs).enumerate() {
         let got = got.unwrap();
         assert_eq!(got.offset(), h.base_offset + i as i64);
-        assert_eq!(got.timestamp(), want.ts);
+        assert_eq!(got.timestamp(), want.timestamp);
         assert_eq!(got.key(), want.key.as_deref());
         assert_eq!(got.value(), want.value.as_deref());
         assert_eq!(got.key_bytes().as_deref(), want.key.as_deref());
@@ -137,7 +102,7 @@ proptest! {
         let mut b = BatchBuilder::new(codec);
         for r in &recs {
             let hs: Vec<_> = r.headers.iter().map(|(k, v)| RecordHeader { key: k, value: v.as_deref() }).collect();
-            b.append(r.ts, r.key.as_deref(), r.value.as_deref(), &hs).unwrap();
+            b.append(r.timestamp, r.key.as_deref(), r.value.as_deref(), &hs).unwrap();
         }
         let mut closed = b.close().unwrap();
         let first = closed.stamp(s1);
@@ -198,5 +163,32 @@ proptest! {
         }
         prop_assert!(inbuf.is_empty());
         prop_assert_eq!(got, bodies);
+    }
+
+    #[test]
+    fn hostile_batches_give_typed_errors(h in hostile()) {
+        let decoded = RecordBatch::decode(h.bytes.clone()).and_then(|b| {
+            for r in b.records() {
+                for header in r?.headers() {
+                    header?;
+                }
+            }
+            Ok(())
+        });
+        prop_assert!(decoded.is_err(), "{:?} decoded", h.corruption);
+        if let Corruption::Truncated(_) = h.corruption {
+            // As the tail of a records set: a partial batch, skipped.
+            prop_assert!(Batches::new(h.bytes.clone()).next().is_none());
+        }
+        prop_assert!(RecordBatch::decode(h.valid.clone()).is_ok());
+    }
+
+    #[test]
+    fn markers_decode_as_control_batches(m in marker()) {
+        let bytes = m.encode().unwrap();
+        let batch = RecordBatch::decode(bytes).unwrap();
+        let h = batch.header();
+        prop_assert!(h.attributes.control && h.attributes.transactional);
+        prop_assert_eq!((h.base_offset, h.producer_id, h.producer_epoch), (m.base_offset, m.producer_id, m.producer_epoch));
     }
 }

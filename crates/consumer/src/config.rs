@@ -177,6 +177,9 @@ pub struct ConsumerConfig {
     /// `fetch.max.uncompressed.bytes`: the total a fetch response may
     /// decompress to (all its compressed batches together).
     pub(crate) fetch_max_uncompressed_bytes: usize,
+    /// `enable.fetch.sessions` (ours; the Java client always uses them):
+    /// KIP-227 incremental fetch requests.
+    pub(crate) fetch_sessions: bool,
     pub(crate) group_protocol: GroupProtocol,
     pub(crate) remote_assignor: Option<RemoteAssignor>,
 }
@@ -291,6 +294,7 @@ struct Partial {
     default_api_timeout: Duration,
     check_crcs: bool,
     fetch_max_uncompressed_bytes: usize,
+    fetch_sessions: bool,
     group_protocol: GroupProtocol,
     remote_assignor: Option<RemoteAssignor>,
     /// Classic-protocol settings set explicitly (refused under
@@ -333,6 +337,7 @@ impl Default for ConsumerConfigBuilder {
                 default_api_timeout: Duration::from_millis(60_000),
                 check_crcs: true,
                 fetch_max_uncompressed_bytes: DEFAULT_FETCH_MAX_UNCOMPRESSED_BYTES,
+                fetch_sessions: true,
                 group_protocol: GroupProtocol::Classic,
                 remote_assignor: None,
                 classic_only: Vec::new(),
@@ -460,6 +465,7 @@ impl ConsumerConfigBuilder {
             }
             "default.api.timeout.ms" => c.default_api_timeout = wire_millis(key, value, 1)?,
             "check.crcs" => c.check_crcs = boolean(key, value)?,
+            "enable.fetch.sessions" => c.fetch_sessions = boolean(key, value)?,
             "fetch.max.uncompressed.bytes" => {
                 c.fetch_max_uncompressed_bytes = exactly_net::config::props::count(key, value, 1)?
             }
@@ -592,6 +598,7 @@ impl ConsumerConfigBuilder {
             default_api_timeout: c.default_api_timeout,
             check_crcs: c.check_crcs,
             fetch_max_uncompressed_bytes: c.fetch_max_uncompressed_bytes,
+            fetch_sessions: c.fetch_sessions,
             group_protocol: c.group_protocol,
             remote_assignor: c.remote_assignor,
         })

@@ -22,6 +22,7 @@ pub struct ConsumerMetrics {
     commits: AtomicU64,
     decompression_budget_spent: AtomicU64,
     read_committed_anomalies: AtomicU64,
+    fetch_session_resets: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -62,6 +63,9 @@ pub struct ConsumerMetricsSnapshot {
     /// offset (-1: nothing delivered), or a last stable offset above the
     /// high watermark (the high watermark is used instead).
     pub read_committed_anomalies: u64,
+    /// Fetch sessions (KIP-227) that had to start over with a full request
+    /// (the broker lost the session, an epoch mismatch, a lost request).
+    pub fetch_session_resets: u64,
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -103,6 +107,9 @@ impl ConsumerMetrics {
     pub(crate) fn read_committed_anomaly(&self) {
         add(&self.read_committed_anomalies, 1);
     }
+    pub(crate) fn fetch_session_reset(&self) {
+        add(&self.fetch_session_resets, 1);
+    }
     pub(crate) fn decompression_budget_spent(&self) {
         add(&self.decompression_budget_spent, 1);
     }
@@ -125,6 +132,7 @@ impl ConsumerMetrics {
             commits: g(&self.commits),
             decompression_budget_spent: g(&self.decompression_budget_spent),
             read_committed_anomalies: g(&self.read_committed_anomalies),
+            fetch_session_resets: g(&self.fetch_session_resets),
         }
     }
 }

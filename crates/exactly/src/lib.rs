@@ -8,8 +8,10 @@
 //! producer's and the consumer's main types at the top, and each layer as a
 //! module ([`eos`], [`producer`], [`consumer`], [`net`], [`txn`], [`codec`]), plus
 //! [`copy()`] (an exactly-once copy between topics, a thin handler on the
-//! session) and [`check`] (its read_committed verdict); with the default
-//! `cli` feature, the `exactly` command-line tool.
+//! session) and [`check`] (its read_committed verdict), [`oracle`] (the
+//! exactly-once checker) and [`testkit`] (the simulated broker and seeded
+//! fault schedules, to test exactly-once code without a broker); with the
+//! default `cli` feature, the `exactly` command-line tool.
 //!
 //! What it does not do: add behaviour of its own beyond [`copy()`] and [`check`]
 //! (everything else is the layer crates', documented there); serialize
@@ -157,7 +159,13 @@ pub mod cli;
 pub mod copy;
 #[cfg(feature = "metrics")]
 pub mod metrics;
-pub mod oracle;
+/// Test your exactly-once code without a broker: the simulated broker, seeded
+/// fault schedules on a virtual clock, the exactly-once checker.
+pub use exactly_testkit as testkit;
+/// The exactly-once checker (intent headers and the oracle that reads them
+/// back); it lives in [`exactly_testkit`] so that tests below this facade and
+/// users' tests share it with `exactly verify`.
+pub use exactly_testkit::oracle;
 
 pub use copy::{copy, CopyConfig, CopyError, CopyStats, Transformed};
 

@@ -74,7 +74,7 @@ mod sasl;
 mod tls;
 
 pub use cluster::{Client, Coordinator, CoordinatorType};
-pub use config::{ConfigError, NetConfig, NetConfigBuilder};
+pub use config::{ConfigError, DialFuture, Dialer, NetConfig, NetConfigBuilder};
 pub use conn::{Connection, Connector, SendOptions};
 pub use error::{Delivery, Disconnect, NetError};
 pub use metrics::{Metrics, MetricsSnapshot};

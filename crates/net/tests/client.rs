@@ -83,3 +83,39 @@ async fn reconnects_after_the_connection_dies() {
     assert_eq!(fb.state.connections.load(Ordering::SeqCst), before + 1);
     assert_eq!(c.metrics_snapshot().reconnects, 1);
 }
+
+/// A `Dialer` replaces TCP for every connection (bootstrap and the broker
+/// Metadata names): the client works over in-memory streams, which is how
+/// exactly-testkit runs the real clients against a simulated broker.
+#[tokio::test]
+async fn a_dialer_replaces_tcp_for_every_connection() {
+    let fb = FakeBroker::start(Mode::Normal).await;
+    let dialed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut b = NetConfig::builder();
+    // Nothing listens there: only the dialer can reach the fake.
+    b.bootstrap_servers(["sim.invalid:9092"])
+        .dialer(fb.dialer(dialed.clone()));
+    let c = Client::connect(b.build().unwrap()).await.unwrap();
+    let r = c.leader("orders", 3).await.unwrap();
+    assert_eq!(r.leader, 1);
+    let conn = c.connection(1).await.unwrap();
+    assert!(conn.addr().starts_with("127.0.0.1:"));
+    let dialed = dialed.lock().unwrap().clone();
+    assert_eq!(dialed.first().map(String::as_str), Some("sim.invalid:9092"));
+    assert!(
+        dialed.iter().any(|a| a.starts_with("127.0.0.1:")),
+        "the broker Metadata names is dialed too: {dialed:?}"
+    );
+    assert_eq!(fb.state.connections.load(Ordering::SeqCst), dialed.len());
+}
+
+#[test]
+fn a_dialer_cannot_be_combined_with_tls() {
+    let mut b = NetConfig::builder();
+    b.bootstrap_servers(["sim:9092"])
+        .security_protocol(exactly_net::config::SecurityProtocol::Ssl)
+        .dialer(exactly_net::Dialer::new(|_| {
+            Box::pin(async { Err(std::io::Error::other("unused")) })
+        }));
+    assert!(b.build().is_err());
+}

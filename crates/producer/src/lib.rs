@@ -70,6 +70,7 @@ pub mod config;
 mod delivery;
 mod driver;
 mod error;
+pub mod metrics;
 pub mod partitioner;
 mod producer;
 pub mod record;
@@ -77,6 +78,7 @@ pub mod record;
 pub use config::{Acks, ProducerConfig, ProducerConfigBuilder};
 pub use delivery::DeliveryFuture;
 pub use error::ProducerError;
+pub use metrics::{ProducerMetrics, ProducerMetricsSnapshot};
 pub use partitioner::{murmur2, partition_for_key, Partitioner, PartitionerKind};
 pub use producer::{ConsumerGroupMetadata, Producer, ProducerBuilder};
 pub use record::{ProducerRecord, RecordHeader, RecordMetadata};
@@ -88,6 +90,6 @@ pub use exactly_net::{ConfigError, NetError};
 /// Re-exported: the partition type of offsets and errors, and the core's
 /// error details carried by [`ProducerError`].
 pub use exactly_txn::{
-    DeliveryError, DeliveryFailure, ErrorReason, GroupMetadata, OffsetCommit, Severity,
-    TopicPartition, TxnError, UsageError,
+    DeliveryError, DeliveryFailure, ErrorReason, GroupMetadata, IdentityCause, OffsetCommit,
+    Severity, TopicPartition, TxnError, UsageError,
 };

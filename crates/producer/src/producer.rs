@@ -17,6 +17,7 @@ use crate::config::{Acks, ProducerConfig, ProducerConfigBuilder};
 use crate::delivery::DeliveryFuture;
 use crate::driver::{broker_info, Command, Driver};
 use crate::error::ProducerError;
+use crate::metrics::{ProducerMetrics, ProducerMetricsSnapshot};
 use crate::partitioner::PartitionerKind;
 use crate::record::ProducerRecord;
 
@@ -168,6 +169,7 @@ struct Inner {
     cmd: mpsc::UnboundedSender<Command>,
     client: Client,
     config: Arc<ProducerConfig>,
+    metrics: Arc<ProducerMetrics>,
 }
 
 fn now_ms() -> i64 {
@@ -224,6 +226,7 @@ impl Producer {
             now_ms() as u64 ^ u64::from(std::process::id()),
         ));
         let (tx, rx) = mpsc::unbounded_channel();
+        let metrics = Arc::new(ProducerMetrics::default());
         let driver = Driver::new(
             core,
             client.clone(),
@@ -231,6 +234,7 @@ impl Producer {
             config.clone(),
             rx,
             features_epoch,
+            metrics.clone(),
         );
         tokio::spawn(driver.run());
         Ok(Producer {
@@ -239,6 +243,7 @@ impl Producer {
                 cmd: tx,
                 client,
                 config,
+                metrics,
             }),
         })
     }
@@ -251,6 +256,19 @@ impl Producer {
     /// The connection layer's counters (requests, errors by code, bytes...).
     pub fn metrics(&self) -> MetricsSnapshot {
         self.inner.client.metrics_snapshot()
+    }
+
+    /// The producer's own counters: records, batches and bytes delivered,
+    /// retries, epoch bumps, producer id rotations, transactions committed
+    /// and aborted, commit latency ([`crate::metrics`]).
+    pub fn producer_metrics(&self) -> ProducerMetricsSnapshot {
+        self.inner.metrics.snapshot()
+    }
+
+    /// The commit latencies recorded since the last call (for a histogram;
+    /// see [`ProducerMetrics::take_commit_latencies`]).
+    pub fn take_commit_latencies(&self) -> Vec<Duration> {
+        self.inner.metrics.take_commit_latencies()
     }
 
     /// Appends a record to its partition's open batch and returns the

@@ -226,6 +226,42 @@ pub enum Outcome {
     MaybeDelivered,
 }
 
+/// Why the core took a new identity ([`Event::IdentityChanged`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdentityCause {
+    /// EndTxn v5 returned the next transaction's epoch (KIP-890, flow v2:
+    /// every transaction, committed or aborted, ends with one).
+    EndTxn,
+    /// InitProducerId with the current identity completed an abort: flow
+    /// v1's fencing bump after EndTxn(abort), or the abort of a transaction
+    /// whose epoch may have moved (KIP-588).
+    Abort,
+    /// InitProducerId fenced a committed transaction's request that was
+    /// once unanswered and may still land (flow v1).
+    FenceLateRequests,
+    /// InitProducerId after EndTxn v5 answered without a usable identity.
+    MissingIdentity,
+    /// InitProducerId for a new producer id: the epoch was exhausted.
+    EpochExhausted,
+    /// The producer bumped its epoch itself to reset sequences after a
+    /// batch failed with its outcome known (idempotent producer, KIP-360).
+    SequenceReset,
+}
+
+impl IdentityCause {
+    /// A short snake_case name (a metrics label value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityCause::EndTxn => "end_txn",
+            IdentityCause::Abort => "abort",
+            IdentityCause::FenceLateRequests => "fence_late_requests",
+            IdentityCause::MissingIdentity => "missing_identity",
+            IdentityCause::EpochExhausted => "epoch_exhausted",
+            IdentityCause::SequenceReset => "sequence_reset",
+        }
+    }
+}
+
 /// Something the user (through the driver) must learn.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -238,6 +274,9 @@ pub enum Event {
     IdentityChanged {
         /// The new identity.
         identity: ProducerIdentity,
+        /// Why (for logs and metrics: the driver tells an epoch bump from a
+        /// producer id rotation by comparing with the previous identity).
+        cause: IdentityCause,
     },
     /// The partition leader acknowledged the batch (for a transactional
     /// producer the records become visible only if the transaction commits).

@@ -94,7 +94,7 @@ pub use crate::core::{Acceptance, ProducerCore};
 pub use crate::error::{
     DeliveryError, DeliveryFailure, ErrorReason, Severity, TxnError, UsageError,
 };
-pub use crate::io::{CoordinatorType, Event, Outcome, Request, Response, Target};
+pub use crate::io::{CoordinatorType, Event, IdentityCause, Outcome, Request, Response, Target};
 pub use crate::state::{
     EndTxnStatus, EpochRisk, IllegalTransition, InitReason, OffsetsJob, OffsetsStep, Opening,
     Transaction, TxnState,

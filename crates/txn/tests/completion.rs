@@ -48,7 +48,20 @@ fn v2_after_commit() -> H {
     let (rid, _, r) = h.poll().expect("EndTxn");
     assert!(matches!(r, Request::EndTxn { commit: true, .. }), "{r:?}");
     h.end_ok(rid, Some(id(PID, 1)));
-    h.events();
+    let events = h.events();
+    assert_eq!(
+        events[events.len().saturating_sub(2)..],
+        [
+            Event::Committed {
+                identity: id(PID, 0)
+            },
+            Event::IdentityChanged {
+                identity: id(PID, 1),
+                cause: IdentityCause::EndTxn,
+            },
+        ],
+        "EndTxn v5's new epoch is reported as such"
+    );
     // Idle after the commit: nothing waits, so nothing is asked.
     h.none();
     h.core.begin(h.now).unwrap();

@@ -84,7 +84,8 @@ fn begin_while_reinitializing_is_refused_as_such() {
     assert!(!h.core.ending_transaction());
     h.answer_init(id(PID, 1));
     assert!(h.events().contains(&Event::IdentityChanged {
-        identity: id(PID, 1)
+        identity: id(PID, 1),
+        cause: IdentityCause::Abort,
     }));
     h.core.begin(h.now).unwrap();
 }

@@ -1229,7 +1229,8 @@ fn idempotent_out_of_order_head_bumps_epoch_and_restamps_unwritten_batches() {
         "re-stamped from 0 under the bumped epoch"
     );
     assert!(h.events().contains(&Event::IdentityChanged {
-        identity: id(PID, 1)
+        identity: id(PID, 1),
+        cause: IdentityCause::SequenceReset,
     }));
     // A new epoch: one batch at a time until the first is acknowledged.
     h.none();

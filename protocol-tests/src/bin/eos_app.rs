@@ -18,6 +18,16 @@
 //! open transaction is committed, the producer closed), `sigterm` when the
 //! signal arrives.
 //!
+//! `EXACTLY_APP_PROTOCOL=<eager|cooperative|consumer>` (the rolling-restart
+//! test, `tests/eos_session_roll.rs`): the instance joins as a *dynamic*
+//! member (no `group.instance.id`, so a stop or a restart rebalances) with
+//! the classic protocol and `range` (eager), the classic protocol and
+//! `cooperative-sticky` (KIP-429), or `group.protocol=consumer` (KIP-848;
+//! then no `session.timeout.ms`, which the broker decides for such groups and
+//! the client refuses). In fanout mode it then also prints `commit <unix ms>
+//! <input records> <p,p,...>` after each commit: the input partitions the
+//! committed transaction carried offsets for.
+//!
 //! `EXACTLY_APP_CRASH_AT_OFFSETS=<k>`: the process kills itself
 //! (SIGKILL) the `k`-th time the session has added the consumed offsets to
 //! a transaction (TxnOffsetCommit answered) and not yet sent EndTxn — the
@@ -35,6 +45,9 @@ use exactly_protocol_tests::process::{signal, Signal};
 struct FanOut {
     a: String,
     b: String,
+    /// With `EXACTLY_APP_PROTOCOL`: the input partitions of the open
+    /// transaction, printed when it commits.
+    parts: Option<std::collections::BTreeSet<i32>>,
 }
 
 impl Handler for FanOut {
@@ -43,6 +56,9 @@ impl Handler for FanOut {
         ctx: &mut Context<'_>,
         records: &[ConsumerRecord],
     ) -> Result<(), HandlerError> {
+        if let Some(parts) = &mut self.parts {
+            parts.insert(ctx.partition().partition);
+        }
         for r in records {
             let Some(v) = r.value() else { continue };
             let n: u64 = std::str::from_utf8(v)?.parse()?;
@@ -63,6 +79,17 @@ impl Handler for FanOut {
     }
 
     fn transaction_ended(&mut self, end: &TransactionEnd, stats: &SessionStats) {
+        if let Some(parts) = &mut self.parts {
+            if let TransactionEnd::Committed { records_in, .. } = end {
+                let ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis())
+                    .unwrap_or(0);
+                let list: Vec<String> = parts.iter().map(i32::to_string).collect();
+                say(&format!("commit {ms} {records_in} {}", list.join(",")));
+            }
+            parts.clear();
+        }
         progress(end, stats);
     }
 }
@@ -193,12 +220,29 @@ fn main() {
         // the test waits for this line before it signals.
         say("ready");
         let mut b = Session::builder();
+        let protocol = std::env::var("EXACTLY_APP_PROTOCOL").ok();
         let set = |b: &mut exactly::SessionBuilder| -> Result<(), exactly::net::ConfigError> {
             b.bootstrap_servers(&args[0])?
                 .set("auto.offset.reset", "earliest")?
-                .set("group.instance.id", &args[5])?
-                .set("session.timeout.ms", "10000")?
                 .set("linger.ms", "5")?;
+            match protocol.as_deref() {
+                None => {
+                    b.set("group.instance.id", &args[5])?
+                        .set("session.timeout.ms", "10000")?;
+                }
+                Some("consumer") => {
+                    b.set("group.protocol", "consumer")?;
+                }
+                Some(classic) => {
+                    let assignor = if classic == "cooperative" {
+                        "cooperative-sticky"
+                    } else {
+                        "range"
+                    };
+                    b.set("session.timeout.ms", "10000")?
+                        .set("partition.assignment.strategy", assignor)?;
+                }
+            }
             Ok(())
         };
         set(&mut b).map_err(|e| e.to_string())?;
@@ -229,6 +273,7 @@ fn main() {
             let handler = FanOut {
                 a: args[2].clone(),
                 b: args[3].clone(),
+                parts: protocol.is_some().then(Default::default),
             };
             session.run(handler).await
         };

@@ -1,7 +1,8 @@
-//! The fetcher: one sessionless Fetch in flight per broker (KIP-227 fetch
-//! sessions are not used: every request lists its partitions in full), each
-//! on a task of its own so fetches to different brokers overlap and keep
-//! running while the user processes records.
+//! The fetcher: one Fetch in flight per broker, each on a task of its own
+//! so fetches to different brokers overlap and keep running while the user
+//! processes records. Each broker's requests go through its KIP-227 fetch
+//! session ([`super::session`]: after the first, a request names only the
+//! partitions that changed), unless `enable.fetch.sessions` is false.
 //!
 //! Which partitions each fetch names, from where, and when a fetch is held
 //! back: [`super::plan`]. The request asks what the Java client asks:
@@ -37,7 +38,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use exactly_codec::messages::fetch_request::{FetchPartition, FetchTopic};
+use exactly_codec::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use exactly_codec::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
 use exactly_codec::protocol::StrBytes;
 use exactly_codec::record::{DecodeOptions, RecordError};
@@ -50,6 +51,7 @@ use tokio::time::Instant;
 use super::parse::{parse_partition, PartitionData};
 use super::plan::{plan, Asked};
 use super::read_committed::AbortedTxn;
+use super::session::{Answer, FetchSession, Sent, SessionRequest};
 use crate::config::{ConsumerConfig, IsolationLevel, OffsetReset};
 use crate::error::ConsumerError;
 use crate::metrics::ConsumerMetrics;
@@ -88,7 +90,24 @@ enum Failure {
 pub struct FetchDone {
     broker: i32,
     asked: Vec<Asked>,
+    /// The response's `session_id` (0 without a response).
+    session_id: i32,
+    /// The request named only what changed in its session.
+    incremental: bool,
     result: Result<Vec<PartitionResult>, Failure>,
+}
+
+impl FetchDone {
+    /// How the fetch ended for its broker's session.
+    fn answer(&self) -> Answer {
+        match &self.result {
+            Ok(_) => Answer::Ok {
+                session_id: self.session_id,
+            },
+            Err(Failure::TopLevel(code)) => Answer::Error(*code),
+            Err(Failure::Net(_) | Failure::Panicked(_)) => Answer::Failed,
+        }
+    }
 }
 
 /// See the module docs.
@@ -100,6 +119,8 @@ pub struct Fetcher {
     running: HashMap<tokio::task::Id, (i32, Vec<Asked>)>,
     busy: HashSet<i32>,
     rotation: usize,
+    /// Each broker's fetch session (KIP-227).
+    sessions: HashMap<i32, FetchSession>,
 }
 
 /// What absorbing a response asks of the caller.
@@ -272,6 +293,8 @@ impl Fetcher {
                 Some(FetchDone {
                     broker,
                     asked,
+                    session_id: 0,
+                    incremental: false,
                     result: Err(Failure::Panicked(message)),
                 })
             }
@@ -283,6 +306,10 @@ impl Fetcher {
         self.tasks.abort_all();
         self.running.clear();
         self.busy.clear();
+        // Whether the broker applied what was in flight is unknown.
+        for s in self.sessions.values_mut() {
+            s.failed();
+        }
         for st in asg.partitions.values_mut() {
             st.in_flight = false;
         }
@@ -323,7 +350,26 @@ impl Fetcher {
                     st.in_flight = true;
                 }
             }
-            let req = build_request(cfg, &asked);
+            let session = if cfg.fetch_sessions {
+                let wanted: Vec<(&crate::TopicPartition, Sent)> = asked
+                    .iter()
+                    .map(|a| {
+                        (
+                            &a.tp,
+                            Sent {
+                                fetch_offset: a.fetch_offset,
+                                leader_epoch: a.route.leader_epoch,
+                                max_bytes: cfg.max_partition_fetch_bytes,
+                            },
+                        )
+                    })
+                    .collect();
+                self.sessions.entry(broker).or_default().request(&wanted)
+            } else {
+                SessionRequest::sessionless(asked.len())
+            };
+            let req = build_request(cfg, &asked, &session);
+            let incremental = !session.is_full();
             let client = client.clone();
             let timeout = client.config().request_timeout() + cfg.fetch_max_wait;
             let isolation = cfg.isolation_level;
@@ -350,23 +396,22 @@ impl Fetcher {
                 }
                 .await;
                 metrics.fetch();
+                let mut session_id = 0;
                 let result = match sent {
                     Err(e) => Err(Failure::Net(e)),
                     Ok(resp) => match ErrorCode::from_code(resp.error_code) {
                         Some(code) => Err(Failure::TopLevel(code)),
-                        None => Ok(split(
-                            resp,
-                            &asked,
-                            isolation,
-                            opts,
-                            max_uncompressed,
-                            &metrics,
-                        )),
+                        None => Ok({
+                            session_id = resp.session_id;
+                            split(resp, &asked, isolation, opts, max_uncompressed, &metrics)
+                        }),
                     },
                 };
                 FetchDone {
                     broker,
                     asked,
+                    session_id,
+                    incremental,
                     result,
                 }
             });
@@ -385,6 +430,14 @@ impl Fetcher {
         metrics: &ConsumerMetrics,
     ) -> Absorbed {
         self.busy.remove(&done.broker);
+        if cfg.fetch_sessions {
+            let s = self.sessions.entry(done.broker).or_default();
+            let resets = s.resets();
+            s.answered(done.answer());
+            if s.resets() != resets {
+                metrics.fetch_session_reset();
+            }
+        }
         let now = Instant::now();
         let backoff = client.config().retry_backoff();
         let mut out = Absorbed::default();
@@ -423,6 +476,14 @@ impl Fetcher {
                             // user's to see.
                             if !e.is_retriable() && st.error.is_none() {
                                 st.error = Some(ConsumerError::Net(e.clone()));
+                            }
+                        }
+                        Failure::TopLevel(code) if is_session_error(*code) => {
+                            // The session starts over with the next
+                            // request, a full one: no reason to wait
+                            // (after a full one, the broker is odd: wait).
+                            if done.incremental {
+                                st.retry_at = None;
                             }
                         }
                         Failure::TopLevel(code) => {
@@ -545,10 +606,22 @@ fn partition_error(
     false
 }
 
-fn build_request(cfg: &ConsumerConfig, asked: &[Asked]) -> FetchRequest {
+/// A top-level error about the fetch session itself (KIP-227).
+fn is_session_error(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::FetchSessionIdNotFound
+            | ErrorCode::InvalidFetchSessionEpoch
+            | ErrorCode::FetchSessionTopicIdError
+    )
+}
+
+/// The request for `asked`: the partitions `session` names (all of them
+/// outside a session or in a full request), and what it forgets.
+fn build_request(cfg: &ConsumerConfig, asked: &[Asked], session: &SessionRequest) -> FetchRequest {
     // Topics in first-appearance order, partitions in the rotated order.
     let mut topics: Vec<FetchTopic> = Vec::new();
-    for a in asked {
+    for (a, _) in asked.iter().zip(&session.named).filter(|(_, n)| **n) {
         let part = FetchPartition::default()
             .with_partition(a.tp.partition)
             .with_current_leader_epoch(a.route.leader_epoch)
@@ -569,9 +642,26 @@ fn build_request(cfg: &ConsumerConfig, asked: &[Asked]) -> FetchRequest {
         .with_min_bytes(cfg.fetch_min_bytes)
         .with_max_bytes(cfg.fetch_max_bytes)
         .with_isolation_level(cfg.isolation_level.wire())
-        .with_session_id(0)
-        .with_session_epoch(-1)
+        .with_session_id(session.session_id)
+        .with_session_epoch(session.epoch)
         .with_topics(topics)
+        .with_forgotten_topics_data(forgotten(&session.forgotten))
+}
+
+/// `forgotten_topics_data` for `parts` (sorted, so grouped by topic).
+fn forgotten(parts: &[crate::TopicPartition]) -> Vec<ForgottenTopic> {
+    let mut out: Vec<ForgottenTopic> = Vec::new();
+    for tp in parts {
+        match out.last_mut() {
+            Some(t) if t.topic.0.as_str() == tp.topic => t.partitions.push(tp.partition),
+            _ => out.push(
+                ForgottenTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(tp.topic.clone())))
+                    .with_partitions(vec![tp.partition]),
+            ),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -593,6 +683,8 @@ mod tests {
             FetchDone {
                 broker: 0,
                 asked: Vec::new(),
+                session_id: 0,
+                incremental: false,
                 result: Ok(Vec::new()),
             }
         });

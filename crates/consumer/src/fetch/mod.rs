@@ -5,6 +5,7 @@ pub mod fetcher;
 pub mod parse;
 pub mod plan;
 pub mod read_committed;
+pub(crate) mod session;
 
 #[cfg(test)]
 mod parse_model;

@@ -6,8 +6,9 @@
 //! so its next response is on its way while the application drains the last
 //! one (the read-ahead limits are in `crate::state`). One fetch goes to each
 //! broker that leads such a partition and has none in flight (as the Java
-//! client does; KIP-227 fetch sessions are not used, every request names its
-//! partitions in full).
+//! client does). What the request then names of them is up to the broker's
+//! KIP-227 fetch session ([`super::session`]): after the first, only what
+//! changed, and the partitions not planned now are forgotten by it.
 //!
 //! A broker's fetch is held back, not sent, when every partition it would
 //! name is at its end (the last response put its offset at the high

@@ -138,20 +138,46 @@ pub struct Member {
 pub struct Timing {
     /// `heartbeat.interval.ms`.
     pub interval: Duration,
+    /// Beat every [`QUICK_START_DIVISOR`]th of the interval during the
+    /// generation's first interval (cooperative generations, KIP-429).
+    pub quick_start: bool,
     /// `max.poll.interval.ms`.
     pub max_poll_interval: Duration,
     /// `retry.backoff.ms`.
     pub retry_backoff: Duration,
 }
 
+/// How much faster a cooperative generation beats in its first interval.
+///
+/// Under KIP-429 a generation that took partitions from a member is
+/// followed at once by a second one: that member rejoins as soon as it has
+/// given them up, and every other member learns of the new round only from
+/// its next heartbeat. The members' heartbeats are in phase (each
+/// generation's start together), so that is a whole `heartbeat.interval.ms`
+/// later (3 s by default), during which the rejoined member's processing
+/// session holds its commits. Beating 6 times as often during the first
+/// interval of a cooperative generation cuts that wait to half a second, at
+/// the price of a few extra Heartbeat requests per rebalance.
+pub const QUICK_START_DIVISOR: u32 = 6;
+
+/// The wait before the next heartbeat, `since_start` into the generation.
+pub fn next_wait(t: &Timing, since_start: Duration) -> Duration {
+    if t.quick_start && since_start < t.interval {
+        t.interval / QUICK_START_DIVISOR
+    } else {
+        t.interval
+    }
+}
+
 /// Runs the heartbeat of one generation until it learns something `poll`
 /// must act on. Aborted by the consumer when the generation ends.
 pub async fn run(link: Arc<CoordinatorLink>, shared: Arc<GroupShared>, me: Member, t: Timing) {
     let group = link.group_id().to_owned();
-    let mut wait = t.interval;
+    let started = Instant::now();
+    let mut wait = next_wait(&t, Duration::ZERO);
     loop {
         tokio::time::sleep(wait).await;
-        wait = t.interval;
+        wait = next_wait(&t, started.elapsed());
         if shared.since_poll() > t.max_poll_interval {
             tracing::warn!(
                 generation = me.generation,
@@ -250,5 +276,31 @@ pub async fn leave(
             Some(c) => tracing::debug!(%member_id, code = %c, "LeaveGroup refused"),
         },
         Err(e) => tracing::debug!(%member_id, error = %e, "LeaveGroup failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cooperative_generation_beats_quickly_only_in_its_first_interval() {
+        let mut t = Timing {
+            interval: Duration::from_millis(3_000),
+            quick_start: true,
+            max_poll_interval: Duration::from_secs(300),
+            retry_backoff: Duration::from_millis(100),
+        };
+        assert_eq!(next_wait(&t, Duration::ZERO), Duration::from_millis(500));
+        assert_eq!(
+            next_wait(&t, Duration::from_millis(2_999)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            next_wait(&t, Duration::from_millis(3_000)),
+            Duration::from_millis(3_000)
+        );
+        t.quick_start = false;
+        assert_eq!(next_wait(&t, Duration::ZERO), Duration::from_millis(3_000));
     }
 }

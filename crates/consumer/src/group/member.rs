@@ -412,6 +412,7 @@ impl Group {
         };
         let timing = Timing {
             interval: cfg.heartbeat_interval,
+            quick_start: self.cooperative,
             max_poll_interval: cfg.max_poll_interval,
             retry_backoff: client.config().retry_backoff(),
         };

@@ -47,6 +47,11 @@ pub struct FetchSeen {
     pub max_bytes: i32,
     /// `partition_max_bytes` of each partition, in the order of `partitions`.
     pub partition_max_bytes: Vec<i32>,
+    /// `session_id` and `session_epoch` (KIP-227).
+    pub session_id: i32,
+    pub session_epoch: i32,
+    /// `forgotten_topics_data` as (topic, partition).
+    pub forgotten: Vec<(String, i32)>,
 }
 
 /// The test's answer to a Fetch.
@@ -302,6 +307,13 @@ async fn serve(mut sock: TcpStream, st: Arc<FakeState>, node: i32) {
                             .topics
                             .iter()
                             .flat_map(|t| t.partitions.iter().map(|p| p.partition_max_bytes))
+                            .collect(),
+                        session_id: f.session_id,
+                        session_epoch: f.session_epoch,
+                        forgotten: f
+                            .forgotten_topics_data
+                            .iter()
+                            .flat_map(|t| t.partitions.iter().map(|p| (t.topic.0.to_string(), *p)))
                             .collect(),
                     };
                     all.push(seen.clone());

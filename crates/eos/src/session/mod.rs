@@ -174,6 +174,8 @@ impl SessionBuilder {
 
     /// `idle.stop.ms`: end [`Session::run`] once no input arrived for `t`
     /// and no transaction is open (a batch job that stops when caught up).
+    /// The time counts from the last input or the last rebalance, whichever
+    /// came later, and not while the member is joining its group.
     pub fn stop_when_idle(&mut self, t: Duration) -> &mut Self {
         self.draft.idle_stop = Some(t);
         self

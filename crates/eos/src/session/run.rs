@@ -151,6 +151,13 @@ impl<H: Handler> Runner<H> {
                 self.process_run().await?;
                 continue;
             }
+            if self.consumer.is_rebalancing() {
+                // A join is not idle input: the first join alone can take
+                // longer than the idle time (a broker's
+                // `group.initial.rebalance.delay.ms` is 3 s by default), and
+                // a session must not stop before it held a partition.
+                last_input = now;
+            }
             if let Some(idle) = self.cfg.idle_stop {
                 if self.open.is_none() && now.duration_since(last_input) >= idle {
                     tracing::info!(?idle, "no input for the idle time: stopping");
@@ -194,7 +201,11 @@ impl<H: Handler> Runner<H> {
                         self.backlog.fill(records);
                     }
                 }
-                Ok(Polled::Rebalance(event)) => self.rebalance(event).await?,
+                Ok(Polled::Rebalance(event)) => {
+                    self.rebalance(event).await?;
+                    // The idle clock restarts with the new assignment.
+                    last_input = Instant::now();
+                }
                 Err(e) if e.is_retriable() => {
                     tracing::warn!(error = %e, "poll failed; polling again");
                 }

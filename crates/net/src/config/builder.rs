@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::props::{boolean, count, invalid, millis};
 use super::{
-    split_host_port, ConfigError, NetConfig, SaslConfig, SaslCredentials, SaslMechanism,
+    split_host_port, ConfigError, Dialer, NetConfig, SaslConfig, SaslCredentials, SaslMechanism,
     SecurityProtocol, TlsConfig, TlsCryptoProvider, TokenProvider,
 };
 
@@ -39,6 +39,7 @@ impl Default for NetConfigBuilder {
                 connection_setup_timeout: Duration::from_millis(10_000),
                 max_response_size: exactly_codec::DEFAULT_MAX_FRAME_SIZE,
                 allow_auto_create_topics: true,
+                dialer: None,
             },
             mechanism: None,
             username: None,
@@ -253,6 +254,13 @@ impl NetConfigBuilder {
         self
     }
 
+    /// Open connections with `dialer` instead of TCP (in-process tests
+    /// against a simulated broker). Not a Kafka property.
+    pub fn dialer(&mut self, dialer: Dialer) -> &mut Self {
+        self.cfg.dialer = Some(dialer);
+        self
+    }
+
     /// Checks the settings against each other and returns the configuration.
     pub fn build(&self) -> Result<NetConfig, ConfigError> {
         let mut cfg = self.cfg.clone();
@@ -281,6 +289,11 @@ impl NetConfigBuilder {
         }
         if cfg.retry_backoff_max < cfg.retry_backoff {
             cfg.retry_backoff_max = cfg.retry_backoff;
+        }
+        if cfg.dialer.is_some() && cfg.security_protocol.uses_tls() {
+            return Err(ConfigError::Inconsistent(
+                "a dialer cannot be combined with TLS (`security.protocol` SSL or SASL_SSL)".into(),
+            ));
         }
         if cfg.tls.key_location.is_some() != cfg.tls.certificate_location.is_some() {
             return Err(ConfigError::Inconsistent(

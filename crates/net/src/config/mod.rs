@@ -114,6 +114,40 @@ pub type TokenFuture = Pin<Box<dyn Future<Output = Result<OAuthToken, String>> +
 /// A user callback that supplies an OAUTHBEARER token for each new connection.
 pub type TokenProvider = Arc<dyn Fn() -> TokenFuture + Send + Sync>;
 
+/// The future a [`Dialer`] returns: an open byte stream to the broker.
+pub type DialFuture =
+    Pin<Box<dyn Future<Output = std::io::Result<Box<dyn crate::conn::Stream>>> + Send>>;
+
+/// Opens the byte stream of a new connection instead of TCP: called with
+/// the broker's `host:port` for every connection the client opens. The
+/// handshake (ApiVersions, SASL) and everything after it run over the
+/// stream as over a socket; TLS cannot be combined with a dialer.
+///
+/// This is how a test runs the real clients in-process against a simulated
+/// broker (an in-memory `tokio::io::duplex` per connection, served by the
+/// simulation; see `docs/TESTKIT.md`), and how an application could tunnel
+/// its connections.
+#[derive(Clone)]
+pub struct Dialer(Arc<dyn Fn(&str) -> DialFuture + Send + Sync>);
+
+impl Dialer {
+    /// A dialer from a function of the address.
+    pub fn new(f: impl Fn(&str) -> DialFuture + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Opens a stream to `addr`.
+    pub fn dial(&self, addr: &str) -> DialFuture {
+        (self.0)(addr)
+    }
+}
+
+impl fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Dialer(<callback>)")
+    }
+}
+
 /// SASL credentials.
 #[derive(Clone)]
 pub enum SaslCredentials {
@@ -199,6 +233,7 @@ pub struct NetConfig {
     pub(crate) connection_setup_timeout: Duration,
     pub(crate) max_response_size: usize,
     pub(crate) allow_auto_create_topics: bool,
+    pub(crate) dialer: Option<Dialer>,
 }
 
 impl NetConfig {
@@ -280,6 +315,10 @@ impl NetConfig {
     /// always asks and the Java consumer defaults to it.
     pub fn allow_auto_create_topics(&self) -> bool {
         self.allow_auto_create_topics
+    }
+    /// The [`Dialer`] that replaces TCP, if one is set.
+    pub fn dialer(&self) -> Option<&Dialer> {
+        self.dialer.as_ref()
     }
 }
 

@@ -132,16 +132,28 @@ impl Connector {
             split_host_port(addr).ok_or_else(|| connect_err("expected host:port".into()))?;
         let setup = cfg.connection_setup_timeout();
         let deadline = Instant::now() + setup;
-        let tcp = tokio::time::timeout_at(deadline, TcpStream::connect((host, port)))
-            .await
-            .map_err(|_| connect_err(format!("timed out after {setup:?}")))?
-            .map_err(|e| connect_err(e.to_string()))?;
-        let _ = tcp.set_nodelay(true);
         let opts = PipelineOptions {
             max_in_flight: cfg.max_in_flight(),
             max_response_size: cfg.max_response_size,
             first_correlation_id: 0,
         };
+        if let Some(dialer) = cfg.dialer() {
+            // An in-process stream instead of TCP (the build refuses TLS
+            // with a dialer).
+            let stream = tokio::time::timeout_at(deadline, dialer.dial(addr))
+                .await
+                .map_err(|_| connect_err(format!("timed out after {setup:?}")))?
+                .map_err(|e| connect_err(e.to_string()))?;
+            let pipe = Pipeline::spawn(stream, shared_addr.clone(), opts, self.metrics.clone());
+            let conn = Connection::handshake(pipe, cfg, broker_id).await?;
+            tracing::debug!(%addr, broker_id, "connected through the dialer");
+            return Ok(conn);
+        }
+        let tcp = tokio::time::timeout_at(deadline, TcpStream::connect((host, port)))
+            .await
+            .map_err(|_| connect_err(format!("timed out after {setup:?}")))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
         let pipe = match &self.tls {
             None => Pipeline::spawn(tcp, shared_addr.clone(), opts, self.metrics.clone()),
             Some(tls) => {

@@ -18,8 +18,8 @@ use exactly_codec::messages::metadata_response::{
 use exactly_codec::messages::*;
 use exactly_codec::protocol::{Decodable, Encodable};
 use exactly_codec::FrameDecoder;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 /// How the fake broker behaves.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,13 +72,31 @@ impl FakeBroker {
             arrivals: Mutex::new(Vec::new()),
         });
         let st = state.clone();
+        let port: i32 = listener.local_addr().unwrap().port().into();
         tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
                 st.connections.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve(sock, st.clone()));
+                tokio::spawn(serve(sock, port, st.clone()));
             }
         });
         FakeBroker { addr, state }
+    }
+
+    /// A dialer that serves each connection over an in-memory duplex stream
+    /// (no socket), recording the addresses dialed.
+    pub fn dialer(&self, dialed: Arc<Mutex<Vec<String>>>) -> exactly_net::Dialer {
+        let st = self.state.clone();
+        let port: i32 = self.addr.rsplit(':').next().unwrap().parse().unwrap();
+        exactly_net::Dialer::new(move |addr: &str| {
+            dialed.lock().unwrap().push(addr.to_owned());
+            let st = st.clone();
+            Box::pin(async move {
+                let (client, server) = tokio::io::duplex(64 * 1024);
+                st.connections.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve(server, port, st));
+                Ok(Box::new(client) as Box<dyn exactly_net::conn::Stream>)
+            })
+        })
     }
 
     pub fn set_mode(&self, m: Mode) {
@@ -127,7 +145,7 @@ fn api_versions(max_av: i16) -> ApiVersionsResponse {
     )
 }
 
-async fn serve(mut sock: TcpStream, st: Arc<FakeState>) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, port: i32, st: Arc<FakeState>) {
     let dec = FrameDecoder::default();
     let mut buf = BytesMut::new();
     let mut held: Option<Bytes> = None;
@@ -200,7 +218,6 @@ async fn serve(mut sock: TcpStream, st: Arc<FakeState>) {
                             )
                     })
                     .collect();
-                let port: i32 = sock.local_addr().unwrap().port().into();
                 let mut r = MetadataResponse::default()
                     .with_brokers(vec![MetadataResponseBroker::default()
                         .with_node_id(BrokerId(1))

@@ -2,7 +2,7 @@
 //! handed to the core, resolved (delivery futures completed, memory
 //! released) when the core reports them; and the identity span.
 
-use exactly_txn::{BatchId, DeliveryError, DeliveryFailure, ProducerIdentity};
+use exactly_txn::{BatchId, DeliveryError, DeliveryFailure, IdentityCause, ProducerIdentity};
 use tokio::time::Instant;
 
 use super::{Driver, DriverBatch};
@@ -38,7 +38,9 @@ impl Driver {
         let records = builder.record_count() as u32;
         let closed = match builder.close() {
             Ok(c) => c,
-            Err(e) => return Some(self.fail_unqueued(&slot, reserved, ProducerError::Encode(e))),
+            Err(e) => {
+                return Some(self.fail_unqueued(&slot, reserved, records, ProducerError::Encode(e)))
+            }
         };
         match self.core.enqueue(self.millis(now), tp.clone(), records) {
             Ok(id) => {
@@ -52,15 +54,23 @@ impl Driver {
                         tp,
                         reserved,
                         log_append_time: None,
+                        sends: 0,
                     },
                 );
                 None
             }
-            Err(e) => Some(self.fail_unqueued(&slot, reserved, ProducerError::Usage(e))),
+            Err(e) => Some(self.fail_unqueued(&slot, reserved, records, ProducerError::Usage(e))),
         }
     }
 
-    fn fail_unqueued(&self, slot: &BatchSlot, reserved: usize, e: ProducerError) -> ProducerError {
+    fn fail_unqueued(
+        &self,
+        slot: &BatchSlot,
+        reserved: usize,
+        records: u32,
+        e: ProducerError,
+    ) -> ProducerError {
+        self.metrics.records_failed(u64::from(records));
         self.acc.release(reserved);
         slot.complete(Err(e.clone()));
         e
@@ -78,17 +88,28 @@ impl Driver {
                 },
                 transactional: true,
             };
-            self.fail_unqueued(&b.slot, b.reserved, e);
+            let records = b.builder.record_count() as u32;
+            self.fail_unqueued(&b.slot, b.reserved, records, e);
         }
     }
 
-    /// A new identity: a new span for what follows (entered from the next
-    /// piece of work on), and one event on the driver's span.
-    pub(super) fn record_identity(&mut self, identity: ProducerIdentity) {
+    /// A new identity (`cause` is `None` for the first): counted, a new
+    /// span for what follows (entered from the next piece of work on), and
+    /// one event on the driver's span.
+    pub(super) fn record_identity(
+        &mut self,
+        identity: ProducerIdentity,
+        cause: Option<IdentityCause>,
+    ) {
+        let previous = self.identity.replace(identity);
+        if let Some(cause) = cause {
+            self.metrics.identity_changed(previous, identity, cause);
+        }
         tracing::debug!(
             parent: &self.span,
             producer_id = identity.producer_id,
             epoch = identity.epoch,
+            cause = cause.map(IdentityCause::as_str),
             "identity"
         );
         self.identity_span = tracing::info_span!(
@@ -104,6 +125,12 @@ impl Driver {
             return;
         };
         self.acc.release(b.reserved);
+        // Per batch, never per record: two or three relaxed adds.
+        let records = b.closed.record_count().max(0) as u64;
+        match &result {
+            Ok(_) => self.metrics.batch_sent(records, b.closed.len() as u64),
+            Err(_) => self.metrics.batch_failed(records),
+        }
         if let Some(n) = self.per_partition.get_mut(&b.tp) {
             *n = n.saturating_sub(1);
             if *n == 0 {

@@ -92,16 +92,24 @@ impl Driver {
             Event::RefreshMetadata { .. } => self.refresh_metadata(),
             Event::OffsetsCommitted { id } => self.waiters.offsets_committed(id),
             Event::Initialized { identity } => {
-                self.record_identity(identity);
+                self.record_identity(identity, None);
                 self.waiters.initialized();
                 self.resume_begins();
             }
-            Event::IdentityChanged { identity } => {
-                self.record_identity(identity);
+            Event::IdentityChanged { identity, cause } => {
+                self.record_identity(identity, Some(cause));
                 self.resume_begins();
             }
-            Event::Committed { .. } => self.waiters.committed(),
-            Event::Aborted { .. } => self.waiters.aborted(),
+            Event::Committed { .. } => {
+                let latency = self.commit_started.take().map(|t| t.elapsed());
+                self.metrics.committed(latency);
+                self.waiters.committed();
+            }
+            Event::Aborted { .. } => {
+                self.commit_started = None;
+                self.metrics.aborted();
+                self.waiters.aborted();
+            }
             Event::AbortableError { error } => {
                 tracing::debug!(%error, "transaction must be aborted");
                 self.waiters.abortable(ProducerError::txn(error));
@@ -169,7 +177,12 @@ impl Driver {
             }
         };
         match result {
-            Ok(()) => self.waiters.txn_op_started(kind, reply),
+            Ok(()) => {
+                if kind == TxnOpKind::Commit {
+                    self.commit_started = Some(now);
+                }
+                self.waiters.txn_op_started(kind, reply);
+            }
             Err(e) => {
                 let _ = reply.send(Err(ProducerError::Usage(e)));
             }

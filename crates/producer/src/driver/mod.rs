@@ -46,8 +46,8 @@ use std::time::Duration;
 use exactly_codec::ClosedBatch;
 use exactly_net::Client;
 use exactly_txn::{
-    Acceptance, BatchId, GroupMetadata, Millis, OffsetCommit, ProducerCore, RequestId,
-    TopicPartition,
+    Acceptance, BatchId, GroupMetadata, Millis, OffsetCommit, ProducerCore, ProducerIdentity,
+    RequestId, TopicPartition,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -57,6 +57,7 @@ use crate::accumulator::{Accumulator, Phase};
 use crate::config::ProducerConfig;
 use crate::delivery::BatchSlot;
 use crate::error::ProducerError;
+use crate::metrics::ProducerMetrics;
 use coordinator::CoordinatorDone;
 use dispatch::Dispatch;
 use inflight::InFlight;
@@ -92,6 +93,9 @@ struct DriverBatch {
     tp: TopicPartition,
     reserved: usize,
     log_append_time: Option<i64>,
+    /// Produce requests made for it so far (the second and later are
+    /// retries).
+    sends: u32,
 }
 
 #[derive(Debug)]
@@ -146,6 +150,13 @@ pub(crate) struct Driver {
     /// every transaction (tv2 bumps the epoch on each) and every line would
     /// carry all the identities ever used.
     identity_span: tracing::Span,
+    /// The counters the [`crate::Producer`] handles read.
+    metrics: Arc<ProducerMetrics>,
+    /// The identity last reported by the core (to tell an epoch bump from
+    /// a producer id rotation).
+    identity: Option<ProducerIdentity>,
+    /// When the commit under way was asked for (its latency's start).
+    commit_started: Option<Instant>,
 }
 
 impl Driver {
@@ -156,6 +167,7 @@ impl Driver {
         cfg: Arc<ProducerConfig>,
         cmd_rx: mpsc::UnboundedReceiver<Command>,
         features_epoch: i64,
+        metrics: Arc<ProducerMetrics>,
     ) -> Self {
         let span = tracing::info_span!(
             "exactly.producer",
@@ -182,6 +194,9 @@ impl Driver {
             features_epoch,
             span,
             identity_span: tracing::Span::none(),
+            metrics,
+            identity: None,
+            commit_started: None,
         }
     }
 

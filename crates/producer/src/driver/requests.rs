@@ -48,6 +48,10 @@ impl Driver {
         } else {
             ProducerStamp::NONE
         };
+        if b.sends > 0 {
+            self.metrics.retry();
+        }
+        b.sends = b.sends.saturating_add(1);
         // A plain retry (the same stamp) resends the very same bytes; only a
         // new stamp (after an epoch bump) rewrites the header and the CRC.
         let bytes = b.closed.stamp(ps);

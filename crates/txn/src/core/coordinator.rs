@@ -13,7 +13,7 @@ use super::{Completing, PendingKind, ProducerCore, PROBE_AT_ONCE};
 use crate::classify::{classify, Context, ErrorClass};
 use crate::config::Flow;
 use crate::error::{ErrorReason, Severity, TxnError};
-use crate::io::{CoordinatorType, Event, Outcome, Response};
+use crate::io::{CoordinatorType, Event, IdentityCause, Outcome, Response};
 use crate::state::{EndTxnStatus, EpochRisk, InitReason, OffsetsStep, Opening, TxnState};
 use crate::types::{ProducerIdentity, TopicPartition};
 
@@ -413,19 +413,31 @@ impl ProducerCore {
         self.identity = Some(got);
         let moved = self.state.initialized();
         debug_assert!(moved.is_ok(), "{moved:?}");
+        let changed = |cause| Event::IdentityChanged {
+            identity: got,
+            cause,
+        };
         match reason {
             InitReason::First => self.events.push_back(Event::Initialized { identity: got }),
             InitReason::Abort { aborted, rewind } => {
-                self.events
-                    .push_back(Event::IdentityChanged { identity: got });
+                self.events.push_back(changed(IdentityCause::Abort));
                 self.events.push_back(Event::Aborted {
                     identity: aborted,
                     rewind,
                 });
             }
-            _ => self
-                .events
-                .push_back(Event::IdentityChanged { identity: got }),
+            InitReason::NewProducerId => {
+                self.events
+                    .push_back(changed(IdentityCause::EpochExhausted));
+            }
+            InitReason::FenceLateRequests => {
+                self.events
+                    .push_back(changed(IdentityCause::FenceLateRequests));
+            }
+            InitReason::MissingIdentity => {
+                self.events
+                    .push_back(changed(IdentityCause::MissingIdentity));
+            }
         }
     }
 
@@ -575,8 +587,10 @@ impl ProducerCore {
         let next_state = match (txn.flow, next) {
             (Flow::V2, Some(id)) => {
                 self.identity = Some(id);
-                self.events
-                    .push_back(Event::IdentityChanged { identity: id });
+                self.events.push_back(Event::IdentityChanged {
+                    identity: id,
+                    cause: IdentityCause::EndTxn,
+                });
                 TxnState::Ready
             }
             (Flow::V2, None) => TxnState::Initializing {

@@ -6,7 +6,7 @@ use exactly_codec::messages::ApiKey;
 use super::ProducerCore;
 use crate::classify::{classify, Context, ErrorClass};
 use crate::error::{DeliveryFailure, ErrorReason, Severity, TxnError};
-use crate::io::{Event, Outcome, Response};
+use crate::io::{Event, IdentityCause, Outcome, Response};
 use crate::ledger::{BatchState, Knowledge};
 use crate::state::{EpochRisk, InitReason, TxnState};
 use crate::types::{BatchId, RequestId, TopicPartition};
@@ -291,8 +291,10 @@ impl ProducerCore {
         match current.bumped() {
             Some(next) => {
                 self.identity = Some(next);
-                self.events
-                    .push_back(Event::IdentityChanged { identity: next });
+                self.events.push_back(Event::IdentityChanged {
+                    identity: next,
+                    cause: IdentityCause::SequenceReset,
+                });
                 self.maybe_reset_partitions();
             }
             None => {

@@ -1,23 +1,51 @@
-//! A scripted broker model that keeps Kafka's server-side rules the core
-//! relies on: per (producer, partition) sequence checks with a dedup window
-//! of 5 batches, epoch fencing, the transaction coordinator's states (v1 and
-//! v2), transaction markers, partition verification (KIP-890 part 1), the
-//! implicit add of v2, transaction timeouts that bump the epoch (KIP-588),
-//! InitProducerId with the current identity (KIP-360), and group offsets.
+//! The simulated broker: a model that keeps Kafka's server-side rules an
+//! exactly-once producer relies on: per (producer, partition) sequence checks
+//! with a dedup window of 5 batches (KIP-98), epoch fencing, the transaction
+//! coordinator's states under both transaction versions (v1: KIP-98/447; v2:
+//! KIP-890), transaction markers, partition verification (KIP-890 part 1),
+//! the implicit add of v2, transaction timeouts that bump the epoch
+//! (KIP-588), InitProducerId with the current identity (KIP-360), epoch
+//! exhaustion (a new producer id at `i16::MAX`), and group offsets committed
+//! by a transaction.
+//!
+//! It speaks the sans-IO core's [`Request`]/[`Response`] (no wire bytes) and
+//! never reads a clock: `now` (milliseconds) is an argument of every call, so
+//! it runs on whatever virtual clock its driver keeps. It injects no faults by
+//! itself; [`crate::sim`] puts them between the broker and the producer.
+//!
+//! ```
+//! use exactly_testkit::broker::Broker;
+//! use exactly_txn::*;
+//!
+//! let mut broker = Broker::new(true, 0, 60_000);
+//! let r = broker.handle(0, &Request::FindCoordinator {
+//!     key: "tx".into(),
+//!     key_type: CoordinatorType::Transaction,
+//! });
+//! assert!(matches!(r, Response::FindCoordinator { error: None, node: 1 }));
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use exactly_txn::*;
 
+/// One entry of a partition's log.
 #[derive(Debug, Clone)]
 pub enum LogEntry {
+    /// A record batch.
     Data {
+        /// The producer id that wrote it.
         pid: i64,
+        /// The core's id of the batch (the model holds no record bytes).
         batch: BatchId,
+        /// Written inside a transaction.
         transactional: bool,
     },
+    /// A transaction marker (control batch).
     Marker {
+        /// The producer id whose transaction it ends.
         pid: i64,
+        /// Commit (true) or abort.
         commit: bool,
     },
 }
@@ -29,34 +57,56 @@ struct ProducerState {
     batches: VecDeque<(i32, i32, i64)>,
 }
 
+/// One partition: its log and the producer state the broker keeps for it.
 #[derive(Debug, Clone, Default)]
 pub struct PartitionLog {
+    /// The log, in offset order (an entry's index is its offset).
     pub entries: Vec<LogEntry>,
     producers: BTreeMap<i64, ProducerState>,
 }
 
+/// A transactional id's state at the coordinator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CState {
+    /// No transaction open.
     Empty,
+    /// A transaction is open.
     Ongoing,
-    Prepare { commit: bool },
-    Complete { commit: bool },
+    /// EndTxn accepted; markers not yet written.
+    Prepare {
+        /// Committing (true) or aborting.
+        commit: bool,
+    },
+    /// Markers written.
+    Complete {
+        /// Committed (true) or aborted.
+        commit: bool,
+    },
 }
 
+/// The coordinator's metadata of one transactional id.
 #[derive(Debug, Clone)]
 pub struct TxnMeta {
+    /// Current producer id.
     pub pid: i64,
+    /// Current epoch.
     pub epoch: i16,
     /// The identity before the last bump, even across a producer id rotation
     /// (KIP-360/588 retries and recovery).
     pub last: Option<ProducerIdentity>,
     /// The identity before the last EndTxn v2 bump, and that EndTxn's result.
     pub last_end: Option<(ProducerIdentity, bool)>,
+    /// The coordinator state.
     pub state: CState,
+    /// Partitions in the open transaction.
     pub partitions: BTreeSet<TopicPartition>,
+    /// Consumer groups in the open transaction.
     pub groups: BTreeSet<String>,
+    /// Offsets the open transaction commits: (group, partition, offset).
     pub pending_offsets: Vec<(String, TopicPartition, i64)>,
+    /// When the open transaction started (its timeout counts from here).
     pub started_at: u64,
+    /// Transaction version 2 (KIP-890 part 2).
     pub tv2: bool,
     /// Marker epoch of the pending completion.
     marker_epoch: i16,
@@ -64,13 +114,25 @@ pub struct TxnMeta {
     txn_pid: i64,
 }
 
+/// The simulated broker (one node, id 1, leader of every partition and
+/// coordinator of every transactional id and group).
+#[derive(Debug, Clone)]
 pub struct Broker {
+    /// Transaction version 2 (KIP-890 part 2) for new transactional ids.
     pub tv2: bool,
+    /// The epoch a new producer id starts at (near `i16::MAX` to exercise
+    /// epoch exhaustion).
     pub first_epoch: i16,
+    /// The transaction timeout (ms) after which an open transaction is
+    /// aborted with an epoch bump (KIP-588).
     pub timeout_ms: u64,
+    /// Every partition's log.
     pub logs: BTreeMap<TopicPartition, PartitionLog>,
+    /// The transaction coordinator's state per transactional id.
     pub txns: BTreeMap<String, TxnMeta>,
+    /// The group coordinator's committed offsets: (group, partition) -> offset.
     pub committed_offsets: BTreeMap<(String, TopicPartition), i64>,
+    /// The consumer group generation TxnOffsetCommit must carry.
     pub group_generation: i32,
     next_pid: i64,
     /// Transactions waiting for their markers: (due time, transactional id).
@@ -84,6 +146,7 @@ fn err(code: ErrorCode) -> Option<ErrorCode> {
 }
 
 impl Broker {
+    /// A broker with no topics data and no transactional ids yet.
     pub fn new(tv2: bool, first_epoch: i16, timeout_ms: u64) -> Self {
         Self {
             tv2,
@@ -107,7 +170,9 @@ impl Broker {
     /// Bumps the coordinator's epoch, rotating the producer id at exhaustion.
     fn bump(&mut self, id: &str) {
         let fresh = self.new_pid();
-        let m = self.txns.get_mut(id).expect("txn");
+        let Some(m) = self.txns.get_mut(id) else {
+            return;
+        };
         m.last = Some(ProducerIdentity::new(m.pid, m.epoch));
         if m.epoch == i16::MAX {
             m.pid = fresh;
@@ -118,7 +183,9 @@ impl Broker {
     }
 
     fn begin_completion(&mut self, id: &str, commit: bool, now: u64, delay: u64) {
-        let m = self.txns.get_mut(id).expect("txn");
+        let Some(m) = self.txns.get_mut(id) else {
+            return;
+        };
         m.state = CState::Prepare { commit };
         m.marker_epoch = m.epoch;
         self.completions.push((now + delay, id.to_string()));
@@ -197,6 +264,7 @@ impl Broker {
         }
     }
 
+    /// Answers one request at `now`, applying it.
     pub fn handle(&mut self, now: u64, req: &Request) -> Response {
         match req {
             Request::FindCoordinator { .. } => Response::FindCoordinator {
@@ -215,10 +283,9 @@ impl Broker {
             } => {
                 let e = self.check_coordinator(transactional_id, *identity);
                 let e = e.or_else(|| {
-                    let m = self
-                        .txns
-                        .get_mut(transactional_id.as_str())
-                        .expect("checked");
+                    let Some(m) = self.txns.get_mut(transactional_id.as_str()) else {
+                        return err(ErrorCode::InvalidProducerIdMapping);
+                    };
                     if m.state != CState::Ongoing {
                         m.state = CState::Ongoing;
                         m.started_at = now;
@@ -238,10 +305,9 @@ impl Broker {
             } => {
                 let e = self.check_coordinator(transactional_id, *identity);
                 let e = e.or_else(|| {
-                    let m = self
-                        .txns
-                        .get_mut(transactional_id.as_str())
-                        .expect("checked");
+                    let Some(m) = self.txns.get_mut(transactional_id.as_str()) else {
+                        return err(ErrorCode::InvalidProducerIdMapping);
+                    };
                     if m.state != CState::Ongoing {
                         m.state = CState::Ongoing;
                         m.started_at = now;
@@ -263,11 +329,8 @@ impl Broker {
                 if e.is_none() && group.generation_id != self.group_generation {
                     e = err(ErrorCode::IllegalGeneration);
                 }
-                if e.is_none() {
-                    let m = self
-                        .txns
-                        .get_mut(transactional_id.as_str())
-                        .expect("checked");
+                let m = self.txns.get_mut(transactional_id.as_str());
+                if let (None, Some(m)) = (e, m) {
                     match flow {
                         Flow::V2 => {
                             if m.state != CState::Ongoing {
@@ -368,7 +431,9 @@ impl Broker {
             );
             return resp(None, pid, self.first_epoch);
         }
-        let m = self.txns.get(id).expect("present").clone();
+        let Some(m) = self.txns.get(id).cloned() else {
+            return resp(err(ErrorCode::UnknownServerError), -1, -1);
+        };
         if matches!(m.state, CState::Prepare { .. }) {
             return resp(err(ErrorCode::ConcurrentTransactions), -1, -1);
         }
@@ -396,8 +461,17 @@ impl Broker {
             return resp(err(ErrorCode::ConcurrentTransactions), -1, -1);
         }
         self.bump(id);
-        let m = &self.txns[id];
-        resp(None, m.pid, m.epoch)
+        match self.identity_of(id) {
+            Some(i) => resp(None, i.producer_id, i.epoch),
+            None => resp(err(ErrorCode::UnknownServerError), -1, -1),
+        }
+    }
+
+    /// The current (producer id, epoch) of a transactional id.
+    pub fn identity_of(&self, id: &str) -> Option<ProducerIdentity> {
+        self.txns
+            .get(id)
+            .map(|m| ProducerIdentity::new(m.pid, m.epoch))
     }
 
     fn check_coordinator(&self, id: &str, identity: ProducerIdentity) -> Option<ErrorCode> {
@@ -442,19 +516,19 @@ impl Broker {
                 CState::Prepare { .. } => resp(err(ErrorCode::ConcurrentTransactions), None),
                 CState::Ongoing => {
                     self.bump(id);
-                    let mm = self.txns.get_mut(id).expect("present");
-                    mm.last_end = Some((identity, commit));
+                    if let Some(mm) = self.txns.get_mut(id) {
+                        mm.last_end = Some((identity, commit));
+                    }
                     self.begin_completion(id, commit, now, 3);
-                    let mm = &self.txns[id];
-                    resp(None, Some(ProducerIdentity::new(mm.pid, mm.epoch)))
+                    resp(None, self.identity_of(id))
                 }
                 _ if !commit => {
                     self.bump(id);
-                    let mm = self.txns.get_mut(id).expect("present");
-                    mm.last_end = Some((identity, commit));
-                    mm.state = CState::Complete { commit: false };
-                    let mm = &self.txns[id];
-                    resp(None, Some(ProducerIdentity::new(mm.pid, mm.epoch)))
+                    if let Some(mm) = self.txns.get_mut(id) {
+                        mm.last_end = Some((identity, commit));
+                        mm.state = CState::Complete { commit: false };
+                    }
+                    resp(None, self.identity_of(id))
                 }
                 _ => resp(err(ErrorCode::InvalidTxnState), None),
             }
@@ -496,7 +570,7 @@ impl Broker {
         let pid = stamp.producer_id;
         let epoch = stamp.epoch;
         let first = stamp.base_sequence;
-        let last = advance_sequence(first, count - 1);
+        let last = advance_sequence(first, count.saturating_sub(1));
         let log = self.logs.entry(tp.clone()).or_default();
         let state = log.producers.get(&pid).cloned();
         if let Some(s) = &state {
@@ -540,7 +614,7 @@ impl Broker {
             && txn_id
                 .and_then(|id| self.txns.get(id))
                 .is_some_and(|m| m.tv2);
-        let log = self.logs.get_mut(tp).expect("created above");
+        let log = self.logs.entry(tp.clone()).or_default();
         let expected_ok = match &state {
             Some(s) if s.epoch == epoch => match s.batches.back() {
                 Some(&(_, l, _)) => first == advance_sequence(l, 1),

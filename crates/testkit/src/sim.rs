@@ -1,42 +1,97 @@
-//! Deterministic simulation: the core against the broker model, on a virtual
-//! clock, with a seeded RNG injecting faults (lost, delayed and duplicated
-//! outcomes, requests that never left, zombie requests processed after their
-//! sender gave up, retriable and "maybe written" errors, coordinator moves,
-//! transaction timeouts, fencing). Every schedule checks exactly-once.
-
-pub mod broker;
+//! Deterministic simulation of the sans-IO producer core
+//! ([`exactly_txn::ProducerCore`]) against the [`crate::broker::Broker`], on a
+//! virtual clock, with a seeded RNG injecting faults between them: lost,
+//! delayed and duplicated responses, requests that never left, zombie
+//! requests applied after their sender gave up (a connection cut after the
+//! write), retriable and "maybe written" errors, coordinator moves
+//! (`NOT_COORDINATOR`, `COORDINATOR_LOAD_IN_PROGRESS`), leader changes
+//! (`NOT_LEADER_OR_FOLLOWER`), transaction timeouts (KIP-588), fencing by
+//! another instance, and epoch exhaustion (KIP-360). [`Faults`] holds the
+//! knobs; every schedule is a function of its seed and checks exactly-once
+//! at the end ([`Sim::run`]).
+//!
+//! ```
+//! use exactly_testkit::sim::{Faults, Sim};
+//!
+//! for seed in 0..100 {
+//!     let mut sim = Sim::with_faults(seed, Faults::default());
+//!     sim.run().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+//! }
+//! ```
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use exactly_txn::*;
 
-use broker::Broker;
+use crate::broker::Broker;
+use crate::rng::Rng;
 
-/// SplitMix64: tiny, seedable, good enough to pick schedules.
-pub struct Rng(u64);
+/// The fault knobs of a simulation: each `*_pct` is the chance, in percent,
+/// that the fault hits one request while the schedule's fault window is
+/// open (from time 0 to a seeded point below [`Faults::window_ms`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Faults {
+    /// The request never leaves the client (`Outcome::NotSent`).
+    pub not_sent_pct: u64,
+    /// The connection is cut after the write: the client sees
+    /// `Outcome::MaybeDelivered` and the broker applies the request later
+    /// (a zombie).
+    pub zombie_pct: u64,
+    /// The broker refuses before applying: leader change, coordinator move
+    /// or load, concurrent transactions, `TRANSACTION_ABORTABLE`, or a
+    /// definitive `MESSAGE_TOO_LARGE`.
+    pub refuse_pct: u64,
+    /// A produce is applied but answered with an error that says it may not
+    /// have been (`NOT_ENOUGH_REPLICAS_AFTER_APPEND`, `REQUEST_TIMED_OUT`).
+    pub applied_but_error_pct: u64,
+    /// The response is lost: the client times out (`MaybeDelivered`).
+    pub lost_response_pct: u64,
+    /// The response is delivered twice.
+    pub duplicate_response_pct: u64,
+    /// Latency of each hop: 1 to this many ms (responses are therefore
+    /// reordered across connections).
+    pub max_latency_ms: u64,
+    /// Chance that another instance with the same transactional id fences
+    /// the producer once during the schedule.
+    pub fence_pct: u64,
+    /// The fault window closes at a seeded time below this (ms); after it
+    /// the network is perfect, so every schedule can finish.
+    pub window_ms: u64,
+}
 
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
+impl Default for Faults {
+    /// The mix our own simulation runs (`crates/txn/tests/simulation.rs`).
+    fn default() -> Self {
+        Self {
+            not_sent_pct: 3,
+            zombie_pct: 2,
+            refuse_pct: 6,
+            applied_but_error_pct: 4,
+            lost_response_pct: 3,
+            duplicate_response_pct: 2,
+            max_latency_ms: 15,
+            fence_pct: 3,
+            window_ms: 8_000,
         }
     }
-    /// True with probability `pct` percent.
-    pub fn pct(&mut self, pct: u64) -> bool {
-        self.below(100) < pct
+}
+
+impl Faults {
+    /// A perfect network and no other instance: only the schedule's own
+    /// choices (transaction timeouts, epoch exhaustion) remain.
+    pub fn none() -> Self {
+        Self {
+            not_sent_pct: 0,
+            zombie_pct: 0,
+            refuse_pct: 0,
+            applied_but_error_pct: 0,
+            lost_response_pct: 0,
+            duplicate_response_pct: 0,
+            max_latency_ms: 15,
+            fence_pct: 0,
+            window_ms: 8_000,
+        }
     }
 }
 
@@ -55,10 +110,14 @@ enum Ev {
     Fence,
 }
 
+/// How a planned transaction ended, as the application saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxnOutcome {
+    /// `Event::Committed`.
     Committed,
+    /// `Event::Aborted`.
     Aborted,
+    /// The producer ended fatally first.
     Unknown,
 }
 
@@ -71,20 +130,46 @@ struct PlannedTxn {
 /// What one schedule did, for the summary.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
+    /// Fatal errors by (api, code, reason, fenced).
     pub fatal_reasons: BTreeMap<String, usize>,
+    /// Transactions committed.
     pub committed: usize,
+    /// Transactions aborted.
     pub aborted: usize,
+    /// Transactions (or idempotent runs) ended by a fatal error.
     pub fatal: usize,
+    /// Batches delivered.
     pub delivered: usize,
+    /// Batches failed.
     pub failed: usize,
+    /// Requests sent.
     pub requests: usize,
+}
+
+impl Stats {
+    /// Adds another schedule's counts.
+    pub fn add(&mut self, other: &Stats) {
+        for (k, v) in &other.fatal_reasons {
+            *self.fatal_reasons.entry(k.clone()).or_default() += v;
+        }
+        self.committed += other.committed;
+        self.aborted += other.aborted;
+        self.fatal += other.fatal;
+        self.delivered += other.delivered;
+        self.failed += other.failed;
+        self.requests += other.requests;
+    }
 }
 
 const REQUEST_TIMEOUT: u64 = 300;
 const MAX_TIME: u64 = 600_000;
 
+/// One seeded schedule: the producer core, the broker, the network between
+/// them and an application that runs a plan of transactions (or idempotent
+/// sends) the seed chose.
 pub struct Sim {
     rng: Rng,
+    faults: Faults,
     now: u64,
     queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
     events: Vec<Option<Ev>>,
@@ -105,6 +190,7 @@ pub struct Sim {
     idem_plan: Vec<(u64, usize)>,
     enqueued: Vec<BatchId>,
     fatal: bool,
+    /// What the schedule did (complete after [`Sim::run`]).
     pub stats: Stats,
     /// EndTxn requests in flight: id -> (identity, flow).
     end_txns: BTreeMap<RequestId, (ProducerIdentity, Flow)>,
@@ -124,7 +210,13 @@ pub struct Sim {
 }
 
 impl Sim {
+    /// The schedule of `seed` with the default faults.
     pub fn new(seed: u64) -> Self {
+        Self::with_faults(seed, Faults::default())
+    }
+
+    /// The schedule of `seed` with the given fault knobs.
+    pub fn with_faults(seed: u64, faults: Faults) -> Self {
         let mut rng = Rng::new(seed);
         let tv2 = rng.pct(50);
         let transactional = rng.pct(75);
@@ -170,7 +262,7 @@ impl Sim {
         let idem_plan = (0..1 + rng.below(12))
             .map(|_| (rng.below(3_000), rng.below(n_partitions as u64) as usize))
             .collect();
-        let fault_until = rng.below(8_000);
+        let fault_until = rng.below(faults.window_ms);
         let mut sim = Self {
             now: 0,
             queue: BinaryHeap::new(),
@@ -197,7 +289,7 @@ impl Sim {
             violations: Vec::new(),
             fenced: false,
             zombie_landed: false,
-            trace: std::env::var_os("EXACTLY_SIM_TRACE").is_some(),
+            trace: false,
             offsets_pending: None,
             group: GroupMetadata {
                 group_id: "g".into(),
@@ -206,15 +298,27 @@ impl Sim {
                 group_instance_id: None,
             },
             rng,
+            faults,
         };
         if sim.transactional {
             sim.idem_plan.clear();
         }
-        if sim.transactional && sim.rng.pct(3) {
+        if sim.transactional && sim.rng.pct(faults.fence_pct) {
             let at = sim.rng.below(6_000);
             sim.schedule(at, Ev::Fence);
         }
         sim
+    }
+
+    /// Prints every request, outcome and event to stderr (for a failing
+    /// seed).
+    pub fn set_trace(&mut self, on: bool) {
+        self.trace = on;
+    }
+
+    /// The broker (to inspect its logs and offsets after [`Sim::run`]).
+    pub fn broker(&self) -> &Broker {
+        &self.broker
     }
 
     fn schedule(&mut self, at: u64, ev: Ev) {
@@ -229,7 +333,7 @@ impl Sim {
     }
 
     fn latency(&mut self) -> u64 {
-        1 + self.rng.below(15)
+        1 + self.rng.below(self.faults.max_latency_ms)
     }
 
     fn send(&mut self, id: RequestId, target: Target, request: Request) {
@@ -256,7 +360,7 @@ impl Sim {
                 self.retired.insert(*identity);
             }
         }
-        if self.faulty(3) {
+        if self.faulty(self.faults.not_sent_pct) {
             let at = self.now + 1;
             self.schedule(
                 at,
@@ -268,7 +372,7 @@ impl Sim {
             return;
         }
         let key = format!("{target:?}");
-        let zombie = self.faulty(2);
+        let zombie = self.faulty(self.faults.zombie_pct);
         let lat = self.latency();
         let arrive = if zombie {
             self.now + REQUEST_TIMEOUT + 1 + self.rng.below(3_000)
@@ -319,7 +423,7 @@ impl Sim {
         self.broker.expire_transactions(self.now);
         let version = self.version_of(&request);
         // Errors before the request is applied.
-        let pre = if self.faulty(6) {
+        let pre = if self.faulty(self.faults.refuse_pct) {
             Some(match &request {
                 Request::Produce { .. } => match self.rng.below(20) {
                     // A definitive rejection: the batch fails, unwritten.
@@ -348,15 +452,19 @@ impl Sim {
                 let r = self.broker.handle(self.now, &request);
                 // Applied, but the answer says it may not have been.
                 match r {
-                    Response::Produce { error: None, .. } if self.faulty(4) => Response::Produce {
-                        error: Some(if self.rng.pct(50) {
-                            ErrorCode::NotEnoughReplicasAfterAppend
-                        } else {
-                            ErrorCode::RequestTimedOut
-                        }),
-                        base_offset: -1,
-                        log_start_offset: 0,
-                    },
+                    Response::Produce { error: None, .. }
+                        if self.faulty(self.faults.applied_but_error_pct) =>
+                    {
+                        Response::Produce {
+                            error: Some(if self.rng.pct(50) {
+                                ErrorCode::NotEnoughReplicasAfterAppend
+                            } else {
+                                ErrorCode::RequestTimedOut
+                            }),
+                            base_offset: -1,
+                            log_start_offset: 0,
+                        }
+                    }
                     r => r,
                 }
             }
@@ -393,7 +501,7 @@ impl Sim {
             return;
         }
         let outcome = Outcome::Received { version, response };
-        if self.faulty(3) {
+        if self.faulty(self.faults.lost_response_pct) {
             let at = (sent_at + REQUEST_TIMEOUT).max(self.now + 1);
             self.schedule(
                 at,
@@ -405,7 +513,7 @@ impl Sim {
             return;
         }
         let at = self.now + self.latency();
-        if self.faulty(2) {
+        if self.faulty(self.faults.duplicate_response_pct) {
             // A duplicated outcome: the core must ignore the second.
             let later = at + self.latency();
             self.schedule(
@@ -420,11 +528,13 @@ impl Sim {
     }
 
     /// Polls the core dry and lets the app react.
-    fn drain(&mut self) {
+    fn drain(&mut self) -> Result<(), String> {
         let mut rounds = 0;
         loop {
             rounds += 1;
-            assert!(rounds < 10_000, "drain livelock in {:?}", self.core.state());
+            if rounds >= 10_000 {
+                return Err(format!("drain livelock in {:?}", self.core.state()));
+            }
             let mut progressed = false;
             while let Some((id, target, request)) = self.core.poll_request(Millis(self.now)) {
                 progressed = true;
@@ -438,7 +548,7 @@ impl Sim {
                 progressed = true;
             }
             if !progressed {
-                break;
+                return Ok(());
             }
         }
     }
@@ -507,7 +617,10 @@ impl Sim {
             return false;
         }
         if *self.core.state() == TxnState::Uninitialized {
-            self.core.init(now).expect("init");
+            if let Err(e) = self.core.init(now) {
+                self.violations.push(format!("init refused: {e:?}"));
+                self.fatal = true;
+            }
             return true;
         }
         if !self.transactional {
@@ -521,19 +634,19 @@ impl Sim {
             self.idem_plan.retain(|(t, _)| *t > self.now);
             for (_, p) in due {
                 let count = 1 + self.rng.below(4) as u32;
-                let id = self
-                    .core
-                    .enqueue(now, self.partitions[p].clone(), count)
-                    .expect("idempotent enqueue");
-                self.enqueued.push(id);
+                match self.core.enqueue(now, self.partitions[p].clone(), count) {
+                    Ok(id) => self.enqueued.push(id),
+                    Err(e) => self
+                        .violations
+                        .push(format!("idempotent enqueue refused: {e:?}")),
+                }
                 did = true;
             }
             return did;
         }
-        if let (Some(_), Some(at)) = (self.current, self.commit_at) {
+        if let (Some(t), Some(at)) = (self.current, self.commit_at) {
             if at <= self.now {
                 self.commit_at = None;
-                let t = self.current.expect("current");
                 let r = if self.plan[t].abort {
                     self.core.abort(now)
                 } else {
@@ -570,17 +683,23 @@ impl Sim {
         if next >= self.plan.len() {
             return false;
         }
-        self.core.begin(now).expect("begin in Ready");
+        if let Err(e) = self.core.begin(now) {
+            self.violations
+                .push(format!("begin in Ready refused: {e:?}"));
+            self.fatal = true;
+            return true;
+        }
         self.commit_at = None;
         self.current = Some(next);
         for &p in &self.plan[next].batches.clone() {
             let count = 1 + self.rng.below(4) as u32;
-            let id = self
-                .core
-                .enqueue(now, self.partitions[p].clone(), count)
-                .expect("enqueue in txn");
-            self.enqueued.push(id);
-            self.txn_batches.insert(id, next);
+            match self.core.enqueue(now, self.partitions[p].clone(), count) {
+                Ok(id) => {
+                    self.enqueued.push(id);
+                    self.txn_batches.insert(id, next);
+                }
+                Err(e) => self.violations.push(format!("enqueue refused: {e:?}")),
+            }
         }
         if self.plan[next].offsets {
             let offsets = vec![OffsetCommit {
@@ -589,11 +708,10 @@ impl Sim {
                 leader_epoch: None,
                 metadata: None,
             }];
-            let id = self
-                .core
-                .add_offsets(now, self.group.clone(), offsets)
-                .expect("add offsets");
-            self.offsets_pending = Some(id);
+            match self.core.add_offsets(now, self.group.clone(), offsets) {
+                Ok(id) => self.offsets_pending = Some(id),
+                Err(e) => self.violations.push(format!("add_offsets refused: {e:?}")),
+            }
         }
         self.commit_at = Some(self.now + self.rng.below(200));
         true
@@ -611,7 +729,13 @@ impl Sim {
         }
     }
 
-    /// Runs the schedule and checks it. `Err` describes a violation.
+    /// Runs the schedule to its end, quiesces the broker and checks
+    /// exactly-once: no duplicate visible batch, each batch reported once,
+    /// a committed transaction wholly visible with its offsets, an aborted
+    /// one invisible, nothing hanging, an idempotent delivery not lost, a
+    /// batch reported unwritten not in the log, no request reusing an ended
+    /// epoch, and no fatal error without fencing, a timeout or a zombie to
+    /// explain it. `Err` describes the first violation.
     pub fn run(&mut self) -> Result<(), String> {
         let mut steps = 0u64;
         loop {
@@ -623,7 +747,7 @@ impl Sim {
                     self.core.state()
                 ));
             }
-            self.drain();
+            self.drain()?;
             if self.done() {
                 break;
             }
@@ -762,7 +886,7 @@ impl Sim {
                         ));
                     }
                 }
-                _ => unreachable!(),
+                other => return Err(format!("batch {b:?} reported as {other:?}")),
             }
         }
         if self.transactional {
