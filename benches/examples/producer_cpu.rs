@@ -8,6 +8,9 @@
 //! ```sh
 //! cargo run --release -p exactly-benches --example producer_cpu -- [records] [MODE] [--bootstrap=ADDR]
 //! ```
+//! `--partitions=N` gives the in-process null broker N partitions (default
+//! 3): the producer core's cost per partition (1,200 partitions, see
+//! BENCHMARKS.md).
 //! With `--bootstrap=ADDR` the client uses an external null broker (the
 //! `null_broker` example, as `cargo xtask bench cpu` runs it for ours and
 //! rust-rdkafka alike) and the process's CPU is all the client's; the
@@ -50,6 +53,10 @@ fn main() {
         .iter()
         .find_map(|a| a.strip_prefix("--bootstrap="))
         .map(str::to_owned);
+    let partitions: i32 = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--partitions="))
+        .map_or(3, |p| p.parse().expect("--partitions=N"));
     let mode = args
         .iter()
         .find(|a| a.starts_with("--") && !a.contains('='))
@@ -72,7 +79,7 @@ fn main() {
     let delivered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let broker = match &external {
         Some(_) => None,
-        None => Some(NullBroker::start(3, Some(1)).expect("null broker")),
+        None => Some(NullBroker::start(partitions, Some(1)).expect("null broker")),
     };
     let addr = external
         .clone()

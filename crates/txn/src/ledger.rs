@@ -123,6 +123,14 @@ impl Ledger {
         self.batches.iter().any(Batch::in_flight)
     }
 
+    /// Whether a stamped batch waits for its retry backoff to end (then
+    /// `next_send` may offer it without any other change).
+    pub(crate) fn waits_for_backoff(&self, now: Millis) -> bool {
+        self.batches
+            .iter()
+            .any(|b| matches!(b.state, BatchState::Stamped(_)) && b.not_before > now)
+    }
+
     pub(crate) fn stamped_count(&self) -> usize {
         self.batches.iter().filter(|b| b.stamp().is_some()).count()
     }

@@ -45,8 +45,10 @@
 mod coordinator;
 mod poll;
 mod produce;
+#[cfg(test)]
+mod scale_tests;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::config::{BrokerInfo, Config, Flow};
 use crate::error::{DeliveryError, DeliveryFailure, ErrorReason, Severity, TxnError, UsageError};
@@ -141,6 +143,11 @@ struct Completing {
     not_before: Millis,
 }
 
+/// What decides, besides each partition's own ledger, whether a partition
+/// may send: the identity, whether new batches may be stamped, the flow and
+/// (flow v1) how many partitions the transaction has.
+type ReadyKey = (Option<ProducerIdentity>, bool, Option<Flow>, usize);
+
 /// The idempotent and transactional producer core. No I/O, deterministic:
 /// the same inputs give the same outputs.
 #[derive(Debug, Clone)]
@@ -163,6 +170,33 @@ pub struct ProducerCore {
     probe_refused: bool,
     events: VecDeque<Event>,
     now: Millis,
+    /// The partition that sent last: the round robin of Produce requests
+    /// starts after it.
+    cursor: Option<TopicPartition>,
+    /// No batch outside a request expires before this instant (a lower
+    /// bound, exact after each scan): `expire_batches` scans only from it.
+    expiry_check_at: Millis,
+    /// Partitions that may have something to send: every such partition is
+    /// here, or `all_ready` is set (a partition leaves once it offers
+    /// nothing and waits for no backoff; enqueues and outcomes bring it
+    /// back). Keeps a turn of `poll_request` from walking idle partitions.
+    ready: BTreeSet<TopicPartition>,
+    /// Something that concerns every partition changed (identity, state,
+    /// the transaction's partitions): the next Produce poll looks at all.
+    all_ready: bool,
+    /// What `all_ready` was last computed from (see `next_produce_request`).
+    ready_key: Option<ReadyKey>,
+    /// Partitions whose sequence state may have changed since
+    /// `maybe_reset_partitions` last looked at them.
+    reset_check: BTreeSet<TopicPartition>,
+    /// The identity `maybe_reset_partitions` last looked under (a new one:
+    /// it looks at every partition).
+    reset_scanned_for: Option<ProducerIdentity>,
+    /// Coordinator requests in `pending` (at most one goes at a time).
+    coordinator_pending: usize,
+    /// Ledgers the per-call scans examined, for the unit test that keeps
+    /// them linear in the partitions (`scale_tests`).
+    ledger_visits: u64,
 }
 
 impl ProducerCore {
@@ -187,6 +221,15 @@ impl ProducerCore {
             probe_refused: false,
             events: VecDeque::new(),
             now: Millis(0),
+            cursor: None,
+            expiry_check_at: Millis(u64::MAX),
+            ready: BTreeSet::new(),
+            all_ready: false,
+            ready_key: None,
+            reset_check: BTreeSet::new(),
+            reset_scanned_for: None,
+            coordinator_pending: 0,
+            ledger_visits: 0,
         }
     }
 
@@ -265,12 +308,14 @@ impl ProducerCore {
     /// An open transaction keeps the flow it began with.
     pub fn set_broker_info(&mut self, broker: BrokerInfo) {
         self.broker = broker;
+        self.touch_all();
     }
 
     /// Starts initialization (InitProducerId). Allowed once, from
     /// Uninitialized.
     pub fn init(&mut self, now: Millis) -> Result<(), UsageError> {
         self.advance(now);
+        self.touch_all();
         self.state.start_init().map_err(|_| self.refuse("init"))
     }
 
@@ -278,6 +323,7 @@ impl ProducerCore {
     /// broker info and kept until the transaction ends.
     pub fn begin(&mut self, now: Millis) -> Result<(), UsageError> {
         self.advance(now);
+        self.touch_all();
         if !self.is_transactional() {
             return Err(UsageError::NotTransactional);
         }
@@ -323,6 +369,8 @@ impl ProducerCore {
         }
         let id = BatchId(self.next_batch);
         self.next_batch += 1;
+        self.lower_expiry_check(now);
+        self.ready.insert(partition.clone());
         self.ledgers
             .entry(partition)
             .or_default()
@@ -375,6 +423,7 @@ impl ProducerCore {
     /// [`Event::AbortableError`] / [`Event::Fatal`].
     pub fn commit(&mut self, now: Millis) -> Result<(), UsageError> {
         self.advance(now);
+        self.touch_all();
         if !self.is_transactional() {
             return Err(UsageError::NotTransactional);
         }
@@ -386,6 +435,7 @@ impl ProducerCore {
     /// in flight fail at once; the result comes as [`Event::Aborted`].
     pub fn abort(&mut self, now: Millis) -> Result<(), UsageError> {
         self.advance(now);
+        self.touch_all();
         if !self.is_transactional() {
             return Err(UsageError::NotTransactional);
         }
@@ -413,6 +463,10 @@ impl ProducerCore {
         let Some(pending) = self.pending.remove(&id) else {
             return;
         };
+        if pending.kind.is_coordinator_request() {
+            self.coordinator_pending = self.coordinator_pending.saturating_sub(1);
+            self.all_ready = true;
+        }
         match pending.kind {
             PendingKind::Produce { partition, batch } => {
                 self.on_produce(id, partition, batch, outcome)
@@ -432,6 +486,12 @@ impl ProducerCore {
     }
 
     // ----- internals shared by the submodules -----
+
+    /// A command or a coordinator answer may change what every partition
+    /// may send.
+    fn touch_all(&mut self) {
+        self.all_ready = true;
+    }
 
     fn advance(&mut self, now: Millis) {
         if now > self.now {
@@ -460,9 +520,16 @@ impl ProducerCore {
     }
 
     fn coordinator_busy(&self) -> bool {
-        self.pending
-            .values()
-            .any(|p| p.kind.is_coordinator_request())
+        self.coordinator_pending > 0
+    }
+
+    /// A batch created at `created` is (again) outside a request: it may
+    /// expire at its delivery deadline.
+    fn lower_expiry_check(&mut self, created: Millis) {
+        let at = created.plus(self.config.delivery_timeout_ms);
+        if at < self.expiry_check_at {
+            self.expiry_check_at = at;
+        }
     }
 
     fn backoff_coordinator(&mut self, ms: u64) {
@@ -518,8 +585,10 @@ impl ProducerCore {
 
     /// Fails every batch not in flight (abort, fatal).
     fn fail_idle_batches(&mut self, failure: DeliveryFailure) {
+        self.all_ready = true;
         let mut failed = Vec::new();
         for (tp, ledger) in self.ledgers.iter_mut() {
+            self.reset_check.insert(tp.clone());
             let (busy, idle): (VecDeque<Batch>, VecDeque<Batch>) =
                 ledger.batches.drain(..).partition(Batch::in_flight);
             ledger.batches = busy;

@@ -7,10 +7,13 @@
 //! partition is gated on its own (flow v1: its AddPartitionsToTxn succeeded)
 //! and EndTxn waits until no batch is outstanding.
 
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
 use super::{Pending, PendingKind, ProducerCore};
 use crate::config::Flow;
 use crate::io::{CoordinatorType, Event, Request, Target};
-use crate::ledger::{BatchState, NextSend};
+use crate::ledger::{BatchState, Ledger, NextSend};
 use crate::state::{EndTxnStatus, EpochRisk, InitReason, OffsetsStep, TxnState};
 use crate::types::{Millis, ProducerIdentity, RequestId, TopicPartition};
 
@@ -67,6 +70,18 @@ impl ProducerCore {
     /// Local transitions that need no request: ending an empty transaction,
     /// deciding how a commit or abort ends once nothing is outstanding.
     fn progress(&mut self) {
+        if !matches!(
+            self.state,
+            TxnState::Committing {
+                end: EndTxnStatus::Waiting,
+                ..
+            } | TxnState::Aborting {
+                end: EndTxnStatus::Waiting,
+                ..
+            }
+        ) {
+            return;
+        }
         let quiet = !self.coordinator_busy() && self.ledgers.values().all(|l| l.batches.is_empty());
         if !quiet {
             return;
@@ -117,6 +132,9 @@ impl ProducerCore {
         identity: Option<ProducerIdentity>,
     ) -> Option<(RequestId, Target, Request)> {
         let id = self.next_request_id();
+        if kind.is_coordinator_request() {
+            self.coordinator_pending += 1;
+        }
         self.pending.insert(id, Pending { identity, kind });
         Some((id, target, request))
     }
@@ -360,42 +378,68 @@ impl ProducerCore {
             return None;
         }
         let identity = self.identity?;
+        // Only partitions that may send are looked at (`ready`), round robin
+        // (as the Java client's drain) from the one served last: a turn of
+        // `poll_request` calls costs about one look per ready partition plus
+        // one per request, not partitions x requests, and no partition
+        // waits behind lower-numbered ones.
+        let pick = Pick {
+            now,
+            limit,
+            identity,
+            may_stamp,
+            transactional,
+            v1_partitions: match flow {
+                Some(Flow::V1) => self.state.transaction().map(|t| &t.partitions),
+                _ => None,
+            },
+        };
+        let key = (
+            self.identity,
+            may_stamp,
+            flow,
+            pick.v1_partitions.map_or(0, BTreeSet::len),
+        );
+        if self.ready_key != Some(key) {
+            self.ready_key = Some(key);
+            self.all_ready = true;
+        }
+        if std::mem::take(&mut self.all_ready) {
+            self.ready = self.ledgers.keys().cloned().collect();
+        }
+        let mut visits = 0u64;
         let mut choice = None;
-        for (tp, ledger) in self.ledgers.iter_mut() {
-            if ledger.needs_reset
-                && ledger.stamped_count() == 0
-                && ledger.seq_identity.is_some_and(|s| s != identity)
-            {
-                // The gap was left under an older identity; under the
-                // current one the partition starts again at sequence 0
-                // (a transactional producer's epoch moves on every abort).
-                ledger.prepare_stamp(identity);
-            }
-            if flow == Some(Flow::V1)
-                && !self
-                    .state
-                    .transaction()
-                    .is_some_and(|t| t.partitions.contains(tp))
-            {
+        let mut idle = Vec::new();
+        let after = match &self.cursor {
+            Some(c) => self
+                .ready
+                .range::<TopicPartition, _>((Bound::Excluded(c), Bound::Unbounded)),
+            None => self.ready.range::<TopicPartition, _>(..),
+        };
+        let before = self
+            .cursor
+            .as_ref()
+            .map(|c| self.ready.range::<TopicPartition, _>(..=c));
+        for tp in after.chain(before.into_iter().flatten()) {
+            visits += 1;
+            let Some(ledger) = self.ledgers.get_mut(tp) else {
+                idle.push(tp.clone());
                 continue;
+            };
+            if let Some(i) = pick.ledger(tp, ledger) {
+                choice = Some((tp.clone(), i));
+                break;
             }
-            match ledger.next_send(now, limit) {
-                Some(NextSend::Resend(i)) => {
-                    choice = Some((tp.clone(), i));
-                    break;
-                }
-                Some(NextSend::Stamp(i))
-                    if may_stamp
-                        && ledger.prepare_stamp(identity)
-                        && ledger.stamp_at(i, identity, transactional).is_some() =>
-                {
-                    choice = Some((tp.clone(), i));
-                    break;
-                }
-                _ => {}
+            if !ledger.waits_for_backoff(now) {
+                idle.push(tp.clone());
             }
         }
+        for tp in idle {
+            self.ready.remove(&tp);
+        }
+        self.ledger_visits += visits;
         let (tp, index) = choice?;
+        self.cursor = Some(tp.clone());
         if flow == Some(Flow::V2) {
             if let Some(txn) = self.state.transaction_mut() {
                 txn.partitions.insert(tp.clone());
@@ -427,5 +471,47 @@ impl ProducerCore {
             },
         );
         Some((id, Target::Leader(tp), request))
+    }
+}
+
+/// What decides whether a partition's ledger offers a batch now.
+struct Pick<'a> {
+    now: Millis,
+    limit: usize,
+    identity: ProducerIdentity,
+    may_stamp: bool,
+    transactional: bool,
+    /// Flow v1: only the partitions added to the transaction may send.
+    v1_partitions: Option<&'a BTreeSet<TopicPartition>>,
+}
+
+impl Pick<'_> {
+    /// The index of the batch `ledger` sends next (stamped by now), if any.
+    fn ledger(&self, tp: &TopicPartition, ledger: &mut Ledger) -> Option<usize> {
+        if ledger.needs_reset
+            && ledger.stamped_count() == 0
+            && ledger.seq_identity.is_some_and(|s| s != self.identity)
+        {
+            // The gap was left under an older identity; under the current
+            // one the partition starts again at sequence 0 (a transactional
+            // producer's epoch moves on every abort).
+            ledger.prepare_stamp(self.identity);
+        }
+        if self.v1_partitions.is_some_and(|p| !p.contains(tp)) {
+            return None;
+        }
+        match ledger.next_send(self.now, self.limit) {
+            Some(NextSend::Resend(i)) => Some(i),
+            Some(NextSend::Stamp(i))
+                if self.may_stamp
+                    && ledger.prepare_stamp(self.identity)
+                    && ledger
+                        .stamp_at(i, self.identity, self.transactional)
+                        .is_some() =>
+            {
+                Some(i)
+            }
+            _ => None,
+        }
     }
 }

@@ -9,7 +9,7 @@ use crate::error::{DeliveryFailure, ErrorReason, Severity, TxnError};
 use crate::io::{Event, IdentityCause, Outcome, Response};
 use crate::ledger::{BatchState, Knowledge};
 use crate::state::{EpochRisk, InitReason, TxnState};
-use crate::types::{BatchId, RequestId, TopicPartition};
+use crate::types::{BatchId, Millis, RequestId, TopicPartition};
 
 impl ProducerCore {
     /// Exponential produce backoff: `retry.backoff.ms * 2^(sends-1)`, capped.
@@ -44,13 +44,20 @@ impl ProducerCore {
                 .iter()
                 .enumerate()
                 .find_map(|(i, b)| match b.state {
-                    BatchState::InFlight(s, r) if r == id && b.id == batch => Some((i, s, b.sends)),
+                    BatchState::InFlight(s, r) if r == id && b.id == batch => {
+                        Some((i, s, b.sends, b.created))
+                    }
                     _ => None,
                 })
         });
-        let Some((index, stamp, sends)) = found else {
+        let Some((index, stamp, sends, created)) = found else {
             return;
         };
+        // The batch leaves its request: it may be retried (and expire), and
+        // its partition may now be resolved or reset.
+        self.lower_expiry_check(created);
+        self.ready.insert(partition.clone());
+        self.reset_check.insert(partition.clone());
         let backoff = self.produce_backoff(sends);
         // A send that never left: the first resend goes at once (a new
         // connection may be up by then), later ones back off like any
@@ -222,23 +229,36 @@ impl ProducerCore {
         }
         let deadline_ms = self.config.delivery_timeout_ms;
         let now = self.now;
+        if now < self.expiry_check_at {
+            // No batch outside a request is due yet: no scan.
+            return;
+        }
+        let mut next_check = Millis(u64::MAX);
         let mut expired = Vec::new();
         for (tp, ledger) in self.ledgers.iter_mut() {
+            self.ledger_visits += 1;
             let mut i = 0;
             while i < ledger.batches.len() {
                 let b = &ledger.batches[i];
-                if !b.in_flight() && b.created.plus(deadline_ms) <= now {
+                let due = b.created.plus(deadline_ms);
+                if !b.in_flight() && due <= now {
                     if let Some(b) = ledger.batches.remove(i) {
                         if b.stamp().is_some() {
                             ledger.needs_reset = true;
                         }
+                        self.ready.insert(tp.clone());
+                        self.reset_check.insert(tp.clone());
                         expired.push((tp.clone(), b));
                     }
                 } else {
+                    if !b.in_flight() && due < next_check {
+                        next_check = due;
+                    }
                     i += 1;
                 }
             }
         }
+        self.expiry_check_at = next_check;
         if expired.is_empty() {
             return;
         }
@@ -268,16 +288,30 @@ impl ProducerCore {
         let Some(current) = self.identity else {
             return;
         };
+        let check = std::mem::take(&mut self.reset_check);
+        let partitions: Vec<TopicPartition> = if self.reset_scanned_for == Some(current) {
+            // Only partitions touched since the last look can have changed.
+            check.into_iter().collect()
+        } else {
+            self.ledgers.keys().cloned().collect()
+        };
+        self.reset_scanned_for = Some(current);
         let mut need_bump = false;
         let mut failed = Vec::new();
-        for (tp, ledger) in self.ledgers.iter_mut() {
+        for tp in partitions {
+            let Some(ledger) = self.ledgers.get_mut(&tp) else {
+                continue;
+            };
+            self.ledger_visits += 1;
             if !ledger.needs_reset || ledger.has_in_flight() {
                 continue;
             }
             if ledger.resolved() {
                 ledger.needs_reset = false;
+                self.ready.insert(tp);
             } else if ledger.seq_identity != Some(current) {
                 failed.extend(ledger.reset().into_iter().map(|b| (tp.clone(), b)));
+                self.ready.insert(tp);
             } else {
                 need_bump = true;
             }
