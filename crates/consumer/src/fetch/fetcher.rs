@@ -513,6 +513,22 @@ impl Fetcher {
             let Some(st) = asg.partitions.get_mut(&a.tp) else {
                 continue;
             };
+            // An LSO going backwards on one leader (see `LsoWatch`): counted,
+            // reading continues. The LSO compared is the one parsing used
+            // (bounded by the high watermark).
+            if cfg.isolation_level == IsolationLevel::ReadCommitted
+                && !matches!(r.outcome, Outcome::Error(_))
+            {
+                let lso = if r.high_watermark >= 0 {
+                    r.last_stable_offset.min(r.high_watermark)
+                } else {
+                    r.last_stable_offset
+                };
+                if st.lso_watch.observe(a.route.leader_epoch, lso) {
+                    tracing::warn!(partition = %a.tp, lso, "last stable offset went backwards");
+                    metrics.read_committed_anomaly();
+                }
+            }
             st.high_watermark = r.high_watermark;
             st.last_stable_offset = r.last_stable_offset;
             match r.outcome {
@@ -579,6 +595,7 @@ fn partition_error(
                 st.position = None;
                 st.pending = Pending::Reset(policy);
                 st.buffer = None;
+                st.lso_watch.forget();
             }
         }
         return false;
