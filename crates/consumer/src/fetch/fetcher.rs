@@ -1,7 +1,7 @@
 //! The fetcher: one Fetch in flight per broker, each on a task of its own
 //! so fetches to different brokers overlap and keep running while the user
 //! processes records. Each broker's requests go through its KIP-227 fetch
-//! session ([`super::session`]: after the first, a request names only the
+//! session (`super::session`: after the first, a request names only the
 //! partitions that changed), unless `enable.fetch.sessions` is false.
 //!
 //! Which partitions each fetch names, from where, and when a fetch is held
