@@ -182,6 +182,10 @@ pub struct ConsumerConfig {
     pub(crate) fetch_sessions: bool,
     pub(crate) group_protocol: GroupProtocol,
     pub(crate) remote_assignor: Option<RemoteAssignor>,
+    /// `client.rack`: sent as Fetch's `rack_id` (KIP-392, v11+), in
+    /// ConsumerGroupHeartbeat (KIP-848) and in the classic subscription (v3,
+    /// KIP-881); `None` when empty (the Java default).
+    pub(crate) client_rack: Option<String>,
 }
 
 impl ConsumerConfig {
@@ -193,6 +197,15 @@ impl ConsumerConfig {
     /// `group.remote.assignor` (KIP-848 only).
     pub fn remote_assignor(&self) -> Option<RemoteAssignor> {
         self.remote_assignor
+    }
+
+    /// `client.rack` (`None` when empty, the default): the rack sent in
+    /// Fetch (KIP-392), ConsumerGroupHeartbeat (KIP-848) and the classic
+    /// subscription (KIP-881), so a broker can name a preferred read replica
+    /// and rack-aware assignors can use it. Not done: following the
+    /// preferred read replica a broker names; every fetch goes to the leader.
+    pub fn client_rack(&self) -> Option<&str> {
+        self.client_rack.as_deref()
     }
 
     /// A builder with the defaults.
@@ -297,6 +310,7 @@ struct Partial {
     fetch_sessions: bool,
     group_protocol: GroupProtocol,
     remote_assignor: Option<RemoteAssignor>,
+    client_rack: Option<String>,
     /// Classic-protocol settings set explicitly (refused under
     /// `group.protocol=consumer`).
     classic_only: Vec<&'static str>,
@@ -340,6 +354,7 @@ impl Default for ConsumerConfigBuilder {
                 fetch_sessions: true,
                 group_protocol: GroupProtocol::Classic,
                 remote_assignor: None,
+                client_rack: None,
                 classic_only: Vec::new(),
             },
         }
@@ -370,6 +385,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "default.api.timeout.ms",
     "check.crcs",
     "fetch.max.uncompressed.bytes",
+    "client.rack",
 ];
 
 /// Default of `fetch.max.uncompressed.bytes` (256 MiB): four batches at the
@@ -466,6 +482,7 @@ impl ConsumerConfigBuilder {
             "default.api.timeout.ms" => c.default_api_timeout = wire_millis(key, value, 1)?,
             "check.crcs" => c.check_crcs = boolean(key, value)?,
             "enable.fetch.sessions" => c.fetch_sessions = boolean(key, value)?,
+            "client.rack" => c.client_rack = rack(value),
             "fetch.max.uncompressed.bytes" => {
                 c.fetch_max_uncompressed_bytes = exactly_net::config::props::count(key, value, 1)?
             }
@@ -538,6 +555,11 @@ impl ConsumerConfigBuilder {
         self.cfg.remote_assignor = Some(a);
         self
     }
+    /// `client.rack` (empty: none).
+    pub fn client_rack(&mut self, rack: &str) -> &mut Self {
+        self.cfg.client_rack = self::rack(rack);
+        self
+    }
     /// The net layer's builder, for settings without a property name (an
     /// OAUTHBEARER token callback, TLS files).
     pub fn net(&mut self) -> &mut NetConfigBuilder {
@@ -601,8 +623,15 @@ impl ConsumerConfigBuilder {
             fetch_sessions: c.fetch_sessions,
             group_protocol: c.group_protocol,
             remote_assignor: c.remote_assignor,
+            client_rack: c.client_rack.clone(),
         })
     }
+}
+
+/// `client.rack`: empty (the Java default) or blank means none.
+fn rack(value: &str) -> Option<String> {
+    let v = value.trim();
+    (!v.is_empty()).then(|| v.to_owned())
 }
 
 #[cfg(test)]
@@ -715,6 +744,21 @@ mod tests {
         );
         assert_eq!(c.rebalance_timeout(), Duration::from_secs(60));
         assert_eq!(c.max_poll_records(), 500);
+        assert_eq!(c.client_rack(), None);
+    }
+
+    #[test]
+    fn client_rack_is_taken_and_empty_means_none() {
+        let with = |v: &str| {
+            ConsumerConfig::from_properties([("bootstrap.servers", "h:1"), ("client.rack", v)])
+                .unwrap()
+                .client_rack()
+                .map(str::to_owned)
+        };
+        assert_eq!(with("use1-az2").as_deref(), Some("use1-az2"));
+        assert_eq!(with(""), None);
+        assert_eq!(with("  "), None);
+        assert!(ConsumerConfigBuilder::is_known("client.rack"));
     }
 
     #[test]

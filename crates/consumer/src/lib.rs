@@ -68,9 +68,11 @@
 //!   (metadata refreshed through `exactly-net`'s `on_partition_error`),
 //!   coordinator moves, broker restarts.
 //!
-//! What it does not do: fetch sessions (KIP-227), log truncation detection
-//! after unclean leader changes (KIP-320's OffsetsForLeaderEpoch), fetching
-//! from followers (KIP-392), client-side pattern subscriptions under the
+//! What it does not do: log truncation detection after unclean leader
+//! changes (KIP-320's OffsetsForLeaderEpoch), fetching from followers
+//! (KIP-392: `client.rack` is sent in Fetch and in group membership, but a
+//! preferred read replica the broker names is not followed; every fetch
+//! goes to the leader), client-side pattern subscriptions under the
 //! classic protocol (`subscribe_pattern` is KIP-848's broker-side regex),
 //! deserializers (records are bytes).
 

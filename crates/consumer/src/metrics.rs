@@ -60,8 +60,10 @@ pub struct ConsumerMetricsSnapshot {
     pub decompression_budget_spent: u64,
     /// Fetch answers that contradict themselves under `read_committed`: a
     /// marker contradicting the aborted-transactions list, no last stable
-    /// offset (-1: nothing delivered), or a last stable offset above the
-    /// high watermark (the high watermark is used instead).
+    /// offset (-1: nothing delivered), a last stable offset above the
+    /// high watermark (the high watermark is used instead), or a last stable
+    /// offset lower than the previous answer's from the same leader epoch
+    /// (reading continues; the position never moves back).
     pub read_committed_anomalies: u64,
     /// Fetch sessions (KIP-227) that had to start over with a full request
     /// (the broker lost the session, an epoch mismatch, a lost request).

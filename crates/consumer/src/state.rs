@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use crate::config::OffsetReset;
 use crate::error::ConsumerError;
 use crate::fetch::parse::BatchFault;
+use crate::fetch::read_committed::LsoWatch;
 use crate::record::ConsumerRecord;
 use crate::TopicPartition;
 
@@ -180,6 +181,9 @@ pub struct PartitionState {
     pub high_watermark: i64,
     /// The last stable offset from the last fetch (-1 unknown).
     pub last_stable_offset: i64,
+    /// The previous `read_committed` LSO, to count it going backwards
+    /// (forgotten on a seek or reset).
+    pub lso_watch: LsoWatch,
 }
 
 impl PartitionState {
@@ -196,6 +200,7 @@ impl PartitionState {
             error: None,
             high_watermark: -1,
             last_stable_offset: -1,
+            lso_watch: LsoWatch::default(),
         }
     }
 
@@ -208,6 +213,7 @@ impl PartitionState {
         self.buffer = None;
         self.retry_at = None;
         self.error = None;
+        self.lso_watch.forget();
     }
 
     /// Where the next fetch of this partition starts: the end of what is

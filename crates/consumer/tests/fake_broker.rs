@@ -429,3 +429,23 @@ async fn one_fetch_in_flight_per_broker_and_brokers_overlap() {
         .collect();
     assert_eq!(max, [1, 1], "more than one fetch in flight on a broker");
 }
+
+/// `client.rack` reaches the broker as Fetch's `rack_id` (KIP-392; the fake
+/// speaks Fetch v12, past v11 where the field starts); none is "".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_rack_is_sent_in_fetch() {
+    let mut log = Log::default();
+    log.data(-1, &["r0"]);
+    let logs = vec![(0, log)];
+    for (rack, want) in [(Some("az-9"), "az-9"), (None, "")] {
+        let logs = logs.clone();
+        let fb = FakeBroker::start(Box::new(move |seen, _| answer(seen, &logs))).await;
+        let extra: Vec<(&str, &str)> = rack.map(|r| ("client.rack", r)).into_iter().collect();
+        let mut c = consumer(&fb, &extra).await;
+        c.assign(&[tp(0)]).unwrap();
+        assert_eq!(read(&mut c, 1).await.unwrap().len(), 1);
+        let fetches = fb.fetches();
+        assert!(!fetches.is_empty());
+        assert!(fetches.iter().all(|f| f.rack_id == want), "{rack:?}");
+    }
+}

@@ -281,3 +281,51 @@ async fn an_lso_above_the_high_watermark_is_bounded_by_it_and_counted() {
         c.metrics()
     );
 }
+
+/// An LSO going backwards on one leader is counted and reading continues
+/// (before: not counted at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_lso_going_backwards_is_counted_and_reading_continues() {
+    let mut first = Log::default();
+    first.data(-1, &["b0", "b1", "b2", "b3"]);
+    let first = first.bytes();
+    let mut later = Log::at(4);
+    later.data(-1, &["b4", "b5"]);
+    let later = later.bytes();
+    let answers_at_4 = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let fb = FakeBroker::start(Box::new(move |seen, _| {
+        let off = seen.partitions[0].2;
+        let p = if off < 4 {
+            part(0, 0, Some(first.clone()), 4)
+        } else if off < 6 {
+            let n = answers_at_4.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if n == 0 {
+                // LSO 4 then 2 on the same leader: backwards, no data.
+                let mut p = part(0, 0, None, 4);
+                p.last_stable_offset = 2;
+                p
+            } else {
+                part(0, 0, Some(later.clone()), 6)
+            }
+        } else {
+            part(0, 0, None, 6)
+        };
+        exactly_codec::messages::FetchResponse::default().with_responses(vec![topic("t", vec![p])])
+    }))
+    .await;
+    let mut c = consumer(&fb).await;
+    c.assign(&[tp()]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        assert!(Instant::now() < deadline, "only {got:?}");
+        got.extend(values(
+            &c.poll(Duration::from_millis(100))
+                .await
+                .unwrap()
+                .into_records(),
+        ));
+    }
+    assert_eq!(got, ["b0", "b1", "b2", "b3", "b4", "b5"]);
+    assert_eq!(c.metrics().read_committed_anomalies, 1, "{:?}", c.metrics());
+}

@@ -79,7 +79,7 @@ async fn fenced_epoch_loses_then_rejoins_with_epoch_zero_and_the_same_member_id(
             (_, e) => ok(e, None),
         }
     }));
-    let mut c = consumer(&fb, &[]).await;
+    let mut c = consumer(&fb, &[("client.rack", "az-5")]).await;
     c.subscribe(&["t"]).unwrap();
     assert_eq!(
         next_event(&mut c).await.unwrap(),
@@ -115,6 +115,11 @@ async fn fenced_epoch_loses_then_rejoins_with_epoch_zero_and_the_same_member_id(
         first.subscribed_topic_names.as_ref().map(|t| t.len()),
         Some(1)
     );
+    // `client.rack` goes with the subscription (KIP-848 RackId).
+    let rack = |r: &exactly_codec::messages::ConsumerGroupHeartbeatRequest| {
+        r.rack_id.as_ref().map(|s| s.to_string())
+    };
+    assert_eq!(rack(first).as_deref(), Some("az-5"));
     // The assignment was acknowledged: a heartbeat owning t-0 and t-1.
     let owned = |r: &exactly_codec::messages::ConsumerGroupHeartbeatRequest| -> Vec<i32> {
         r.topic_partitions
@@ -134,9 +139,11 @@ async fn fenced_epoch_loses_then_rejoins_with_epoch_zero_and_the_same_member_id(
         .expect("a rejoin");
     assert_eq!(rejoin.member_id, first.member_id);
     assert!(owned(rejoin).is_empty());
+    assert_eq!(rack(rejoin).as_deref(), Some("az-5"));
     // The leave.
     let last = hbs.last().unwrap();
     assert_eq!(last.member_epoch, -1, "{hbs:?}");
+    assert_eq!(rack(last), None);
     assert_eq!(last.member_id, first.member_id);
 }
 

@@ -61,6 +61,14 @@
 //! | `exactly_consumer_records_fetched_total` | counter | `client` | records decoded |
 //! | `exactly_consumer_records_total` | counter | `client` | records delivered to the application |
 //! | `exactly_consumer_batches_total`, `exactly_consumer_aborted_batches_total` | counter | `client` | batches decoded, and skipped as aborted (`read_committed`) |
+//! | `exactly_consumer_control_batches_total` | counter | `client` | control batches (transaction markers) skipped |
+//! | `exactly_consumer_fetch_errors_total` | counter | `client` | fetches that failed as a whole (connection lost, top-level error) |
+//! | `exactly_consumer_partition_errors_total` | counter | `client` | partition-level errors in fetch responses |
+//! | `exactly_consumer_unexpected_partitions_total` | counter | `client` | partitions in fetch responses not asked for, or answered twice (ignored) |
+//! | `exactly_consumer_fetches_held_total` | counter | `client` | fetches not sent: every partition at its end while another of the broker's waited for buffer room |
+//! | `exactly_consumer_fetch_session_resets_total` | counter | `client` | fetch sessions (KIP-227) started over with a full request |
+//! | `exactly_consumer_decompression_budget_spent_total` | counter | `client` | partitions cut short because the response had decompressed `fetch.max.uncompressed.bytes` |
+//! | `exactly_consumer_read_committed_anomalies_total` | counter | `client` | broker answers contradicting themselves under `read_committed` (marker vs aborted list, LSO -1, above the high watermark, or going backwards); should stay 0 |
 //! | `exactly_consumer_rebalances_total` | counter | `client` | completed group joins |
 //! | `exactly_consumer_commits_total` | counter | `client` | offset commits |
 //! | `exactly_consumer_lag` | gauge | `client`, `topic`, `partition` | last stable offset under `read_committed` (else high watermark) minus the position |
@@ -181,6 +189,19 @@ pub fn export_consumer_stats(client: &str, s: &ConsumerMetricsSnapshot) {
     counter!("exactly_consumer_aborted_batches_total", "client" => c()).absolute(s.aborted_batches);
     counter!("exactly_consumer_rebalances_total", "client" => c()).absolute(s.rebalances);
     counter!("exactly_consumer_commits_total", "client" => c()).absolute(s.commits);
+    counter!("exactly_consumer_control_batches_total", "client" => c()).absolute(s.control_batches);
+    counter!("exactly_consumer_fetch_errors_total", "client" => c()).absolute(s.fetch_errors);
+    counter!("exactly_consumer_partition_errors_total", "client" => c())
+        .absolute(s.partition_errors);
+    counter!("exactly_consumer_unexpected_partitions_total", "client" => c())
+        .absolute(s.unexpected_partitions);
+    counter!("exactly_consumer_fetches_held_total", "client" => c()).absolute(s.fetches_held);
+    counter!("exactly_consumer_fetch_session_resets_total", "client" => c())
+        .absolute(s.fetch_session_resets);
+    counter!("exactly_consumer_decompression_budget_spent_total", "client" => c())
+        .absolute(s.decompression_budget_spent);
+    counter!("exactly_consumer_read_committed_anomalies_total", "client" => c())
+        .absolute(s.read_committed_anomalies);
 }
 
 /// Publishes everything of a consumer: its counters, its connections', and
@@ -290,6 +311,9 @@ mod tests {
             let consumer = ConsumerMetricsSnapshot {
                 records_delivered: 42,
                 rebalances: 2,
+                fetch_session_resets: 4,
+                fetches_held: 6,
+                read_committed_anomalies: 1,
                 ..ConsumerMetricsSnapshot::default()
             };
             export_consumer_stats("c1", &consumer);
@@ -335,6 +359,9 @@ mod tests {
             "exactly_session_records_in_total{session=\"copier\"} 10".to_owned(),
             "exactly_consumer_records_total{client=\"c1\"} 42".to_owned(),
             "exactly_consumer_rebalances_total{client=\"c1\"} 2".to_owned(),
+            "exactly_consumer_fetch_session_resets_total{client=\"c1\"} 4".to_owned(),
+            "exactly_consumer_fetches_held_total{client=\"c1\"} 6".to_owned(),
+            "exactly_consumer_read_committed_anomalies_total{client=\"c1\"} 1".to_owned(),
             "exactly_consumer_lag{client=\"c1\",topic=\"orders\",partition=\"3\"} 5".to_owned(),
             "exactly_requests_total{client=\"p1\"} 7".to_owned(),
             "exactly_bytes_sent_total{client=\"p1\"} 1234".to_owned(),

@@ -1,7 +1,7 @@
 //! The fetcher: one Fetch in flight per broker, each on a task of its own
 //! so fetches to different brokers overlap and keep running while the user
 //! processes records. Each broker's requests go through its KIP-227 fetch
-//! session ([`super::session`]: after the first, a request names only the
+//! session (`super::session`: after the first, a request names only the
 //! partitions that changed), unless `enable.fetch.sessions` is false.
 //!
 //! Which partitions each fetch names, from where, and when a fetch is held
@@ -30,9 +30,12 @@
 //! fetch, its partitions each report [`ConsumerError::FetchPanicked`] to
 //! `poll` once, and fetching from that broker resumes after the backoff.
 //!
+//! `client.rack` goes out as the request's `rack_id` (KIP-392, Fetch v11+).
+//!
 //! Not done: log truncation detection after a leader change
-//! (OffsetsForLeaderEpoch, KIP-320 `last_fetched_epoch`), rack-aware fetching
-//! from followers (KIP-392).
+//! (OffsetsForLeaderEpoch, KIP-320 `last_fetched_epoch`); following the
+//! preferred read replica a KIP-392 broker names in its answer (every fetch
+//! goes to the leader, so `client.rack` only informs the broker).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -513,6 +516,22 @@ impl Fetcher {
             let Some(st) = asg.partitions.get_mut(&a.tp) else {
                 continue;
             };
+            // An LSO going backwards on one leader (see `LsoWatch`): counted,
+            // reading continues. The LSO compared is the one parsing used
+            // (bounded by the high watermark).
+            if cfg.isolation_level == IsolationLevel::ReadCommitted
+                && !matches!(r.outcome, Outcome::Error(_))
+            {
+                let lso = if r.high_watermark >= 0 {
+                    r.last_stable_offset.min(r.high_watermark)
+                } else {
+                    r.last_stable_offset
+                };
+                if st.lso_watch.observe(a.route.leader_epoch, lso) {
+                    tracing::warn!(partition = %a.tp, lso, "last stable offset went backwards");
+                    metrics.read_committed_anomaly();
+                }
+            }
             st.high_watermark = r.high_watermark;
             st.last_stable_offset = r.last_stable_offset;
             match r.outcome {
@@ -579,6 +598,7 @@ fn partition_error(
                 st.position = None;
                 st.pending = Pending::Reset(policy);
                 st.buffer = None;
+                st.lso_watch.forget();
             }
         }
         return false;
@@ -642,6 +662,10 @@ fn build_request(cfg: &ConsumerConfig, asked: &[Asked], session: &SessionRequest
         .with_min_bytes(cfg.fetch_min_bytes)
         .with_max_bytes(cfg.fetch_max_bytes)
         .with_isolation_level(cfg.isolation_level.wire())
+        // KIP-392 (v11+; an older version leaves it out): "" is no rack.
+        .with_rack_id(StrBytes::from_string(
+            cfg.client_rack.clone().unwrap_or_default(),
+        ))
         .with_session_id(session.session_id)
         .with_session_epoch(session.epoch)
         .with_topics(topics)
@@ -669,6 +693,23 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    /// `client.rack` is the request's `rack_id` (KIP-392); none is "".
+    #[test]
+    fn the_request_carries_client_rack() {
+        let cfg = |rack: Option<&str>| {
+            let mut b = ConsumerConfig::builder();
+            b.bootstrap_servers("127.0.0.1:9092").unwrap();
+            if let Some(r) = rack {
+                b.set("client.rack", r).unwrap();
+            }
+            b.build().unwrap()
+        };
+        let req = build_request(&cfg(Some("az-2")), &[], &SessionRequest::sessionless(0));
+        assert_eq!(req.rack_id.as_str(), "az-2");
+        let req = build_request(&cfg(None), &[], &SessionRequest::sessionless(0));
+        assert_eq!(req.rack_id.as_str(), "");
+    }
 
     /// A fetch task that panics is answered as a failed fetch of what it
     /// was sent for (before: logged at debug and dropped, which left its

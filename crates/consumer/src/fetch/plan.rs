@@ -7,7 +7,7 @@
 //! one (the read-ahead limits are in `crate::state`). One fetch goes to each
 //! broker that leads such a partition and has none in flight (as the Java
 //! client does). What the request then names of them is up to the broker's
-//! KIP-227 fetch session ([`super::session`]): after the first, only what
+//! KIP-227 fetch session (`super::session`): after the first, only what
 //! changed, and the partitions not planned now are forgotten by it.
 //!
 //! A broker's fetch is held back, not sent, when every partition it would

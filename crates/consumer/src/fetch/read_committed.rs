@@ -36,6 +36,19 @@
 //! - a marker of a producer never seen in the response is normal (its data
 //!   came in an earlier fetch) and is skipped like any marker.
 //!
+//! A partition's last stable offset going backwards between two answers
+//! (same leader epoch) is an anomaly too ([`LsoWatch`]): the LSO only grows
+//! on one leader, as transactions end. Outcome: counted in
+//! `read_committed_anomalies`, and reading continues — the position never
+//! moves back (nothing at or past the new LSO is shown, what was shown stays
+//! shown), so the worst effect is a pause until the LSO passes the position
+//! again. It is not an error because nothing the consumer could do differs:
+//! an error would only stop a reader whose records are all still correct,
+//! and across a leader change the new leader's high watermark (so its LSO)
+//! may lawfully lag the old one's for a moment — which is why a change of
+//! leader epoch forgets the previous LSO instead of comparing with it. A
+//! seek, an offset reset or a new assignment forgets it too.
+//!
 //! The filter is pure (no I/O, no clock) and holds no record bytes.
 
 use exactly_codec::record::{BatchHeader, ControlRecordKind};
@@ -143,6 +156,36 @@ impl ReadCommitted {
     /// Whether `producer_id` is inside an aborted transaction at this point.
     pub fn is_skipping(&self, producer_id: i64) -> bool {
         self.skipping.contains(&producer_id)
+    }
+}
+
+/// The previous last stable offset of one partition, to notice it going
+/// backwards (see the module docs for the outcome). Kept in the
+/// partition's fetch state; [`LsoWatch::forget`] on a seek or reset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LsoWatch {
+    /// (leader epoch the answer was fetched under, its LSO).
+    last: Option<(i32, i64)>,
+}
+
+impl LsoWatch {
+    /// Notes the LSO of an answer fetched under `leader_epoch` (-1 when
+    /// unknown); returns whether it went backwards from the previous answer
+    /// of the same epoch. An unknown LSO (-1) is skipped: it is counted
+    /// where it is met ([`super::parse`]) and proves nothing about order.
+    pub fn observe(&mut self, leader_epoch: i32, lso: i64) -> bool {
+        if lso < 0 {
+            return false;
+        }
+        let back = matches!(self.last, Some((e, prev)) if e == leader_epoch && lso < prev);
+        self.last = Some((leader_epoch, lso));
+        back
+    }
+
+    /// Forgets the previous LSO (a seek, a reset: the next answer starts a
+    /// new comparison).
+    pub fn forget(&mut self) {
+        self.last = None;
     }
 }
 
@@ -291,6 +334,23 @@ mod tests {
         }]);
         assert_eq!(f.verdict(&data(100, 5, 9), None), Verdict::Aborted);
         assert_eq!(f.verdict(&marker(105, 9), ABORT), Verdict::Control);
+    }
+
+    #[test]
+    fn an_lso_going_backwards_on_one_leader_is_noticed_once() {
+        let mut w = LsoWatch::default();
+        assert!(!w.observe(3, 10));
+        assert!(!w.observe(3, 10), "the same LSO again is no anomaly");
+        assert!(!w.observe(3, 12));
+        assert!(w.observe(3, 11), "12 then 11 on one leader");
+        assert!(!w.observe(3, 11), "counted once, not on every answer");
+        assert!(!w.observe(3, -1), "unknown is skipped");
+        assert!(w.observe(3, 5), "and does not hide a later decrease");
+        // A new leader may lag the old one: compared from scratch.
+        assert!(!w.observe(4, 2));
+        assert!(w.observe(4, 1));
+        w.forget();
+        assert!(!w.observe(4, 0), "a seek forgets the previous LSO");
     }
 
     #[test]

@@ -54,6 +54,29 @@ pub struct JoinParams {
     pub owned: Vec<TopicPartition>,
     /// The generation we owned them in (-1 when none).
     pub generation: i32,
+    /// `client.rack` (subscription v3, KIP-881: rack-aware assignors).
+    pub rack: Option<String>,
+}
+
+/// The member metadata a join sends: the topics, what is owned of them, the
+/// generation and the rack.
+fn subscription(p: &JoinParams) -> Subscription {
+    let mut owned: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for tp in &p.owned {
+        if p.topics.contains(&tp.topic) {
+            owned
+                .entry(tp.topic.clone())
+                .or_default()
+                .push(tp.partition);
+        }
+    }
+    Subscription {
+        topics: p.topics.clone(),
+        user_data: None,
+        owned,
+        generation: p.generation,
+        rack: p.rack.clone(),
+    }
 }
 
 /// A completed join.
@@ -102,25 +125,7 @@ pub async fn join(
         if failures > 0 {
             tokio::time::sleep(p.retry_backoff * failures.min(10)).await;
         }
-        let mut owned: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-        for tp in &p.owned {
-            if p.topics.contains(&tp.topic) {
-                owned
-                    .entry(tp.topic.clone())
-                    .or_default()
-                    .push(tp.partition);
-            }
-        }
-        let metadata = Bytes::from(
-            Subscription {
-                topics: p.topics.clone(),
-                user_data: None,
-                owned,
-                generation: p.generation,
-                rack: None,
-            }
-            .encode(),
-        );
+        let metadata = Bytes::from(subscription(&p).encode());
         let protocols: Vec<JoinGroupRequestProtocol> = p
             .strategies
             .iter()
@@ -359,4 +364,41 @@ async fn lead(
         })
         .collect();
     Ok((assignments, counts))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// `client.rack` goes in the subscription (v3, KIP-881), and owned
+    /// partitions of topics no longer subscribed are left out.
+    #[test]
+    fn the_subscription_carries_the_rack() {
+        let p = JoinParams {
+            instance_id: None,
+            member_id: String::new(),
+            session_timeout: Duration::from_secs(45),
+            rebalance_timeout: Duration::from_secs(60),
+            strategies: vec![AssignmentStrategy::Range],
+            topics: vec!["t".into()],
+            retry_backoff: Duration::from_millis(100),
+            reason: "test",
+            owned: vec![TopicPartition::new("t", 1), TopicPartition::new("gone", 0)],
+            generation: 4,
+            rack: Some("az-3".into()),
+        };
+        let decoded = Subscription::decode(&subscription(&p).encode()).unwrap();
+        assert_eq!(decoded.rack.as_deref(), Some("az-3"));
+        assert_eq!(decoded.generation, 4);
+        assert_eq!(decoded.owned, BTreeMap::from([("t".to_owned(), vec![1])]));
+        let none = JoinParams { rack: None, ..p };
+        assert_eq!(
+            Subscription::decode(&subscription(&none).encode())
+                .unwrap()
+                .rack,
+            None
+        );
+    }
 }

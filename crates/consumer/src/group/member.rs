@@ -352,6 +352,7 @@ impl Group {
             reason: self.reason,
             owned: if keep { assigned.to_vec() } else { Vec::new() },
             generation: if keep { self.generation } else { -1 },
+            rack: cfg.client_rack.clone(),
         };
         let link = self.link.clone();
         let client = client.clone();

@@ -46,8 +46,8 @@ pub struct Assignment {
 }
 
 /// The subscription version we write: v3 (owned partitions and generation
-/// for cooperative rebalancing; rack left null), as the reference client
-/// does. Readers of older versions stop after the fields they know.
+/// for cooperative rebalancing; the rack from `client.rack`, null when
+/// unset), as the reference client does. Readers of older versions stop after the fields they know.
 const SUBSCRIPTION_VERSION: i16 = 3;
 /// The assignment version we write.
 const ASSIGNMENT_VERSION: i16 = 0;

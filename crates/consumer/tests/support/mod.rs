@@ -52,6 +52,8 @@ pub struct FetchSeen {
     pub session_epoch: i32,
     /// `forgotten_topics_data` as (topic, partition).
     pub forgotten: Vec<(String, i32)>,
+    /// `rack_id` (KIP-392, v11+; "" for none).
+    pub rack_id: String,
 }
 
 /// The test's answer to a Fetch.
@@ -315,6 +317,7 @@ async fn serve(mut sock: TcpStream, st: Arc<FakeState>, node: i32) {
                             .iter()
                             .flat_map(|t| t.partitions.iter().map(|p| (t.topic.0.to_string(), *p)))
                             .collect(),
+                        rack_id: f.rack_id.to_string(),
                     };
                     all.push(seen.clone());
                     seen

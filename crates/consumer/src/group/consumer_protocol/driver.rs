@@ -46,6 +46,7 @@ pub(crate) fn request(group: &str, b: &Beat, _version: i16) -> ConsumerGroupHear
         // error rather than silently subscribing to nothing.
         r.subscribed_topic_regex = b.regex.clone().map(StrBytes::from_string);
         r.server_assignor = b.server_assignor.map(StrBytes::from_static_str);
+        r.rack_id = b.rack.clone().map(StrBytes::from_string);
     }
     r.topic_partitions = b.owned.as_ref().map(|o| {
         o.iter()

@@ -59,6 +59,8 @@ pub(crate) struct Beat {
     /// against the cluster's topics itself (RE2J syntax).
     pub regex: Option<String>,
     pub server_assignor: Option<&'static str>,
+    /// `client.rack` (sent with the subscription; `None` when leaving).
+    pub rack: Option<String>,
     /// Owned partitions by topic id (`None` when leaving).
     pub owned: Option<Vec<(TopicId, Vec<i32>)>>,
 }
@@ -108,6 +110,8 @@ pub(crate) struct Settings {
     pub instance_id: Option<String>,
     pub rebalance_timeout: Duration,
     pub server_assignor: Option<&'static str>,
+    /// `client.rack`.
+    pub rack: Option<String>,
     pub retry_backoff: Duration,
 }
 
@@ -237,6 +241,7 @@ impl Machine {
             topics: self.topics.clone(),
             regex: self.regex.clone(),
             server_assignor: self.s.server_assignor,
+            rack: self.s.rack.clone(),
             owned: Some(owned.into_iter().collect()),
         })
     }
@@ -288,6 +293,7 @@ impl Machine {
             topics: Vec::new(),
             regex: None,
             server_assignor: None,
+            rack: None,
             owned: None,
         }
     }

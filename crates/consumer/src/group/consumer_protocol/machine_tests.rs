@@ -13,6 +13,7 @@ fn settings(instance: Option<&str>) -> Settings {
         instance_id: instance.map(str::to_owned),
         rebalance_timeout: Duration::from_secs(30),
         server_assignor: Some("range"),
+        rack: Some("az-1".into()),
         retry_backoff: Duration::from_millis(100),
     }
 }
@@ -71,6 +72,9 @@ fn join_with_epoch_zero_then_heartbeat_at_the_broker_interval() {
     assert_eq!(b.server_assignor, Some("range"));
     assert_eq!(b.rebalance_timeout_ms, 30_000);
     assert_eq!(b.owned, Some(vec![]));
+    assert_eq!(b.rack.as_deref(), Some("az-1"));
+    let req = crate::group::consumer_protocol::driver::request("g", &b, 1);
+    assert_eq!(req.rack_id.as_ref().map(|r| r.as_str()), Some("az-1"));
     // Nothing more until the reply sets the interval.
     m.on_reply(now, ok(3, None));
     assert!(m.beat(now).is_none());

@@ -22,7 +22,9 @@
 //!   topics created later; assigned topic ids are named from metadata of
 //!   all topics.
 //!
-//! Not done: rack ids.
+//! - `client.rack` goes as the heartbeat's `RackId` with the subscription
+//!   (rack-aware assignors on the coordinator may use it); following a
+//!   preferred read replica (KIP-392) is not done.
 //!
 //! The sans-IO member is [`machine`]; [`driver`] runs its heartbeats.
 
@@ -77,6 +79,7 @@ impl ConsumerMember {
             instance_id: cfg.group_instance_id.clone(),
             rebalance_timeout: cfg.rebalance_timeout,
             server_assignor: cfg.remote_assignor.map(|a| a.name()),
+            rack: cfg.client_rack.clone(),
             retry_backoff: backoff,
         };
         Self {
