@@ -206,7 +206,7 @@ fn main() {
     let client = total.saturating_sub(client_broker_cpu);
     let per = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
     println!(
-        "exactly producer vs null broker: {n} records (100 B values, 16 B keys, 3 partitions, idempotent, acks=all, in-flight 5, linger 5 ms, batch 1 MB), deliveries: {mode}"
+        "exactly producer vs null broker: {n} records (100 B values, 16 B keys, {partitions} partitions, idempotent, acks=all, in-flight 5, linger 5 ms, batch 1 MB), deliveries: {mode}"
     );
     println!("pinned: {pinned}; produce requests: {requests}");
     println!(
