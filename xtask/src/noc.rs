@@ -22,17 +22,10 @@ fn is_c_machinery(name: &str) -> bool {
     matches!(
         name,
         "cc" | "cmake" | "pkg-config" | "bindgen" | "ring" | "openssl" | "vcpkg" | "autocfg-c"
-    ) || (name.ends_with("-sys") && !PURE_RUST_SYS.contains(&name))
+    ) || name.ends_with("-sys")
         || name.starts_with("aws-lc")
         || name.starts_with("openssl-src")
 }
-
-/// `-sys` crates that are Rust only: no build script, no C source, nothing
-/// linked. linux-raw-sys is Linux's syscall ABI as Rust declarations
-/// (`build = false` in its manifest), reached through rustix from tempfile,
-/// which proptest uses: it enters the tree with the testkit's `proptest`
-/// feature. The `CC=false` build below checks the claim on every run.
-const PURE_RUST_SYS: &[&str] = &["linux-raw-sys"];
 
 /// The targets whose dependency trees are checked: Linux on the 64-bit and
 /// 32-bit architectures Rust ships std for, musl, and macOS. Windows is left
