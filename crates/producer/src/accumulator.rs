@@ -9,6 +9,21 @@
 //!   everything is drained (flush, commit, abort, close). Batches of one
 //!   partition leave in the order they were opened, so records keep their
 //!   per-partition send order;
+//! - "full" is `batch.size`, except while the partition is *backlogged*
+//!   (the driver already holds `max.in.flight.requests.per.connection`
+//!   unresolved batches of it, so a new batch could not be sent anyway):
+//!   then the open batch keeps growing, up to the grown-batch limit
+//!   (`ProducerConfig::grown_batch_limit`: at most 1,000,000 bytes and
+//!   `max.request.size`), and leaves as soon as the partition may send
+//!   again. A Produce request carries one batch per partition (brokers
+//!   refuse a second RecordBatch v2 for a partition in one request), so
+//!   under load one grown batch per request replaces a queue of
+//!   `batch.size` ones and a round trip carries up to ~60x more records.
+//!   Nothing is sent later than without the rule (the batch could not go
+//!   before the partition frees up), and `linger.ms` is untouched;
+//! - a new batch's buffer is pre-allocated at most `batch.size` (the size of
+//!   the partition's last batch, clamped); a grown batch's buffer grows with
+//!   its records, which `buffer.memory` bounds;
 //! - every buffered record holds `buffer.memory` permits for its encoded
 //!   size (an upper bound) until its batch is delivered or failed: `send`
 //!   waits for permits, so buffered bytes never exceed `buffer.memory`;
@@ -67,6 +82,9 @@ struct PartitionAcc {
     open: Option<OpenBatch>,
     /// Size of the last batch closed here: the next one starts that big.
     capacity_hint: usize,
+    /// The driver holds as many unresolved batches of this partition as it
+    /// may send: the open batch may grow past `batch.size`.
+    backlogged: bool,
 }
 
 #[derive(Debug)]
@@ -105,12 +123,15 @@ pub(crate) struct Accumulator {
     /// Wakes the driver: a batch filled, or a batch opened (linger timer).
     pub(crate) wake: Notify,
     batch_size: usize,
+    /// How far a backlogged partition's batch may grow (>= `batch_size`).
+    max_batch: usize,
     compression: Compression,
 }
 
 impl Accumulator {
     pub(crate) fn new(
         batch_size: usize,
+        max_batch: usize,
         buffer_memory: usize,
         compression: Compression,
         partitioner: PartitionerKind,
@@ -131,6 +152,7 @@ impl Accumulator {
             memory: Semaphore::new(buffer_memory.min(Semaphore::MAX_PERMITS)),
             wake: Notify::new(),
             batch_size,
+            max_batch: max_batch.max(batch_size),
             compression,
         }
     }
@@ -208,6 +230,20 @@ impl Accumulator {
         self.lock().phase = phase;
     }
 
+    /// The driver's count of `tp`'s unresolved batches reached its limit
+    /// (`on`) or fell below it again: while on, the open batch may grow past
+    /// `batch.size` (module docs). Called on the transitions only.
+    pub(crate) fn set_backlogged(&self, tp: &TopicPartition, on: bool) {
+        let mut s = self.lock();
+        if let Some(pa) = s
+            .topics
+            .get_mut(tp.topic.as_str())
+            .and_then(|parts| parts.get_mut(usize::try_from(tp.partition).ok()?))
+        {
+            pa.backlogged = on;
+        }
+    }
+
     /// Appends a record whose encoded size is at most `size` (already
     /// reserved). On success the record is in an open batch and its future is
     /// returned, with whether the driver must be woken.
@@ -256,9 +292,14 @@ impl Accumulator {
             None => partitioner.partition(record.topic, record.key, size, count as u32) as usize,
         };
         let pa = &mut parts[p];
+        let limit = if pa.backlogged {
+            self.max_batch
+        } else {
+            self.batch_size
+        };
         let mut wake = false;
         if let Some(open) = &pa.open {
-            if !open.builder.is_empty() && open.builder.size_in_bytes() + size > self.batch_size {
+            if !open.builder.is_empty() && open.builder.size_in_bytes() + size > limit {
                 if let Some(full) = pa.open.take() {
                     pa.capacity_hint = full.builder.size_in_bytes();
                     ready.push_back(full);
@@ -289,7 +330,7 @@ impl Accumulator {
             .map_err(|e| AppendError::Refused(ProducerError::Encode(e)))?;
         open.reserved += size;
         let future = DeliveryFuture::new(open.slot.clone(), index, timestamp);
-        if open.builder.size_in_bytes() >= self.batch_size {
+        if open.builder.size_in_bytes() >= limit {
             if let Some(full) = pa.open.take() {
                 pa.capacity_hint = full.builder.size_in_bytes();
                 ready.push_back(full);
@@ -300,7 +341,8 @@ impl Accumulator {
     }
 
     /// Takes the batches that should go now: every full one, and every open
-    /// one whose linger time passed and whose partition `may_send` (or all of
+    /// one whose linger time passed, or that reached `batch.size` while its
+    /// partition was backlogged, and whose partition `may_send` (or all of
     /// them when `force`). Empty batches (a failed first append) are dropped.
     pub(crate) fn drain(
         &self,
@@ -319,9 +361,10 @@ impl Accumulator {
             for pa in parts.iter_mut() {
                 let Some(open) = &pa.open else { continue };
                 let due = open.created + linger;
+                let full = open.builder.size_in_bytes() >= self.batch_size;
                 if open.builder.is_empty() {
                     pa.open = None;
-                } else if force || (due <= now && may_send(&open.tp)) {
+                } else if force || ((due <= now || full) && may_send(&open.tp)) {
                     if let Some(b) = pa.open.take() {
                         pa.capacity_hint = b.builder.size_in_bytes();
                         out.batches.push(b);
@@ -361,6 +404,7 @@ mod tests {
 
     fn acc(batch_size: usize, memory: usize) -> Accumulator {
         let a = Accumulator::new(
+            batch_size,
             batch_size,
             memory,
             Compression::None,
@@ -440,6 +484,97 @@ mod tests {
         let d = a.drain(later, Duration::from_millis(5), false, |_| true);
         assert_eq!(d.batches.len(), 1);
         assert_eq!(d.batches[0].builder.record_count(), 2);
+    }
+
+    /// The growth rule against a model of the driver (at most `LIMIT`
+    /// unresolved batches per partition, `set_backlogged` on the
+    /// transitions), linger far away so only fullness sends: sizes only, no
+    /// timing.
+    #[test]
+    fn backlog_grows_the_open_batch_up_to_the_limit() {
+        const LIMIT: usize = 2;
+        let a = Accumulator::new(
+            1000,
+            4000,
+            1 << 20,
+            Compression::None,
+            PartitionerKind::Default,
+            false,
+            1,
+        );
+        a.set_partition_count("t", 1);
+        let tp = TopicPartition::new("t", 0);
+        let value = [7u8; 90];
+        let r = ProducerRecord::new("t")
+            .with_partition(0)
+            .with_value(&value);
+        let size = BatchBuilder::max_record_size(None, Some(&value), &[]);
+        let now = Instant::now();
+        let linger = Duration::from_secs(60);
+        let append = |n: usize| {
+            for _ in 0..n {
+                a.append(&r, 0, size).unwrap();
+            }
+        };
+        let sizes = |d: &Drained| -> Vec<usize> {
+            d.batches
+                .iter()
+                .map(|b| b.builder.size_in_bytes())
+                .collect()
+        };
+
+        // Not backlogged: batches leave at batch.size (about 9 records).
+        append(25);
+        let first = a.drain(now, linger, false, |_| true);
+        assert_eq!(first.batches.len(), 2, "{:?}", sizes(&first));
+        assert!(sizes(&first).iter().all(|&s| s > 850 && s <= 1000));
+        let mut unresolved = first.batches.len();
+        assert_eq!(unresolved, LIMIT);
+        a.set_backlogged(&tp, true);
+
+        // Backlogged: the open batch grows past batch.size and stays while
+        // the partition may not send.
+        append(20);
+        let held = a.drain(now, linger, false, |_| unresolved < LIMIT);
+        assert!(held.batches.is_empty(), "{:?}", sizes(&held));
+
+        // It leaves at the grown-batch limit, never above it.
+        append(20);
+        let capped = a.drain(now, linger, false, |_| unresolved < LIMIT);
+        assert_eq!(capped.batches.len(), 1, "{:?}", sizes(&capped));
+        let s = sizes(&capped)[0];
+        assert!(s > 3850 && s <= 4000, "{s}");
+        unresolved += 1;
+
+        // More records while backlogged: a new batch grows again.
+        append(15);
+        assert!(a
+            .drain(now, linger, false, |_| unresolved < LIMIT)
+            .batches
+            .is_empty());
+
+        // Two batches resolve: the partition may send, and its grown batch
+        // goes at once (it is past batch.size; linger is far).
+        unresolved -= 2;
+        a.set_backlogged(&tp, false);
+        let freed = a.drain(now, linger, false, |_| unresolved < LIMIT);
+        assert_eq!(freed.batches.len(), 1);
+        let s = sizes(&freed)[0];
+        assert!(s > 1000 && s <= 4000, "{s}");
+
+        // Not backlogged any more: batch.size again.
+        append(10);
+        let again = a.drain(now, linger, false, |_| true);
+        assert_eq!(again.batches.len(), 1);
+        assert!(sizes(&again)[0] <= 1000);
+        let total: i32 = [&first, &capped, &freed, &again]
+            .iter()
+            .flat_map(|d| d.batches.iter())
+            .map(|b| b.builder.record_count())
+            .sum();
+        let open = a.drain_all_and_set(Phase::Closed);
+        let open: i32 = open.iter().map(|b| b.builder.record_count()).sum();
+        assert_eq!(total + open, 25 + 20 + 20 + 15 + 10);
     }
 
     #[test]

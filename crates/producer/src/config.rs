@@ -68,6 +68,17 @@ pub const PRODUCER_PROPERTY_NAMES: &[&str] = &[
     "retry.backoff.max.ms",
 ];
 
+/// The most a batch grows past `batch.size` under backlog (bytes of records
+/// before compression; [`ProducerConfig::grown_batch_limit`]): librdkafka's
+/// `batch.size` and franz-go's `ProducerBatchMaxBytes` default. It leaves
+/// 48 KB under the broker's default `message.max.bytes` (1,048,588) for the
+/// batch header and any compression overhead on incompressible data, so the
+/// defaults never make a batch a default broker refuses with
+/// MESSAGE_TOO_LARGE. A topic with a lower `max.message.bytes` needs a
+/// `max.request.size` at most that (as with the Java client, whose records
+/// above `max.request.size` are refused before sending).
+pub const GROWN_BATCH_LIMIT: usize = 1_000_000;
+
 /// The validated producer configuration.
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
@@ -117,6 +128,25 @@ impl ProducerConfig {
     /// `batch.size` (bytes of records before compression).
     pub fn batch_size(&self) -> usize {
         self.batch_size
+    }
+    /// How large (bytes of records before compression) a partition's batch
+    /// may grow past `batch.size` while the partition is backlogged: its
+    /// `max.in.flight.requests.per.connection` earlier batches are not yet
+    /// resolved, so the batch could not be sent anyway. This differs from
+    /// the Java client, whose backlog is a queue of `batch.size` batches
+    /// sent one per request: with Java's 16,384 B default that caps a
+    /// round trip at ~16 KB per partition, where librdkafka and franz-go
+    /// default to 1 MB batches. The limit is the smaller of
+    /// [`GROWN_BATCH_LIMIT`] and `max.request.size` (which the Java client
+    /// documents as a cap on the uncompressed batch size), and never below
+    /// `batch.size`; `batch.size=0` (no batching) turns growth off.
+    pub fn grown_batch_limit(&self) -> usize {
+        if self.batch_size <= 1 {
+            return self.batch_size;
+        }
+        GROWN_BATCH_LIMIT
+            .min(self.max_request_size)
+            .max(self.batch_size)
     }
     /// `buffer.memory`.
     pub fn buffer_memory(&self) -> usize {
@@ -515,6 +545,21 @@ mod tests {
         let mut all = vec![("bootstrap.servers", "127.0.0.1:9092")];
         all.extend_from_slice(extra);
         ProducerConfig::from_properties(all)
+    }
+
+    #[test]
+    fn grown_batch_limit_follows_max_request_size() {
+        let limit = |extra: &[(&str, &str)]| props(extra).unwrap().grown_batch_limit();
+        assert_eq!(limit(&[]), GROWN_BATCH_LIMIT);
+        // Below the broker's default message.max.bytes with room to spare.
+        const { assert!(GROWN_BATCH_LIMIT + 48_000 <= 1_048_588) };
+        assert_eq!(limit(&[("max.request.size", "200000")]), 200_000);
+        assert_eq!(
+            limit(&[("max.request.size", "10485760")]),
+            GROWN_BATCH_LIMIT
+        );
+        assert_eq!(limit(&[("batch.size", "2097152")]), 2 << 20);
+        assert_eq!(limit(&[("batch.size", "0")]), 1, "no batching, no growth");
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub mod partitioner;
 mod producer;
 pub mod record;
 
-pub use config::{Acks, ProducerConfig, ProducerConfigBuilder};
+pub use config::{Acks, ProducerConfig, ProducerConfigBuilder, GROWN_BATCH_LIMIT};
 pub use delivery::DeliveryFuture;
 pub use error::ProducerError;
 pub use metrics::{ProducerMetrics, ProducerMetricsSnapshot};

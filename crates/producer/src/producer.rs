@@ -219,6 +219,7 @@ impl Producer {
         let core = ProducerCore::new(config.core_config(), info);
         let acc = Arc::new(Accumulator::new(
             config.batch_size,
+            config.grown_batch_limit(),
             config.buffer_memory,
             config.compression,
             config.partitioner,

@@ -13,7 +13,7 @@ use crate::error::ProducerError;
 impl Driver {
     /// Takes due batches from the accumulator and hands them to the core.
     pub(super) fn drain_accumulator(&mut self, now: Instant, force: bool) -> bool {
-        let limit = self.cfg.max_in_flight.clamp(1, 5);
+        let limit = self.partition_limit();
         let per_partition = &self.per_partition;
         let drained = self.acc.drain(now, self.cfg.linger, force, |tp| {
             per_partition.get(tp).copied().unwrap_or(0) < limit
@@ -24,6 +24,12 @@ impl Driver {
             self.enqueue(now, b);
         }
         any
+    }
+
+    /// How many unresolved batches of one partition the driver takes from
+    /// the accumulator before its open batch waits (and may grow).
+    fn partition_limit(&self) -> usize {
+        self.cfg.max_in_flight.clamp(1, 5)
     }
 
     /// Closes a batch and gives it to the core; a refusal fails its records.
@@ -44,7 +50,13 @@ impl Driver {
         };
         match self.core.enqueue(self.millis(now), tp.clone(), records) {
             Ok(id) => {
-                *self.per_partition.entry(tp.clone()).or_default() += 1;
+                let limit = self.partition_limit();
+                let n = self.per_partition.entry(tp.clone()).or_default();
+                *n += 1;
+                if *n == limit {
+                    // Backlogged: its open batch may grow past batch.size.
+                    self.acc.set_backlogged(&tp, true);
+                }
                 self.next_batch = self.next_batch.max(id.0 + 1);
                 self.batches.insert(
                     id,
@@ -131,7 +143,13 @@ impl Driver {
             Ok(_) => self.metrics.batch_sent(records, b.closed.len() as u64),
             Err(_) => self.metrics.batch_failed(records),
         }
+        let limit = self.partition_limit();
         if let Some(n) = self.per_partition.get_mut(&b.tp) {
+            if *n == limit {
+                // It may send again: the next drain takes its open batch if
+                // that reached batch.size meanwhile.
+                self.acc.set_backlogged(&b.tp, false);
+            }
             *n = n.saturating_sub(1);
             if *n == 0 {
                 self.per_partition.remove(&b.tp);
