@@ -324,7 +324,8 @@ impl ProducerConfigBuilder {
         self.linger = t;
         self
     }
-    /// `batch.size`.
+    /// `batch.size` (Java's 16,384 by default; a backlogged partition's
+    /// batch may grow past it, see [`ProducerConfig::grown_batch_limit`]).
     pub fn batch_size(&mut self, bytes: usize) -> &mut Self {
         self.batch_size = bytes.max(1);
         self

@@ -58,7 +58,10 @@
 //!
 //! Differences from the Java client worth knowing: `retries` is accepted but
 //! retries are bounded by `delivery.timeout.ms` (0 is refused); `batch.size`
-//! counts uncompressed bytes; `delivery.timeout.ms` runs from the moment a
+//! counts uncompressed bytes, and a backlogged partition's batch grows past
+//! it up to [`ProducerConfig::grown_batch_limit`] (1,000,000 B by default:
+//! one batch per partition per request, so Java's 16 KB batches cap a round
+//! trip; see that method); `delivery.timeout.ms` runs from the moment a
 //! batch leaves the accumulator (at most `linger.ms` after its first record,
 //! or longer while its partition already has
 //! `max.in.flight.requests.per.connection` batches outstanding), and an
