@@ -32,6 +32,7 @@ use exactly_codec::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, InitProducerIdResponse, MetadataResponse,
     ProduceRequest, ProduceResponse, ProducerId, RequestKind, ResponseKind, TopicName,
 };
+use exactly_codec::record::set_base_offset;
 use exactly_codec::{decode_request, encode_response, ErrorCode, FrameDecoder, RecordBatch};
 use exactly_net::conn::Stream;
 use exactly_net::Dialer;
@@ -370,7 +371,13 @@ impl SimCluster {
                                     inner.duplicates += 1;
                                 }
                                 if error.is_none() {
-                                    inner.batches.insert(id, bytes);
+                                    // Kafka assigns the offsets: the stored
+                                    // (and later fetched) batch carries them.
+                                    let mut stored = BytesMut::from(&bytes[..]);
+                                    if set_base_offset(&mut stored, base_offset).is_err() {
+                                        return (ProduceResponse::default(), true);
+                                    }
+                                    inner.batches.insert(id, stored.freeze());
                                     inner.produces += 1;
                                     let n = inner.produces;
                                     if inner.cut_after_produce.remove(&n) {
