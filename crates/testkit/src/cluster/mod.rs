@@ -9,14 +9,20 @@
 //! timeouts, backoffs) is on tokio's virtual clock.
 //!
 //! Built so far (see `docs/TESTKIT.md` for the rest): one node (id 1)
-//! leading every partition and coordinating every transaction; ApiVersions,
-//! Metadata, InitProducerId, Produce (RecordBatch v2 headers read with the
-//! codec, the producer-state checks of the model, KIP-98), and the
-//! transaction APIs of transaction version 1 (FindCoordinator,
-//! AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn); the fault of a connection cut after a
-//! Produce was applied (the client sees "maybe delivered" and retries, the
-//! broker's sequence checks must deduplicate).
+//! leading every partition and coordinating every transaction and group;
+//! ApiVersions, Metadata, InitProducerId, Produce (RecordBatch v2 headers
+//! read with the codec, the producer-state checks of the model, KIP-98; the
+//! stored batch gets its base offset), the transaction APIs of transaction
+//! version 1 (FindCoordinator, AddPartitionsToTxn, AddOffsetsToTxn,
+//! TxnOffsetCommit, EndTxn), Fetch and ListOffsets under both isolation
+//! levels (read_committed: up to the LSO, with the aborted list of KIP-98),
+//! the classic group protocol for
+//! one member with OffsetCommit/OffsetFetch; the fault of a connection cut
+//! after a Produce was applied (the client sees "maybe delivered" and
+//! retries, the broker's sequence checks must deduplicate).
 
+mod fetch;
+mod group;
 mod txn;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,6 +59,14 @@ const VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, 0, 3),
     (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::EndTxn, 0, 3),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 7),
 ];
 
 struct Inner {
@@ -65,6 +79,8 @@ struct Inner {
     duplicates: usize,
     cut_after_produce: BTreeSet<usize>,
     connections: usize,
+    groups: BTreeMap<String, group::Group>,
+    fetches: usize,
 }
 
 /// The simulated cluster: the [`Broker`] model served over in-memory
@@ -95,6 +111,8 @@ impl SimCluster {
                 duplicates: 0,
                 cut_after_produce: BTreeSet::new(),
                 connections: 0,
+                groups: BTreeMap::new(),
+                fetches: 0,
             })),
         }
     }
@@ -134,6 +152,21 @@ impl SimCluster {
     /// Produce requests applied so far (each partition's batch counts).
     pub fn produces(&self) -> usize {
         self.lock().produces
+    }
+
+    /// Fetch requests answered so far.
+    pub fn fetches(&self) -> usize {
+        self.lock().fetches
+    }
+
+    /// The offset `group` has committed for `tp` (plainly, or by a
+    /// committed transaction), if any.
+    pub fn committed_offset(&self, group: &str, tp: &TopicPartition) -> Option<i64> {
+        self.lock()
+            .broker
+            .committed_offsets
+            .get(&(group.to_string(), tp.clone()))
+            .copied()
     }
 
     /// Batches refused as duplicates of one already written (a retry of a
@@ -252,6 +285,14 @@ async fn serve(cluster: SimCluster, mut sock: DuplexStream) {
                 (ApiKey::TxnOffsetCommit, cluster.txn_offset_commit(r), false)
             }
             RequestKind::EndTxn(r) => (ApiKey::EndTxn, cluster.end_txn(r), false),
+            RequestKind::Fetch(r) => (ApiKey::Fetch, cluster.fetch(r).await, false),
+            RequestKind::ListOffsets(r) => (ApiKey::ListOffsets, cluster.list_offsets(r), false),
+            RequestKind::JoinGroup(r) => (ApiKey::JoinGroup, cluster.join_group(r, version), false),
+            RequestKind::SyncGroup(r) => (ApiKey::SyncGroup, cluster.sync_group(r), false),
+            RequestKind::Heartbeat(r) => (ApiKey::Heartbeat, cluster.heartbeat(r), false),
+            RequestKind::LeaveGroup(r) => (ApiKey::LeaveGroup, cluster.leave_group(r), false),
+            RequestKind::OffsetCommit(r) => (ApiKey::OffsetCommit, cluster.offset_commit(r), false),
+            RequestKind::OffsetFetch(r) => (ApiKey::OffsetFetch, cluster.offset_fetch(r), false),
             // An API the simulation does not serve: a broker that does not
             // know it closes the connection.
             _ => return,
