@@ -42,7 +42,9 @@ use exactly_codec::record::set_base_offset;
 use exactly_codec::{decode_request, encode_response, ErrorCode, FrameDecoder, RecordBatch};
 use exactly_net::conn::Stream;
 use exactly_net::Dialer;
-use exactly_txn::{BatchId, Request, Response, Stamp, TopicPartition};
+/// A topic and partition, as the [`SimCluster`] accessors take them.
+pub use exactly_txn::TopicPartition;
+use exactly_txn::{BatchId, Request, Response, Stamp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::time::Instant;
 
@@ -81,6 +83,30 @@ struct Inner {
     connections: usize,
     groups: BTreeMap<String, group::Group>,
     fetches: usize,
+}
+
+/// One record as [`SimCluster::read_committed`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRecord {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Its key.
+    pub key: Option<Bytes>,
+    /// Its value.
+    pub value: Option<Bytes>,
+    /// Its headers: (key, value).
+    pub headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl SimRecord {
+    /// The headers as [`crate::oracle::Oracle::observe_headers`] takes them.
+    pub fn header_pairs(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        self.headers
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+    }
 }
 
 /// The simulated cluster: the [`Broker`] model served over in-memory
@@ -187,6 +213,33 @@ impl SimCluster {
                 RecordBatch::decode(bytes).ok().map(|b| (tp, b))
             })
             .collect()
+    }
+
+    /// The records of `topic` a `read_committed` reader sees, per partition
+    /// in offset order (the batches of committed transactions and the
+    /// non-transactional ones; markers and aborted or open transactions
+    /// left out). What a test judges a pipeline's output by.
+    pub fn read_committed(&self, topic: &str) -> Vec<SimRecord> {
+        let mut out = Vec::new();
+        for (tp, batch) in self.committed_batches() {
+            if tp.topic != topic {
+                continue;
+            }
+            for r in batch.records().flatten() {
+                out.push(SimRecord {
+                    partition: tp.partition,
+                    offset: r.offset(),
+                    key: r.key_bytes(),
+                    value: r.value_bytes(),
+                    headers: r
+                        .headers()
+                        .flatten()
+                        .map(|h| (h.key().to_vec(), h.value().map(<[u8]>::to_vec)))
+                        .collect(),
+                });
+            }
+        }
+        out
     }
 
     /// Runs `f` on the broker model (its logs, transactions, offsets).
