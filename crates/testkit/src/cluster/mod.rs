@@ -16,10 +16,11 @@
 //! version 1 (FindCoordinator, AddPartitionsToTxn, AddOffsetsToTxn,
 //! TxnOffsetCommit, EndTxn), Fetch and ListOffsets under both isolation
 //! levels (read_committed: up to the LSO, with the aborted list of KIP-98),
-//! the classic group protocol for
-//! one member with OffsetCommit/OffsetFetch; the fault of a connection cut
-//! after a Produce was applied (the client sees "maybe delivered" and
-//! retries, the broker's sequence checks must deduplicate).
+//! the classic group protocol for one member with OffsetCommit/OffsetFetch;
+//! the fault of a connection cut after a Produce was applied (the client
+//! sees "maybe delivered" and retries, the broker's sequence checks must
+//! deduplicate). `docs/GUIDE-PROPERTY-TEST.md` shows how a user tests a
+//! pipeline with it.
 
 mod fetch;
 mod group;
