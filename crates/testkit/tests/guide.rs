@@ -11,14 +11,17 @@
 //! The property: for every account, the totals visible `read_committed`
 //! are exactly the running sums of its payments, in order. Two bugs are
 //! planted behind [`Bugs`]; the property finds each within a few cases, and
-//! passes with both removed.
+//! passes with both removed. The pipeline is written twice: a hand-written
+//! loop over the real `Consumer` and `Producer`, and a `Session` handler.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use exactly_consumer::{Consumer, IsolationLevel, OffsetReset};
+use exactly_consumer::{Consumer, ConsumerRecord, IsolationLevel, OffsetReset};
+use exactly_eos::{Context, Handler, HandlerError, Output, Session, SessionStats, TransactionEnd};
+use exactly_producer::TopicPartition;
 use exactly_producer::{Producer, ProducerConfig, ProducerRecord};
 use exactly_testkit::cluster::{SimCluster, SimRecord};
 use proptest::prelude::*;
@@ -33,6 +36,10 @@ struct Bugs {
     /// Bug 2: the totals are updated in place and not rolled back when the
     /// transaction aborts: the re-read input is counted twice.
     state_not_rolled_back: bool,
+    /// Run the pipeline as an exactly-once `Session` handler instead of the
+    /// hand-written loop (bug 1 cannot be written there: the session owns
+    /// the offsets; bug 2 is a handler without `rollback`).
+    session: bool,
 }
 
 /// One test case: the payments (account, amount) and which transactions
@@ -156,6 +163,104 @@ async fn run_pipeline(sim: &SimCluster, bugs: Bugs, failures: &[bool]) {
     consumer.close().await.unwrap();
 }
 
+/// The same pipeline as a `Session` handler.
+struct Totals {
+    committed: BTreeMap<Vec<u8>, i64>,
+    /// The open transaction's changes (unused with bug 2).
+    pending: BTreeMap<Vec<u8>, i64>,
+    in_place: bool,
+    failures: Vec<bool>,
+    txn: usize,
+}
+
+/// The seeded downstream error.
+#[derive(Debug)]
+struct Downstream;
+impl std::fmt::Display for Downstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("downstream error")
+    }
+}
+impl std::error::Error for Downstream {}
+
+impl Handler for Totals {
+    async fn process(
+        &mut self,
+        ctx: &mut Context<'_>,
+        records: &[ConsumerRecord],
+    ) -> Result<(), HandlerError> {
+        for r in records {
+            let key = r.key().map(|k| k.to_vec()).unwrap_or_default();
+            let v = r.value().map(|v| v.to_vec()).unwrap_or_default();
+            let amount = i64::from(u16::from_be_bytes([v[0], v[1]]));
+            let total = if self.in_place {
+                let t = self.committed.entry(key.clone()).or_insert(0);
+                *t += amount;
+                *t
+            } else {
+                let before = self.pending.get(&key).or(self.committed.get(&key));
+                let t = before.copied().unwrap_or(0) + amount;
+                self.pending.insert(key.clone(), t);
+                t
+            };
+            ctx.send(
+                ProducerRecord::new("totals")
+                    .with_key(&key)
+                    .with_value(&total.to_be_bytes()),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn before_commit(&mut self, _out: &mut Output<'_>) -> Result<(), HandlerError> {
+        let fails = self.failures.get(self.txn).copied().unwrap_or(false);
+        self.txn += 1;
+        match fails {
+            true => Err(Downstream.into()),
+            false => Ok(()),
+        }
+    }
+
+    fn rollback(&mut self, _partitions: &[TopicPartition]) {
+        self.pending.clear();
+    }
+
+    fn transaction_ended(&mut self, end: &TransactionEnd, _stats: &SessionStats) {
+        if let TransactionEnd::Committed { .. } = end {
+            let pending = std::mem::take(&mut self.pending);
+            self.committed.extend(pending);
+        }
+    }
+}
+
+async fn run_session(sim: &SimCluster, bugs: Bugs, failures: &[bool]) {
+    let mut b = Session::builder();
+    b.bootstrap_servers("sim:9092")
+        .unwrap()
+        .set("consumer.auto.offset.reset", "earliest")
+        .unwrap()
+        .set("consumer.fetch.max.wait.ms", "50")
+        .unwrap();
+    b.group_id("totals")
+        .transactional_id("totals-1")
+        .input_topics(&["payments"])
+        .max_records_per_transaction(5)
+        .max_transaction_time(Duration::from_millis(100))
+        .stop_when_idle(Duration::from_millis(500))
+        .handler_retry_backoff(Duration::ZERO);
+    b.consumer().net().dialer(sim.dialer());
+    b.producer().net().dialer(sim.dialer());
+    let handler = Totals {
+        committed: BTreeMap::new(),
+        pending: BTreeMap::new(),
+        in_place: bugs.state_not_rolled_back,
+        failures: failures.to_vec(),
+        txn: 0,
+    };
+    b.build().await.unwrap().run(handler).await.unwrap();
+}
+
 /// Runs one case on a fresh simulated cluster (virtual clock, one thread:
 /// deterministic) and returns the totals visible `read_committed`.
 fn run_case(case: &Case, bugs: Bugs) -> Vec<SimRecord> {
@@ -167,7 +272,11 @@ fn run_case(case: &Case, bugs: Bugs) -> Vec<SimRecord> {
     rt.block_on(async {
         let sim = SimCluster::new(2);
         write_payments(&sim, &case.payments).await;
-        run_pipeline(&sim, bugs, &case.failures).await;
+        if bugs.session {
+            run_session(&sim, bugs, &case.failures).await;
+        } else {
+            run_pipeline(&sim, bugs, &case.failures).await;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
         sim.settle();
         sim.read_committed("totals")
@@ -211,8 +320,12 @@ fn config(cases: u32) -> Config {
 /// come from a fixed seed, so a run is the same every time (the simulation
 /// is deterministic too: one thread, virtual clock).
 fn find_bug(bugs: Bugs) -> Option<Case> {
+    find_bug_in(bugs, 32)
+}
+
+fn find_bug_in(bugs: Bugs, n: u32) -> Option<Case> {
     let rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
-    let mut runner = TestRunner::new_with_rng(config(32), rng);
+    let mut runner = TestRunner::new_with_rng(config(n), rng);
     let runs = std::cell::Cell::new(0u32);
     let started = std::time::Instant::now();
     let found = match runner.run(&cases(), |case| {
@@ -259,6 +372,26 @@ fn planted_bug_2_state_not_rolled_back_on_abort_is_found() {
     };
     let case = find_bug(bugs).expect("the property finds bug 2");
     // Only an aborted transaction exposes it.
+    assert!(case.failures.contains(&true), "{case:?}");
+}
+
+#[test]
+fn the_correct_session_handler_keeps_exact_totals() {
+    let bugs = Bugs {
+        session: true,
+        ..Bugs::default()
+    };
+    assert_eq!(find_bug_in(bugs, 16).map(|c| c.payments), None);
+}
+
+#[test]
+fn planted_bug_2_in_a_session_handler_without_rollback_is_found() {
+    let bugs = Bugs {
+        session: true,
+        state_not_rolled_back: true,
+        ..Bugs::default()
+    };
+    let case = find_bug_in(bugs, 16).expect("the property finds bug 2");
     assert!(case.failures.contains(&true), "{case:?}");
 }
 
