@@ -42,7 +42,8 @@ use std::time::{Duration, Instant};
 use exactly::{check, copy, CopyConfig, CopyError, CopyStats, Transformed};
 use exactly_protocol_tests::proxy::Faults;
 use exactly_protocol_tests::{
-    judge, unique_topic, Broker, BrokerConfig, ClusterProxies, ListenerKind, TransactionVersion,
+    judge, unique_topic, Broker, BrokerConfig, ClusterProxies, ListenerKind, ProbeClient,
+    TransactionVersion,
 };
 
 /// The clients' request timeout; every cut lasts longer than it.
@@ -166,11 +167,30 @@ fn recover(
     }
 }
 
-fn coordinator(broker: &Broker) -> i32 {
+/// The leader of `topic`-`partition` as node `asked` sees it (directly,
+/// not through a proxy): ask a node that is not cut off, its metadata is
+/// current.
+fn leader_seen_by(broker: &Broker, asked: i32, topic: &str, partition: i32) -> i32 {
+    ProbeClient::connect(&broker.address(asked), Duration::from_secs(10))
+        .and_then(|mut c| c.metadata(Some(&[topic])))
+        .ok()
+        .and_then(|md| {
+            md.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .find(|p| p.partition_index == partition)
+                .map(|p| p.leader_id.0)
+        })
+        .unwrap_or(-1)
+}
+
+/// The transaction coordinator (leader of `__transaction_state`, one
+/// partition) as node `asked` sees it.
+fn coordinator(broker: &Broker, asked: i32) -> i32 {
     let t = Instant::now();
     loop {
-        match broker.leader_of("__transaction_state", 0) {
-            Ok(n) if n >= 0 => return n,
+        match leader_seen_by(broker, asked, "__transaction_state", 0) {
+            n if n >= 0 => return n,
             other => assert!(
                 t.elapsed() < Duration::from_secs(60),
                 "no transaction coordinator: {other:?}"
@@ -180,10 +200,15 @@ fn coordinator(broker: &Broker) -> i32 {
     }
 }
 
-fn leaders(broker: &Broker, topic: &str, partitions: i32) -> Vec<i32> {
+fn leaders(broker: &Broker, asked: i32, topic: &str, partitions: i32) -> Vec<i32> {
     (0..partitions)
-        .map(|p| broker.leader_of(topic, p).unwrap_or(-1))
+        .map(|p| leader_seen_by(broker, asked, topic, p))
         .collect()
+}
+
+/// A node other than `node`.
+fn other_than(nodes: &[i32], node: i32) -> i32 {
+    nodes.iter().copied().find(|&n| n != node).unwrap_or(node)
 }
 
 fn heal_everything(proxies: &ClusterProxies, nodes: &[i32]) {
@@ -216,7 +241,7 @@ fn between_brokers(tv: TransactionVersion) {
         assert!(t.elapsed() < Duration::from_secs(60), "no coordinator");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let c = coordinator(&broker);
+    let c = coordinator(&broker, nodes[0]);
     let others: Vec<i32> = nodes.iter().copied().filter(|&x| x != c).collect();
     let (a, b) = (others[0], others[1]);
     // Leaders off the coordinator, so (a) cuts the coordinator only.
@@ -278,8 +303,13 @@ fn between_brokers(tv: TransactionVersion) {
 
     // (a) The coordinator's client listener black-holed; leaders reachable.
     wait_progress(&progress, n / 10, &copier, "before (a)");
-    let c = coordinator(&broker);
-    let (in_leaders, out_leaders) = (leaders(&broker, &input, 2), leaders(&broker, &output, 3));
+    let c = coordinator(&broker, nodes[0]);
+    let asked = other_than(&nodes, c);
+    let c = coordinator(&broker, asked);
+    let (in_leaders, out_leaders) = (
+        leaders(&broker, asked, &input, 2),
+        leaders(&broker, asked, &output, 3),
+    );
     println!("(a) coordinator {c}, input leaders {in_leaders:?}, output leaders {out_leaders:?}");
     let at = progress.load(Ordering::Relaxed);
     let started = Instant::now();
@@ -299,16 +329,19 @@ fn between_brokers(tv: TransactionVersion) {
 
     // (b) The coordinator's node cut from the controller quorum.
     wait_progress(&progress, n / 4, &copier, "before (b)");
-    let c = coordinator(&broker);
+    let c = coordinator(&broker, nodes[0]);
+    let c = coordinator(&broker, other_than(&nodes, c));
     let at = progress.load(Ordering::Relaxed);
     let started = Instant::now();
     proxies.black_hole(c, ListenerKind::Controller);
     std::thread::sleep(CONTROLLER_CUT);
-    let moved_to = coordinator(&broker);
+    // As the rest of the cluster sees it (the cut node's view is stale).
+    let moved_to = coordinator(&broker, other_than(&nodes, c));
+    let seen_by_cut = coordinator(&broker, c);
     proxies.heal(c, ListenerKind::Controller);
     let what = format!(
         "(b) coordinator {c} cut from the controller {CONTROLLER_CUT:?} \
-         (coordinator at the heal: {moved_to})"
+         (coordinator at the heal: {moved_to}; node {c} thinks: {seen_by_cut})"
     );
     faults.push(recover(
         what,
@@ -322,12 +355,16 @@ fn between_brokers(tv: TransactionVersion) {
 
     // (c) Replication to and from one leader cut (markers to it too).
     wait_progress(&progress, n * 2 / 5, &copier, "before (c)");
-    let c = coordinator(&broker);
-    let out_leaders = leaders(&broker, &output, 3);
+    let c = coordinator(&broker, nodes[0]);
+    let asked = other_than(&nodes, c);
+    let c = coordinator(&broker, asked);
+    let out_leaders = leaders(&broker, asked, &output, 3);
+    // A leader of output partitions, the coordinator only if it leads all.
     let x = out_leaders
         .iter()
         .copied()
         .find(|&l| l >= 0 && l != c)
+        .or_else(|| out_leaders.iter().copied().find(|&l| l >= 0))
         .unwrap_or(if c == a { b } else { a });
     let at = progress.load(Ordering::Relaxed);
     let started = Instant::now();
