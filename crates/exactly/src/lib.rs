@@ -69,7 +69,7 @@
 //!   indicatif, tracing-subscriber, anyhow, serde_json, base64). A library user
 //!   turns it off: `exactly = { version = "0.1", default-features = false }`.
 //!
-//! - `postgres` (off by default): [`postgres`], exactly once between Kafka
+//! - `postgres` (off by default): `exactly::postgres`, exactly once between Kafka
 //!   and PostgreSQL (the sink that keeps offsets in the database's own
 //!   transaction, and the outbox relay), with the pure-Rust driver
 //!   `tokio-postgres`; off so the core library pulls in no database driver.

@@ -40,6 +40,10 @@ pub enum LogEntry {
         batch: BatchId,
         /// Written inside a transaction.
         transactional: bool,
+        /// The offset of its first record.
+        base_offset: i64,
+        /// How many records (offsets) it holds.
+        records: u32,
     },
     /// A transaction marker (control batch).
     Marker {
@@ -47,7 +51,46 @@ pub enum LogEntry {
         pid: i64,
         /// Commit (true) or abort.
         commit: bool,
+        /// The producer epoch the marker carries.
+        epoch: i16,
+        /// Its offset (a marker takes one, as in Kafka).
+        offset: i64,
     },
+}
+
+impl LogEntry {
+    /// The offset of the entry's first record (or of the marker).
+    pub fn base_offset(&self) -> i64 {
+        match self {
+            LogEntry::Data { base_offset, .. } => *base_offset,
+            LogEntry::Marker { offset, .. } => *offset,
+        }
+    }
+
+    /// The offset after the entry's last record.
+    pub fn next_offset(&self) -> i64 {
+        match self {
+            LogEntry::Data {
+                base_offset,
+                records,
+                ..
+            } => base_offset + i64::from((*records).max(1)),
+            LogEntry::Marker { offset, .. } => offset + 1,
+        }
+    }
+}
+
+/// An aborted transaction of one partition, as a KIP-98 Fetch response lists
+/// it: the producer id, the offset of its first record in the partition, and
+/// the offset of its abort marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    /// The producer id whose transaction was aborted.
+    pub producer_id: i64,
+    /// The offset of the transaction's first record in this partition.
+    pub first_offset: i64,
+    /// The offset of the abort marker.
+    pub marker_offset: i64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -58,11 +101,70 @@ struct ProducerState {
 }
 
 /// One partition: its log and the producer state the broker keeps for it.
+///
+/// Offsets are Kafka's: each record of a batch takes one, each transaction
+/// marker (control batch) one; the log end offset is the offset the next
+/// record gets.
 #[derive(Debug, Clone, Default)]
 pub struct PartitionLog {
-    /// The log, in offset order (an entry's index is its offset).
+    /// The log, in offset order.
     pub entries: Vec<LogEntry>,
+    /// The log end offset (also the high watermark: one replica).
+    pub end_offset: i64,
+    /// Open transactions: producer id -> offset of its first record here.
+    pub open_txns: BTreeMap<i64, i64>,
+    /// Aborted transactions, in marker order (KIP-98's aborted index).
+    pub aborted: Vec<AbortedTxn>,
     producers: BTreeMap<i64, ProducerState>,
+}
+
+impl PartitionLog {
+    /// The high watermark (one replica: the log end offset).
+    pub fn high_watermark(&self) -> i64 {
+        self.end_offset
+    }
+
+    /// The last stable offset: the first offset of the oldest open
+    /// transaction, or the high watermark when none is open (KIP-98).
+    pub fn last_stable_offset(&self) -> i64 {
+        self.open_txns
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(self.end_offset)
+            .min(self.end_offset)
+    }
+
+    /// The aborted transactions a read_committed Fetch of `[from, to)` must
+    /// list: those whose records may lie in the range (the abort marker at
+    /// or after `from`, the first record before `to`).
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.aborted
+            .iter()
+            .filter(|a| a.marker_offset >= from && a.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    fn write_marker(&mut self, pid: i64, epoch: i16, commit: bool) {
+        let offset = self.end_offset;
+        self.entries.push(LogEntry::Marker {
+            pid,
+            commit,
+            epoch,
+            offset,
+        });
+        self.end_offset += 1;
+        if let Some(first_offset) = self.open_txns.remove(&pid) {
+            if !commit {
+                self.aborted.push(AbortedTxn {
+                    producer_id: pid,
+                    first_offset,
+                    marker_offset: offset,
+                });
+            }
+        }
+    }
 }
 
 /// A transactional id's state at the coordinator.
@@ -213,10 +315,7 @@ impl Broker {
             let data_pid = m.txn_pid;
             for tp in std::mem::take(&mut m.partitions) {
                 let log = self.logs.entry(tp).or_default();
-                log.entries.push(LogEntry::Marker {
-                    pid: data_pid,
-                    commit,
-                });
+                log.write_marker(data_pid, epoch, commit);
                 let st = log.producers.entry(data_pid).or_default();
                 if data_pid == pid && epoch > st.epoch {
                     st.epoch = epoch;
@@ -630,12 +729,18 @@ impl Broker {
         if !expected_ok {
             return resp(err(ErrorCode::OutOfOrderSequenceNumber), -1);
         }
-        let offset = log.entries.len() as i64;
+        let offset = log.end_offset;
         log.entries.push(LogEntry::Data {
             pid,
             batch,
             transactional: stamp.transactional,
+            base_offset: offset,
+            records: count,
         });
+        log.end_offset += i64::from(count.max(1));
+        if stamp.transactional {
+            log.open_txns.entry(pid).or_insert(offset);
+        }
         let s = log.producers.entry(pid).or_default();
         if s.epoch != epoch {
             s.epoch = epoch;
@@ -661,6 +766,7 @@ impl Broker {
                         pid,
                         batch,
                         transactional,
+                        ..
                     } => {
                         if *transactional {
                             pending.entry(*pid).or_default().push(*batch);
@@ -668,7 +774,7 @@ impl Broker {
                             visible.push((tp.clone(), *batch));
                         }
                     }
-                    LogEntry::Marker { pid, commit } => {
+                    LogEntry::Marker { pid, commit, .. } => {
                         let b = pending.remove(pid).unwrap_or_default();
                         if *commit {
                             visible.extend(b.into_iter().map(|b| (tp.clone(), b)));

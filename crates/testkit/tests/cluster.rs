@@ -104,3 +104,60 @@ async fn transactional_producer_commits_and_aborts_against_the_sim() {
     let (_, open) = sim.with_broker(|b| b.read_committed());
     assert_eq!(open, 0, "no transaction left hanging");
 }
+
+/// Offsets are Kafka's: one per record and one per transaction marker; the
+/// producer's deliveries carry them, the stored batches start at them, and
+/// the partition keeps its aborted transactions as KIP-98's index does.
+#[tokio::test(start_paused = true)]
+async fn each_record_and_each_marker_takes_one_offset() {
+    let sim = SimCluster::new(1);
+    let mut b = ProducerConfig::builder();
+    b.bootstrap_servers("sim:9092").unwrap();
+    b.transactional_id("sim-offsets");
+    b.net().dialer(sim.dialer());
+    let p = Producer::new(b.build().unwrap()).await.unwrap();
+    p.init_transactions().await.unwrap();
+    let mut offsets = Vec::new();
+    for (t, commit) in [(0u8, true), (1, false), (2, true)] {
+        p.begin_transaction().await.unwrap();
+        let mut ds = Vec::new();
+        for i in 0..5u8 {
+            ds.push(
+                p.send(ProducerRecord::new("out").with_value(&[t, i]))
+                    .await
+                    .unwrap(),
+            );
+        }
+        p.flush().await.unwrap();
+        for d in ds {
+            offsets.push(d.await.unwrap().offset.unwrap());
+        }
+        if commit {
+            p.commit_transaction().await.unwrap();
+        } else {
+            p.abort_transaction().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        sim.settle();
+    }
+    let want: Vec<i64> = (0..5).chain(6..11).chain(12..17).collect();
+    assert_eq!(offsets, want, "markers at 5, 11 and 17");
+    let (end, lso, aborted) = sim.with_broker(|b| {
+        let log = &b.logs[&exactly_txn::TopicPartition::new("out", 0)];
+        (
+            log.end_offset,
+            log.last_stable_offset(),
+            log.aborted.clone(),
+        )
+    });
+    assert_eq!((end, lso), (18, 18));
+    assert_eq!(aborted.len(), 1);
+    assert_eq!((aborted[0].first_offset, aborted[0].marker_offset), (6, 11));
+    let bases: Vec<i64> = sim
+        .committed_batches()
+        .iter()
+        .map(|(_, b)| b.header().base_offset)
+        .collect();
+    assert_eq!(bases.first(), Some(&0));
+    assert!(bases.iter().all(|o| *o < 5 || *o >= 12), "{bases:?}");
+}

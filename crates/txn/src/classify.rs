@@ -36,6 +36,13 @@
 //!   to abort, and the epoch bump that completes the abort fences the lost
 //!   request should it still arrive. Found by T4 (broker kill -9 during a
 //!   copy). Once the transaction was acknowledged it stays fatal.
+//! - PRODUCER_FENCED answering EndTxn(abort) under transaction version 2
+//!   (EndTxn v5+) of a transaction no opening request of which was
+//!   acknowledged is [`ErrorClass::AbortableRecoverEpoch`]: the v2
+//!   coordinator answers it to any EndTxn after a completed transaction
+//!   (our unseen one included); InitProducerId with the current identity
+//!   then recovers, or answers PRODUCER_FENCED if the fence is real. Also
+//!   found by T4. The Java client treats it as fenced.
 //! - An unexpected error of an idempotent-only Produce is
 //!   [`ErrorClass::OutcomeUnknown`]: the same bytes are retried until
 //!   `delivery.timeout.ms`, and the batch is never reported as unwritten.
@@ -130,6 +137,26 @@ pub struct Context {
 pub fn classify(api: ApiKey, version: i16, code: ErrorCode, ctx: &Context) -> ErrorClass {
     use ErrorClass as C;
     use ErrorCode as E;
+    // The one PRODUCER_FENCED that is not proof of a fence: an abort, under
+    // transaction version 2 (EndTxn v5+), of a transaction no opening
+    // request of which was acknowledged. A v2 coordinator in CompleteCommit
+    // or CompleteAbort accepts only a retry of the EndTxn that bumped the
+    // epoch and answers any other EndTxn PRODUCER_FENCED, the current epoch
+    // included: so a coordinator that never saw the transaction (its first
+    // Produce expired or was lost while the coordinator's node restarted)
+    // answers our abort this way. InitProducerId with the current identity
+    // tells the two apart (KIP-588): it bumps the epoch if no other producer
+    // initialized, and answers PRODUCER_FENCED if one did. Found by T4
+    // (SIGTERM of the coordinator's node during a copy).
+    if api == ApiKey::EndTxn
+        && code == E::ProducerFenced
+        && version >= 5
+        && !ctx.commit
+        && !ctx.acknowledged
+        && ctx.can_bump_epoch
+    {
+        return C::AbortableRecoverEpoch;
+    }
     // Fatal to any producer, whatever the API (Java `maybeTransitionToErrorState`).
     if matches!(
         code,

@@ -316,7 +316,6 @@ fn end_txn_table() {
         (E::RequestTimedOut, OutcomeUnknown),
         (E::InvalidProducerEpoch, AbortableRecoverEpoch),
         (E::UnknownProducerId, Abortable),
-        (E::ProducerFenced, Fatal),
         (E::InvalidProducerIdMapping, Fatal),
         (E::TransactionalIdAuthorizationFailed, Fatal),
         (E::ClusterAuthorizationFailed, Fatal),
@@ -330,6 +329,7 @@ fn end_txn_table() {
         5,
         commit,
         &[
+            (E::ProducerFenced, Fatal),
             (E::TransactionAbortable, Abortable),
             // The coordinator aborted the transaction on timeout (KIP-588).
             (E::InvalidTxnState, AbortableRecoverEpoch),
@@ -349,6 +349,32 @@ fn end_txn_table() {
         &[(E::InvalidTxnState, Fatal)],
     );
     check(ApiKey::EndTxn, 5, abort, &[(E::InvalidTxnState, Abortable)]);
+    // Transaction version 2: a coordinator that completed the previous
+    // transaction and never saw this one answers PRODUCER_FENCED to its
+    // abort; InitProducerId with the current identity tells a real fence
+    // apart. Acknowledged, a commit, tv1 (v4) or no KIP-360: a real fence.
+    check(
+        ApiKey::EndTxn,
+        5,
+        abort,
+        &[(E::ProducerFenced, AbortableRecoverEpoch)],
+    );
+    check(
+        ApiKey::EndTxn,
+        5,
+        abort_acknowledged,
+        &[(E::ProducerFenced, Fatal)],
+    );
+    check(ApiKey::EndTxn, 4, abort, &[(E::ProducerFenced, Fatal)]);
+    check(
+        ApiKey::EndTxn,
+        5,
+        ClassifyContext {
+            can_bump_epoch: false,
+            ..abort
+        },
+        &[(E::ProducerFenced, Fatal)],
+    );
     // KAFKA-19250: an abort answered TRANSACTION_ABORTABLE would loop.
     check(
         ApiKey::EndTxn,

@@ -1479,3 +1479,100 @@ fn fresh_partition_sends_one_batch_until_the_first_acknowledgement() {
     }
     assert_eq!(std::iter::from_fn(|| h.poll()).count(), 3);
 }
+
+/// Commits one transaction under transaction version 2 (the coordinator is
+/// CompleteCommit at `(PID, 1)`), then opens the next one whose only Produce
+/// is lost, aborts it, and answers the EndTxn(abort) PRODUCER_FENCED, as a
+/// 4.3.1 v2 coordinator that never saw the transaction does.
+fn v2_abort_of_an_unseen_transaction_answered_fenced() -> H {
+    let mut h = H::txn(BrokerInfo::v2());
+    h.init(id(PID, 0));
+    h.core.begin(h.now).unwrap();
+    h.core.enqueue(h.now, tp(0), 1).unwrap();
+    let (rid, _) = h.req();
+    h.produce_ok(rid, 0);
+    h.core.commit(h.now).unwrap();
+    let (rid, r) = h.req();
+    assert!(matches!(r, Request::EndTxn { commit: true, .. }), "{r:?}");
+    h.end_ok(rid, Some(id(PID, 1)));
+    assert_eq!(h.core.identity(), Some(id(PID, 1)));
+    h.events();
+    h.core.begin(h.now).unwrap();
+    h.core.enqueue(h.now, tp(1), 1).unwrap();
+    let (rid, r) = h.req();
+    assert!(matches!(r, Request::Produce { .. }), "{r:?}");
+    h.lost(rid);
+    h.core.abort(h.now).unwrap();
+    h.advance(1_000);
+    let (rid, r) = loop {
+        let (rid, r) = h.req();
+        match r {
+            Request::EndTxn { .. } => break (rid, r),
+            Request::FindCoordinator { .. } => h.answer(
+                rid,
+                4,
+                Response::FindCoordinator {
+                    error: None,
+                    node: 7,
+                },
+            ),
+            other => panic!("before the abort's EndTxn: {other:?}"),
+        }
+    };
+    assert!(matches!(r, Request::EndTxn { commit: false, .. }), "{r:?}");
+    h.answer(
+        rid,
+        5,
+        Response::EndTxn {
+            error: Some(ErrorCode::ProducerFenced),
+            identity: None,
+        },
+    );
+    h
+}
+
+/// Found by T4 (SIGTERM of the coordinator's node during a copy,
+/// transaction.version 2): the abort of a transaction the coordinator never
+/// saw is answered PRODUCER_FENCED, which is no proof of a fence under v2.
+/// InitProducerId with the current identity settles it: the coordinator
+/// bumps the epoch, the abort completes and the producer lives on. It used
+/// to be fatal and ended the session.
+#[test]
+fn v2_abort_answered_fenced_recovers_by_init_with_the_current_identity() {
+    let mut h = v2_abort_of_an_unseen_transaction_answered_fenced();
+    assert_eq!(h.state_name(), "Initializing");
+    let r = h.answer_init(id(PID, 2));
+    assert!(
+        matches!(r, Request::InitProducerId { current: Some(c), .. } if c == id(PID, 1)),
+        "{r:?}"
+    );
+    let ev = h.events();
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Aborted { .. })),
+        "{ev:?}"
+    );
+    assert!(
+        !ev.iter().any(|e| matches!(e, Event::Fatal { .. })),
+        "{ev:?}"
+    );
+    assert_eq!(*h.core.state(), TxnState::Ready);
+    assert_eq!(h.core.identity(), Some(id(PID, 2)));
+}
+
+/// The same, when another producer did take over: InitProducerId with the
+/// current identity is answered PRODUCER_FENCED, and that is fatal.
+#[test]
+fn v2_abort_answered_fenced_stays_fatal_when_the_init_is_fenced_too() {
+    let mut h = v2_abort_of_an_unseen_transaction_answered_fenced();
+    let (rid, r) = h.req();
+    assert!(matches!(r, Request::InitProducerId { .. }), "{r:?}");
+    h.answer(
+        rid,
+        5,
+        Response::InitProducerId {
+            error: Some(ErrorCode::ProducerFenced),
+            identity: id(-1, -1),
+        },
+    );
+    assert_eq!(h.state_name(), "Fatal");
+}

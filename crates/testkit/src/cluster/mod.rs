@@ -9,14 +9,21 @@
 //! timeouts, backoffs) is on tokio's virtual clock.
 //!
 //! Built so far (see `docs/TESTKIT.md` for the rest): one node (id 1)
-//! leading every partition and coordinating every transaction; ApiVersions,
-//! Metadata, InitProducerId, Produce (RecordBatch v2 headers read with the
-//! codec, the producer-state checks of the model, KIP-98), and the
-//! transaction APIs of transaction version 1 (FindCoordinator,
-//! AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn); the fault of a connection cut after a
-//! Produce was applied (the client sees "maybe delivered" and retries, the
-//! broker's sequence checks must deduplicate).
+//! leading every partition and coordinating every transaction and group;
+//! ApiVersions, Metadata, InitProducerId, Produce (RecordBatch v2 headers
+//! read with the codec, the producer-state checks of the model, KIP-98; the
+//! stored batch gets its base offset), the transaction APIs of transaction
+//! version 1 (FindCoordinator, AddPartitionsToTxn, AddOffsetsToTxn,
+//! TxnOffsetCommit, EndTxn), Fetch and ListOffsets under both isolation
+//! levels (read_committed: up to the LSO, with the aborted list of KIP-98),
+//! the classic group protocol for one member with OffsetCommit/OffsetFetch;
+//! the fault of a connection cut after a Produce was applied (the client
+//! sees "maybe delivered" and retries, the broker's sequence checks must
+//! deduplicate). `docs/GUIDE-PROPERTY-TEST.md` shows how a user tests a
+//! pipeline with it.
 
+mod fetch;
+mod group;
 mod txn;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,10 +39,13 @@ use exactly_codec::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, InitProducerIdResponse, MetadataResponse,
     ProduceRequest, ProduceResponse, ProducerId, RequestKind, ResponseKind, TopicName,
 };
+use exactly_codec::record::set_base_offset;
 use exactly_codec::{decode_request, encode_response, ErrorCode, FrameDecoder, RecordBatch};
 use exactly_net::conn::Stream;
 use exactly_net::Dialer;
-use exactly_txn::{BatchId, Request, Response, Stamp, TopicPartition};
+/// A topic and partition, as the [`SimCluster`] accessors take them.
+pub use exactly_txn::TopicPartition;
+use exactly_txn::{BatchId, Request, Response, Stamp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::time::Instant;
 
@@ -52,6 +62,14 @@ const VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, 0, 3),
     (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::EndTxn, 0, 3),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 7),
 ];
 
 struct Inner {
@@ -64,6 +82,32 @@ struct Inner {
     duplicates: usize,
     cut_after_produce: BTreeSet<usize>,
     connections: usize,
+    groups: BTreeMap<String, group::Group>,
+    fetches: usize,
+}
+
+/// One record as [`SimCluster::read_committed`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRecord {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Its key.
+    pub key: Option<Bytes>,
+    /// Its value.
+    pub value: Option<Bytes>,
+    /// Its headers: (key, value).
+    pub headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl SimRecord {
+    /// The headers as [`crate::oracle::Oracle::observe_headers`] takes them.
+    pub fn header_pairs(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        self.headers
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+    }
 }
 
 /// The simulated cluster: the [`Broker`] model served over in-memory
@@ -94,6 +138,8 @@ impl SimCluster {
                 duplicates: 0,
                 cut_after_produce: BTreeSet::new(),
                 connections: 0,
+                groups: BTreeMap::new(),
+                fetches: 0,
             })),
         }
     }
@@ -135,6 +181,21 @@ impl SimCluster {
         self.lock().produces
     }
 
+    /// Fetch requests answered so far.
+    pub fn fetches(&self) -> usize {
+        self.lock().fetches
+    }
+
+    /// The offset `group` has committed for `tp` (plainly, or by a
+    /// committed transaction), if any.
+    pub fn committed_offset(&self, group: &str, tp: &TopicPartition) -> Option<i64> {
+        self.lock()
+            .broker
+            .committed_offsets
+            .get(&(group.to_string(), tp.clone()))
+            .copied()
+    }
+
     /// Batches refused as duplicates of one already written (a retry of a
     /// request whose answer was lost), so far.
     pub fn duplicates(&self) -> usize {
@@ -153,6 +214,33 @@ impl SimCluster {
                 RecordBatch::decode(bytes).ok().map(|b| (tp, b))
             })
             .collect()
+    }
+
+    /// The records of `topic` a `read_committed` reader sees, per partition
+    /// in offset order (the batches of committed transactions and the
+    /// non-transactional ones; markers and aborted or open transactions
+    /// left out). What a test judges a pipeline's output by.
+    pub fn read_committed(&self, topic: &str) -> Vec<SimRecord> {
+        let mut out = Vec::new();
+        for (tp, batch) in self.committed_batches() {
+            if tp.topic != topic {
+                continue;
+            }
+            for r in batch.records().flatten() {
+                out.push(SimRecord {
+                    partition: tp.partition,
+                    offset: r.offset(),
+                    key: r.key_bytes(),
+                    value: r.value_bytes(),
+                    headers: r
+                        .headers()
+                        .flatten()
+                        .map(|h| (h.key().to_vec(), h.value().map(<[u8]>::to_vec)))
+                        .collect(),
+                });
+            }
+        }
+        out
     }
 
     /// Runs `f` on the broker model (its logs, transactions, offsets).
@@ -251,6 +339,14 @@ async fn serve(cluster: SimCluster, mut sock: DuplexStream) {
                 (ApiKey::TxnOffsetCommit, cluster.txn_offset_commit(r), false)
             }
             RequestKind::EndTxn(r) => (ApiKey::EndTxn, cluster.end_txn(r), false),
+            RequestKind::Fetch(r) => (ApiKey::Fetch, cluster.fetch(r).await, false),
+            RequestKind::ListOffsets(r) => (ApiKey::ListOffsets, cluster.list_offsets(r), false),
+            RequestKind::JoinGroup(r) => (ApiKey::JoinGroup, cluster.join_group(r, version), false),
+            RequestKind::SyncGroup(r) => (ApiKey::SyncGroup, cluster.sync_group(r), false),
+            RequestKind::Heartbeat(r) => (ApiKey::Heartbeat, cluster.heartbeat(r), false),
+            RequestKind::LeaveGroup(r) => (ApiKey::LeaveGroup, cluster.leave_group(r), false),
+            RequestKind::OffsetCommit(r) => (ApiKey::OffsetCommit, cluster.offset_commit(r), false),
+            RequestKind::OffsetFetch(r) => (ApiKey::OffsetFetch, cluster.offset_fetch(r), false),
             // An API the simulation does not serve: a broker that does not
             // know it closes the connection.
             _ => return,
@@ -370,7 +466,13 @@ impl SimCluster {
                                     inner.duplicates += 1;
                                 }
                                 if error.is_none() {
-                                    inner.batches.insert(id, bytes);
+                                    // Kafka assigns the offsets: the stored
+                                    // (and later fetched) batch carries them.
+                                    let mut stored = BytesMut::from(&bytes[..]);
+                                    if set_base_offset(&mut stored, base_offset).is_err() {
+                                        return (ProduceResponse::default(), true);
+                                    }
+                                    inner.batches.insert(id, stored.freeze());
                                     inner.produces += 1;
                                     let n = inner.produces;
                                     if inner.cut_after_produce.remove(&n) {

@@ -15,7 +15,7 @@ use super::{batch, BatchSpec};
 const LENGTH: usize = 8;
 const MAGIC: usize = 16;
 const CRC: usize = 17;
-const ATTRIBUTES: usize = 21;
+pub(super) const ATTRIBUTES: usize = 21;
 const RECORD_COUNT: usize = 57;
 /// The header's size: the first record starts here.
 const HEADER: usize = 61;

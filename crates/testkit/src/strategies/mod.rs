@@ -24,6 +24,8 @@
 //!     .unwrap();
 //! ```
 
+#[cfg(feature = "arbitrary")]
+mod arbitrary;
 pub mod hostile;
 
 use bytes::{Bytes, BytesMut};
