@@ -37,9 +37,10 @@ const SUITE: &str = "exactly-protocol-tests";
 /// version, short-lived JVMs on C1, a cluster's formats at once), measured
 /// on the shared machine (load 4-20, two binaries at a time): eos_copy
 /// 254.8 -> 85.7 s, which takes it out of this list; producer_txn 155 ->
-/// 141 s, which keeps its place.
+/// 141 s, which keeps its place. producer_rotation's full 32,767-transaction
+/// rotation (~250 s of its 313) left CI then (`#[ignore]`d); its short forms
+/// stay, about a minute.
 const LONGEST_FIRST: &[&str] = &[
-    "producer_rotation",
     "eos_faults",
     "harness",
     "eos_session_count",
@@ -48,6 +49,7 @@ const LONGEST_FIRST: &[&str] = &[
     "eos_session",
     "consumer_broker",
     "producer_chaos",
+    "producer_rotation",
 ];
 
 /// One test binary of the real-broker suite.
