@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::cluster_proxies::{ClusterProxies, ListenerKind, NodePorts};
 use crate::config::{BrokerConfig, TransactionVersion};
 use crate::error::{tail_of, HarnessError, IoContext, Result};
 use crate::jars::{classpath, ensure_jars_for, KafkaVersion};
@@ -27,12 +28,24 @@ use crate::process::{self, Signal};
 /// so strays can be found and `kafka down` never kills a foreign process.
 pub const JVM_MARKER: &str = "exactly.harness";
 
+/// JVM options of the harness's short-lived Java processes (the storage
+/// format at every broker start, the Java tools the tests run as judges and
+/// reference clients): the C1 compiler only and the serial collector. Such a
+/// JVM spends most of its life starting up; C2's compile threads would only
+/// compete for the CI machine's two cores (a `StorageTool format` took
+/// 10-12 s instead of 16-33 s on a loaded 2-core machine). Not for the
+/// brokers (long-lived, C2 pays off) nor for the Java clients benchmarks
+/// compare ours with.
+pub const SHORT_LIVED_JVM: &[&str] = &["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"];
+
 /// One node's fixed facts; its process comes and goes.
 #[derive(Debug)]
 struct Node {
     id: i32,
     port: u16,
     controller_port: u16,
+    /// The `REPLICATION` inter-broker listener's port (proxied clusters).
+    inter_broker_port: Option<u16>,
     extra_ports: Vec<(String, u16)>,
     dir: PathBuf,
     child: Mutex<Option<Child>>,
@@ -63,6 +76,8 @@ pub struct Broker {
     cluster_id: String,
     nodes: Vec<Node>,
     detached: bool,
+    /// Dropped after the JVMs are killed (`Drop` runs before the fields').
+    proxies: Option<ClusterProxies>,
 }
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
@@ -109,6 +124,12 @@ impl Broker {
                 why: format!("unsupported node count {} (1 or 3)", config.nodes),
             });
         }
+        if config.proxied && config.nodes != 3 {
+            return Err(HarnessError::Protocol {
+                addr: String::new(),
+                why: "proxied listeners need 3 nodes".into(),
+            });
+        }
         let version = match config.kafka_version {
             Some(v) => v,
             None => KafkaVersion::selected()?,
@@ -139,6 +160,11 @@ impl Broker {
                     id,
                     port: free_port()?,
                     controller_port: free_port()?,
+                    inter_broker_port: if config.proxied {
+                        Some(free_port()?)
+                    } else {
+                        None
+                    },
                     extra_ports: config
                         .extra_listeners
                         .iter()
@@ -150,6 +176,20 @@ impl Broker {
             })
             .collect::<Result<Vec<_>>>()?;
         let cluster_id = random_cluster_id();
+        let proxies = if config.proxied {
+            let ports: Vec<NodePorts> = nodes
+                .iter()
+                .map(|n| NodePorts {
+                    id: n.id,
+                    client: n.port,
+                    inter_broker: n.inter_broker_port.unwrap_or(n.port),
+                    controller: n.controller_port,
+                })
+                .collect();
+            Some(ClusterProxies::start(&ports)?)
+        } else {
+            None
+        };
         let broker = Broker {
             config,
             version,
@@ -158,11 +198,24 @@ impl Broker {
             cluster_id,
             nodes,
             detached,
+            proxies,
         };
         for node in &broker.nodes {
             broker.write_node_files(node)?;
-            broker.format(node)?;
         }
+        // One storage format (a JVM, seconds) per node, all at once: a
+        // 3-node cluster waits for the slowest instead of the sum.
+        std::thread::scope(|s| {
+            let formats: Vec<_> = broker
+                .nodes
+                .iter()
+                .map(|node| s.spawn(|| broker.format(node)))
+                .collect();
+            formats
+                .into_iter()
+                .map(|f| f.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect::<Result<Vec<()>>>()
+        })?;
         for node in &broker.nodes {
             broker.spawn(node)?;
         }
@@ -189,16 +242,33 @@ impl Broker {
         .map_err(|e| format!("the shared test broker ({tv:?}) could not start: {e}"))
     }
 
-    /// Comma-separated `bootstrap.servers` for the PLAINTEXT listener.
+    /// Comma-separated `bootstrap.servers` for the PLAINTEXT listener: the
+    /// client proxies' addresses in a proxied cluster (the addresses the
+    /// nodes advertise).
     pub fn bootstrap(&self) -> String {
         self.nodes
             .iter()
-            .map(Node::address)
+            .map(|n| match self.advertised_port(n, ListenerKind::Client) {
+                Some(port) => format!("127.0.0.1:{port}"),
+                None => n.address(),
+            })
             .collect::<Vec<_>>()
             .join(",")
     }
 
-    /// The PLAINTEXT address of one node.
+    /// The chaos proxies in front of every listener, when started with
+    /// [`BrokerConfig::proxied`].
+    pub fn proxies(&self) -> Option<&ClusterProxies> {
+        self.proxies.as_ref()
+    }
+
+    fn advertised_port(&self, node: &Node, kind: ListenerKind) -> Option<u16> {
+        self.proxies
+            .as_ref()
+            .and_then(|p| p.advertised_port(node.id, kind))
+    }
+
+    /// The PLAINTEXT address of one node, direct (not through a proxy).
     pub fn address(&self, node: i32) -> String {
         self.node(node).address()
     }
@@ -297,6 +367,12 @@ impl Broker {
     ) -> Result<()> {
         self.client()?
             .create_topic(name, partitions, self.nodes.len() as i16, configs)
+    }
+
+    /// Creates a topic whose partition `i` lives on the nodes `replicas[i]`
+    /// (the first its preferred leader) and waits for leaders.
+    pub fn create_topic_assigned(&self, name: &str, replicas: &[Vec<i32>]) -> Result<()> {
+        self.client()?.create_topic_assigned(name, replicas)
     }
 
     /// Raises `name` to `total` partitions (CreatePartitions).
@@ -456,7 +532,22 @@ impl Broker {
         }
     }
 
-    fn quorum_config(&self) -> Vec<(String, String)> {
+    fn quorum_config(&self, node: &Node) -> Vec<(String, String)> {
+        if let Some(proxies) = &self.proxies {
+            // Each node reaches every voter through its own proxy.
+            let voters = self
+                .nodes
+                .iter()
+                .map(|n| {
+                    let port = proxies
+                        .controller_port(node.id, n.id)
+                        .unwrap_or(n.controller_port);
+                    format!("{}@127.0.0.1:{port}", n.id)
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            return vec![("controller.quorum.voters".into(), voters)];
+        }
         if self.nodes.len() == 1 {
             let n = &self.nodes[0];
             vec![(
@@ -478,11 +569,24 @@ impl Broker {
         let rf = self.nodes.len().to_string();
         let min_isr = if self.nodes.len() >= 3 { "2" } else { "1" };
         let mut listeners = vec![format!("PLAINTEXT://127.0.0.1:{}", node.port)];
-        let mut advertised = listeners.clone();
+        let client_port = self
+            .advertised_port(node, ListenerKind::Client)
+            .unwrap_or(node.port);
+        let mut advertised = vec![format!("PLAINTEXT://127.0.0.1:{client_port}")];
         let mut map = vec![
             "CONTROLLER:PLAINTEXT".to_owned(),
             "PLAINTEXT:PLAINTEXT".to_owned(),
         ];
+        let mut inter_broker = "PLAINTEXT";
+        if let Some(port) = node.inter_broker_port {
+            let shown = self
+                .advertised_port(node, ListenerKind::InterBroker)
+                .unwrap_or(port);
+            listeners.push(format!("REPLICATION://127.0.0.1:{port}"));
+            advertised.push(format!("REPLICATION://127.0.0.1:{shown}"));
+            map.push("REPLICATION:PLAINTEXT".to_owned());
+            inter_broker = "REPLICATION";
+        }
         for ((name, port), l) in node.extra_ports.iter().zip(&self.config.extra_listeners) {
             listeners.push(format!("{name}://127.0.0.1:{port}"));
             let shown = l.advertised_port.unwrap_or(*port);
@@ -496,7 +600,7 @@ impl Broker {
             ("listeners", listeners.join(",")),
             ("advertised.listeners", advertised.join(",")),
             ("controller.listener.names", "CONTROLLER".into()),
-            ("inter.broker.listener.name", "PLAINTEXT".into()),
+            ("inter.broker.listener.name", inter_broker.into()),
             ("listener.security.protocol.map", map.join(",")),
             ("log.dirs", node.data_dir().display().to_string()),
             ("offsets.topic.replication.factor", rf.clone()),
@@ -541,7 +645,7 @@ impl Broker {
                 p.insert(k.to_owned(), v.to_owned());
             }
         }
-        p.extend(self.quorum_config());
+        p.extend(self.quorum_config(node));
         p.extend(self.config.server_properties.iter().cloned());
         p
     }
@@ -898,6 +1002,7 @@ pub(crate) fn free_port() -> Result<u16> {
 /// Runs a short Java main to completion and returns its stdout.
 fn run_java_capture(libs: &Path, class: &str, args: &[&str]) -> Result<String> {
     let out = Command::new("java")
+        .args(SHORT_LIVED_JVM)
         .arg("-cp")
         .arg(classpath(libs))
         .arg(class)

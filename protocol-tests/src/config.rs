@@ -73,6 +73,12 @@ pub struct BrokerConfig {
     pub format_args: Vec<String>,
     /// Extra listeners.
     pub extra_listeners: Vec<ExtraListener>,
+    /// Every listener of every node behind a chaos proxy the test controls
+    /// ([`crate::cluster_proxies`]): clients, replication (a separate
+    /// `REPLICATION` inter-broker listener) and the controller quorum (one
+    /// proxy per (from, to) node pair). Three nodes only; `false` (the
+    /// default): every listener direct, as before.
+    pub proxied: bool,
     /// How long to wait for readiness before failing.
     pub ready_timeout: std::time::Duration,
     /// The Kafka release to run; `None`: the one `$EXACTLY_KAFKA_VERSION`
@@ -88,6 +94,7 @@ impl Default for BrokerConfig {
             server_properties: Vec::new(),
             format_args: Vec::new(),
             extra_listeners: Vec::new(),
+            proxied: false,
             ready_timeout: std::time::Duration::from_secs(120),
             kafka_version: None,
         }
@@ -107,6 +114,16 @@ impl BrokerConfig {
     pub fn three_nodes() -> Self {
         Self {
             nodes: 3,
+            ..Self::default()
+        }
+    }
+
+    /// A three-node cluster with every listener behind a chaos proxy
+    /// ([`BrokerConfig::proxied`]).
+    pub fn three_nodes_proxied() -> Self {
+        Self {
+            nodes: 3,
+            proxied: true,
             ..Self::default()
         }
     }

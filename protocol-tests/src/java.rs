@@ -160,8 +160,8 @@ impl JavaTools {
         timeout: Duration,
         mut stop: impl FnMut(&str) -> bool,
     ) -> Result<ToolRun> {
-        let mut cmd =
-            self.tool_command(class, args, &["-Xms64m", "-Xmx512m", "-XX:+UseSerialGC"])?;
+        let options = [&["-Xms64m", "-Xmx512m"], crate::broker::SHORT_LIVED_JVM].concat();
+        let mut cmd = self.tool_command(class, args, &options)?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

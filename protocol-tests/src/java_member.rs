@@ -56,8 +56,8 @@ impl JavaMember {
             "--command-config".into(),
             cfg.display().to_string(),
         ];
-        let mut cmd =
-            tools.tool_command(class, &args, &["-Xms64m", "-Xmx256m", "-XX:+UseSerialGC"])?;
+        let options = [&["-Xms64m", "-Xmx256m"], crate::broker::SHORT_LIVED_JVM].concat();
+        let mut cmd = tools.tool_command(class, &args, &options)?;
         let err_path = cfg.with_extension("stderr");
         let err = std::fs::File::create(&err_path).map_err(|e| crate::error::HarnessError::Io {
             context: format!("creating {}", err_path.display()),

@@ -25,6 +25,7 @@
 
 pub mod broker;
 pub mod child;
+pub mod cluster_proxies;
 pub mod config;
 pub mod error;
 pub mod jars;
@@ -40,6 +41,7 @@ pub mod rotation;
 pub mod security;
 
 pub use broker::{Broker, DetachedState};
+pub use cluster_proxies::{ClusterProxies, ListenerKind};
 pub use config::{BrokerConfig, ExtraListener, TransactionVersion};
 pub use error::{HarnessError, Result};
 pub use java::{

@@ -177,6 +177,38 @@ impl ProbeClient {
                     })
                     .collect(),
             );
+        self.create_and_wait(topic, name, partitions)
+    }
+
+    /// Creates a topic whose partition `i` lives on the nodes
+    /// `replicas[i]`, the first being its preferred leader, and waits until
+    /// every partition has a leader.
+    pub fn create_topic_assigned(&mut self, name: &str, replicas: &[Vec<i32>]) -> Result<()> {
+        use exactly_codec::messages::create_topics_request::CreatableReplicaAssignment;
+        use exactly_codec::messages::BrokerId;
+        let assignments = replicas
+            .iter()
+            .enumerate()
+            .map(|(i, nodes)| {
+                CreatableReplicaAssignment::default()
+                    .with_partition_index(i as i32)
+                    .with_broker_ids(nodes.iter().map(|&n| BrokerId(n)).collect())
+            })
+            .collect();
+        let topic = CreatableTopic::default()
+            .with_name(StrBytes::from_string(name.to_owned()).into())
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(assignments);
+        self.create_and_wait(topic, name, replicas.len() as i32)
+    }
+
+    fn create_and_wait(
+        &mut self,
+        topic: CreatableTopic,
+        name: &str,
+        partitions: i32,
+    ) -> Result<()> {
         let req = CreateTopicsRequest::default()
             .with_topics(vec![topic])
             .with_timeout_ms(30_000);

@@ -128,6 +128,11 @@ impl ChaosProxy {
         self.addr.to_string()
     }
 
+    /// The port the proxy listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
     /// Replaces the faults (open connections see the change at once; a new
     /// `cut_after` applies to connections accepted from now on).
     pub fn set_faults(&self, faults: Faults) {

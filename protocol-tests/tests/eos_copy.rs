@@ -2,8 +2,12 @@
 //! transaction protocols (RELIABILITY.md T2 and T3), judged by our
 //! read_committed consumer and by the Java `VerifiableConsumer`.
 //!
-//! `EXACTLY_EOS_RECORDS` scales the record count (default 100,000 for T2 and
-//! half of it for T3).
+//! `EXACTLY_EOS_RECORDS` scales the record count (default 40,000 for T2 and
+//! half of it for T3; RELIABILITY.md's figures are runs with
+//! `EXACTLY_EOS_RECORDS=100000`). At 40,000, T2 still commits 80
+//! transactions and aborts about 40 at random, and T3's copier still dies at
+//! 20/40/60 %, 8 transactions apart; the larger count adds CI time, not a
+//! case.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -16,7 +20,7 @@ fn records() -> u64 {
     std::env::var("EXACTLY_EOS_RECORDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000)
+        .unwrap_or(40_000)
 }
 
 fn runtime() -> tokio::runtime::Runtime {

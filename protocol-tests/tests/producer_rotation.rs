@@ -12,8 +12,11 @@
 //!   InitProducerId that finds the epoch exhausted answers with a new id.
 //!
 //! Getting there takes 32,767 epoch bumps. Under tv2 our producer makes all
-//! of them itself, one transaction each (about 70 s on a warm 2-core
-//! machine, debug build: see `rotation::full_rotation`). The two other tests
+//! of them itself, one transaction each (about 70 s on a quiet 2-core
+//! machine, 250-650 s in CI's two lanes or under load, debug build: see
+//! `rotation::full_rotation`); that test is `#[ignore]`d for CI's time
+//! budget: `cargo test -p exactly-protocol-tests --test producer_rotation
+//! -- --ignored`. The other tests
 //! make most of them with bare InitProducerId requests for the transactional
 //! id (what 32k restarts of a producer would do, about 10 s) and let our
 //! producer go through the rotation: under tv2 by its commit, under tv1 by
@@ -255,8 +258,10 @@ fn producer_id_rotates_when_an_abort_bumps_the_exhausted_epoch_tv1() {
 /// Under tv2, from a new transactional id: our producer runs 32,767
 /// transactions (epochs 0 to 32766), the 32,767th commit hands it a new
 /// producer id at epoch 0, and it runs 3 more; see
-/// `rotation::full_rotation` for everything checked.
+/// `rotation::full_rotation` for everything checked. Out of CI (its time,
+/// 250 s or more there): `-- --ignored` runs it.
 #[test]
+#[ignore = "32,767 transactions (250 s or more in CI): run with -- --ignored"]
 fn producer_id_rotates_after_32767_transactions_of_our_producer_tv2() {
     let t0 = Instant::now();
     let r = full_rotation(3);

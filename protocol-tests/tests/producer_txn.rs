@@ -10,11 +10,56 @@
 mod producer_support;
 mod txn_metrics;
 
+use std::net::TcpListener;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use exactly_producer::{Producer, ProducerRecord};
-use exactly_protocol_tests::{unique_topic, Broker, TransactionVersion};
+use exactly_protocol_tests::{
+    unique_topic, Broker, BrokerConfig, ExtraListener, TransactionVersion,
+};
 use producer_support::*;
+
+/// The broker of this binary for `tv` (one per transaction version, started
+/// on first use, shared by every test here like `Broker::shared`): besides
+/// PLAINTEXT it has the listener ZOMBIE, advertised at a port reserved for
+/// the frozen zombie's chaos proxy (taken by that test, see
+/// [`frozen_zombie`]), and it looks for timed-out transactions every second
+/// instead of every 10 s, so that [`timeout`] does not wait out the default
+/// interval. Neither changes anything for the other tests: they connect to
+/// PLAINTEXT and keep their transactions far below their timeout.
+struct TxnBroker {
+    broker: Broker,
+    /// The reserved port of ZOMBIE's advertised address, until the frozen
+    /// zombie's proxy takes it.
+    zombie_port: Mutex<Option<TcpListener>>,
+}
+
+fn txn_broker(tv: TransactionVersion) -> &'static TxnBroker {
+    static V1: OnceLock<Result<TxnBroker, String>> = OnceLock::new();
+    static V2: OnceLock<Result<TxnBroker, String>> = OnceLock::new();
+    let cell = match tv {
+        TransactionVersion::V1 => &V1,
+        TransactionVersion::V2 => &V2,
+    };
+    let started = cell.get_or_init(|| {
+        let reserved = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let proxy_port = reserved.local_addr().map_err(|e| e.to_string())?.port();
+        let mut config = BrokerConfig::with_transaction_version(tv).property(
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            "1000",
+        );
+        config
+            .extra_listeners
+            .push(ExtraListener::new("ZOMBIE", "PLAINTEXT").advertised_at(proxy_port));
+        let broker = Broker::start(config).map_err(|e| format!("{tv:?} broker: {e}"))?;
+        Ok(TxnBroker {
+            broker,
+            zombie_port: Mutex::new(Some(reserved)),
+        })
+    });
+    started.as_ref().unwrap_or_else(|e| panic!("{e}"))
+}
 
 async fn send_values(p: &Producer, topic: &str, tag: &str, range: std::ops::Range<u32>) {
     let mut futures = Vec::new();
@@ -33,7 +78,7 @@ async fn send_values(p: &Producer, topic: &str, tag: &str, range: std::ops::Rang
 }
 
 fn visibility(tv: TransactionVersion) {
-    let broker = Broker::shared(tv).unwrap_or_else(|e| panic!("{e}"));
+    let broker = &txn_broker(tv).broker;
     let topic = unique_topic("txn-vis");
     broker.create_topic(&topic, 3).unwrap();
     let txn_id = unique_topic("txn-vis-id");
@@ -81,7 +126,7 @@ fn committed_visible_aborted_never_tv1() {
 /// while it is open, discarded when it aborts.
 fn offsets_with_transaction(tv: TransactionVersion) {
     use exactly_producer::{ConsumerGroupMetadata, OffsetCommit, TopicPartition};
-    let broker = Broker::shared(tv).unwrap_or_else(|e| panic!("{e}"));
+    let broker = &txn_broker(tv).broker;
     let input = unique_topic("txn-off-in");
     let output = unique_topic("txn-off-out");
     broker.create_topic(&input, 2).unwrap();
@@ -192,7 +237,7 @@ fn offsets_commit_only_with_the_transaction_tv1() {
 /// first, whose open transaction is aborted; the first fails fatally and
 /// none of its records (before or after the fence) is ever visible.
 fn zombie(tv: TransactionVersion) {
-    let broker = Broker::shared(tv).unwrap_or_else(|e| panic!("{e}"));
+    let broker = &txn_broker(tv).broker;
     let topic = unique_topic("txn-zombie");
     broker.create_topic(&topic, 2).unwrap();
     let txn_id = unique_topic("txn-zombie-id");
@@ -277,7 +322,7 @@ fn zombie_is_fenced_fatally_tv1() {
 /// fence resets the coordinator's last epoch): the producer is fatally
 /// failed and a new one with the same transactional.id carries on.
 fn timeout(tv: TransactionVersion) {
-    let broker = Broker::shared(tv).unwrap_or_else(|e| panic!("{e}"));
+    let broker = &txn_broker(tv).broker;
     let topic = unique_topic("txn-timeout");
     broker.create_topic(&topic, 1).unwrap();
     let txn_id = unique_topic("txn-timeout-id");
@@ -293,7 +338,8 @@ fn timeout(tv: TransactionVersion) {
         send_values(&p, &topic, "stalled", 0..20).await;
         let before = describe_transaction(&check, &txn_id).await;
         assert_eq!(before.0, "Ongoing");
-        // The broker looks for expired transactions every 10 s by default.
+        // This binary's broker looks for expired transactions every second
+        // (10 s by default).
         let deadline = std::time::Instant::now() + Duration::from_secs(40);
         let after = loop {
             let d = describe_transaction(&check, &txn_id).await;
@@ -363,18 +409,18 @@ fn open_past_transaction_timeout_tv1() {
 fn frozen_zombie(tv: TransactionVersion) {
     use exactly_protocol_tests::judge::exactly_once;
     use exactly_protocol_tests::proxy::{ChaosProxy, Faults};
-    use exactly_protocol_tests::{BrokerConfig, ExtraListener};
 
     // The zombie bootstraps through ZOMBIE, which the broker advertises at
     // the proxy's port; PLAINTEXT (the new producer's, and the broker's own
     // for transaction markers) stays direct.
-    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy_port = reserved.local_addr().unwrap().port();
-    let mut config = BrokerConfig::with_transaction_version(tv);
-    config
-        .extra_listeners
-        .push(ExtraListener::new("ZOMBIE", "PLAINTEXT").advertised_at(proxy_port));
-    let broker = Broker::start(config).unwrap_or_else(|e| panic!("{e}"));
+    let shared = txn_broker(tv);
+    let broker = &shared.broker;
+    let reserved = shared
+        .zombie_port
+        .lock()
+        .unwrap()
+        .take()
+        .expect("ZOMBIE's reserved port is for one frozen zombie per broker");
     let topic = unique_topic("txn-frozen");
     broker.create_topic(&topic, 1).unwrap();
     let txn_id = unique_topic("txn-frozen-id");
@@ -474,14 +520,14 @@ fn frozen_zombie(tv: TransactionVersion) {
         let _ = old.close(Duration::from_secs(5)).await;
     });
     exactly_once(
-        &broker,
+        broker,
         &rt,
         &topic,
         1,
         50,
         &format!("T6 frozen zombie {tv:?}"),
     );
-    assert_no_hanging(&broker, &[&topic]);
+    assert_no_hanging(broker, &[&topic]);
 }
 
 #[test]

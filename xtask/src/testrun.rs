@@ -32,18 +32,24 @@ const SUITE: &str = "exactly-protocol-tests";
 /// together (the rest follow in name order). Order from the CI run of
 /// 2026-12-07 (two lanes): producer_rotation 313 s, eos_faults 288 s,
 /// harness 165 s, eos_session_count 147 s, eos_session_fanout 143 s,
-/// producer_txn 138 s.
+/// producer_txn 138 s. After the CI trim of the same evening (eos_copy's
+/// T2/T3 at 40k/20k records, producer_txn on one broker per transaction
+/// version, short-lived JVMs on C1, a cluster's formats at once), measured
+/// on the shared machine (load 4-20, two binaries at a time): eos_copy
+/// 254.8 -> 85.7 s, which takes it out of this list; producer_txn 155 ->
+/// 141 s, which keeps its place. producer_rotation's full 32,767-transaction
+/// rotation (~250 s of its 313) left CI then (`#[ignore]`d); its short forms
+/// stay, about a minute.
 const LONGEST_FIRST: &[&str] = &[
-    "producer_rotation",
     "eos_faults",
     "harness",
     "eos_session_count",
     "eos_session_fanout",
     "producer_txn",
-    "eos_copy",
     "eos_session",
     "consumer_broker",
     "producer_chaos",
+    "producer_rotation",
 ];
 
 /// One test binary of the real-broker suite.

@@ -26,6 +26,11 @@
 //! - `strategies` (feature `proptest`, on by default): proptest strategies
 //!   for valid record batches, markers and frames, near-valid hostile
 //!   batches (one field corrupted at a time), and fault knobs.
+//! - feature `arbitrary` (off by default): `arbitrary::Arbitrary` for the
+//!   same specs (`BatchSpec`, `RecordSpec`, `MarkerSpec`, `HostileBatch`,
+//!   `Faults`), so a `cargo fuzz` target takes a valid or near-valid record
+//!   batch as its input (docs/TESTKIT.md, "Fuzzing with the testkit's
+//!   generators").
 //!
 //! No C, no runtime, no broker: the sans-IO core, plus the codec and
 //! proptest with the `proptest` feature.

@@ -3,7 +3,7 @@
 //! serves them (part of the `producer_txn` test binary, on its shared
 //! brokers).
 
-use exactly_protocol_tests::{unique_topic, Broker, TransactionVersion};
+use exactly_protocol_tests::{unique_topic, TransactionVersion};
 
 use crate::producer_support::runtime;
 
@@ -48,7 +48,7 @@ fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
 /// metrics scraped over HTTP from the example's listener: the producer's
 /// and the consumer's counters are what the demo did.
 fn metrics_example(tv: TransactionVersion) {
-    let broker = Broker::shared(tv).unwrap_or_else(|e| panic!("{e}"));
+    let broker = &super::txn_broker(tv).broker;
     let topic = unique_topic("txn-metrics");
     broker.create_topic(&topic, 1).unwrap();
     let client = unique_topic("metrics");

@@ -186,13 +186,12 @@ mod tests {
         let mut rng = crate::rng::Rng::new(7);
         let (mut batches, mut hostile) = (0, 0);
         for _ in 0..300 {
-            let data: Vec<u8> = (0..rng.below(4_000)).map(|_| rng.below(256) as u8).collect();
+            let data: Vec<u8> = (0..rng.below(4_000))
+                .map(|_| rng.below(256) as u8)
+                .collect();
             if let Ok(spec) = BatchSpec::arbitrary(&mut Unstructured::new(&data)) {
                 let decoded = RecordBatch::decode(spec.encode().unwrap()).unwrap();
-                assert_eq!(
-                    decoded.header().record_count as usize,
-                    spec.records.len()
-                );
+                assert_eq!(decoded.header().record_count as usize, spec.records.len());
                 batches += 1;
             }
             if let Ok(h) = HostileBatch::arbitrary(&mut Unstructured::new(&data)) {
